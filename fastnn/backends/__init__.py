@@ -1,0 +1,36 @@
+"""Backend registry: the one place a backend is chosen by name.
+
+A backend is a module exposing the same kernels with the same signatures
+(``permutation``, ``gather``, ``forward``, ``softmax_xent``, ``backward``,
+``update``, ``make_workspace``, ``train_steps``, ``predict_logits``).  The
+training loop only ever calls :func:`get_backend` and those names.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from ..errors import FastnnError
+
+_MODULES = {
+    "numpy": "fastnn.backends.numpy_backend",
+    "numba": "fastnn.backends.numba_backend",
+}
+
+BACKENDS = tuple(_MODULES)
+
+KERNELS = ("permutation", "gather", "forward", "softmax_xent", "backward", "update",
+           "make_workspace", "train_steps", "predict_logits")
+
+
+def get_backend(name: str) -> ModuleType:
+    """Return the backend module called ``name`` (``"numpy"`` or ``"numba"``)."""
+    if name not in _MODULES:
+        raise FastnnError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    try:
+        return importlib.import_module(_MODULES[name])
+    except ModuleNotFoundError as exc:
+        if exc.name == _MODULES[name]:
+            raise FastnnError(f"the {name} backend is not implemented yet") from None
+        raise FastnnError(f"the {name} backend needs the package {exc.name!r}: pip install {exc.name}") from None

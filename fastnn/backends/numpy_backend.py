@@ -1,0 +1,192 @@
+"""The reference backend: every training kernel as a short, readable NumPy function.
+
+Conventions shared with every other backend (same names, same arguments):
+
+* samples are rows; ``X`` is ``(n, d)`` float32 in [0, 1], ``y`` is ``(n,)`` int64
+  class indices in ``[0, c)``;
+* parameters are ``W1 (d, h)``, ``b1 (h,)``, ``W2 (h, c)``, ``b2 (c,)``, float32,
+  and are updated in place;
+* outputs go into preallocated arrays passed as ``out``-style arguments, sliced
+  to the current batch length ``m`` (the last batch of an epoch may be short);
+* loss and accuracy come back as sums over the batch (not means), so that sums
+  over batches of different lengths stay exact.
+
+This module is written to be read: one step of the math per function, the
+formula in the comment above it.  The Numba backend is checked against it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _permute
+
+NAME = "numpy"
+
+
+# --- shuffling and batching -------------------------------------------------
+
+
+def _feistel(x: np.ndarray, keys: list[int], k: int) -> np.ndarray:
+    """One pass of the keyed Feistel bijection on ``[0, 4**k)`` (uint64 array)."""
+    mask = np.uint64((1 << k) - 1)
+    left, right = x >> np.uint64(k), x & mask
+    for key in keys:
+        z = right ^ np.uint64(key)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+        left, right = right, left ^ (z & mask)
+    return (left << np.uint64(k)) | right
+
+
+def permutation(n: int, seed: int, epoch: int, out: np.ndarray) -> None:
+    """Write epoch ``epoch``'s shuffle of ``range(n)`` into ``out`` (int64, length n).
+
+    See :mod:`fastnn.backends._permute` for why this is a Feistel bijection.
+    """
+    keys = _permute.round_keys(seed, epoch)
+    k = _permute.half_bits(n)
+    y = _feistel(np.arange(n, dtype=np.uint64), keys, k)
+    # Cycle walking: values that left [0, n) are pushed through again until they return.
+    outside = y >= n
+    while outside.any():
+        y[outside] = _feistel(y[outside], keys, k)
+        outside = y >= n
+    out[:] = y
+
+
+def gather(X: np.ndarray, y: np.ndarray, idx: np.ndarray, Xb: np.ndarray, yb: np.ndarray) -> None:
+    """Copy the rows ``idx`` of ``X, y`` into the batch buffers ``Xb, yb`` (length ``len(idx)``)."""
+    np.take(X, idx, axis=0, out=Xb)
+    np.take(y, idx, out=yb)
+
+
+# --- forward ------------------------------------------------------------------
+
+
+def forward(Xb, W1, b1, W2, b2, A1, logits) -> None:
+    """A1 = relu(Xb @ W1 + b1);  logits = A1 @ W2 + b2."""
+    np.matmul(Xb, W1, out=A1)
+    A1 += b1
+    np.maximum(A1, 0, out=A1)
+    np.matmul(A1, W2, out=logits)
+    logits += b2
+
+
+def softmax_xent(logits, yb, dlogits) -> tuple[float, int]:
+    """Softmax cross-entropy of a batch, and its gradient with respect to the logits.
+
+    loss_i = logsumexp(z_i) - z_i[y_i], computed after subtracting the row max so
+    that exp never overflows;  dlogits = (softmax(z) - onehot(y)) / m, the
+    gradient of the *mean* loss.  Returns (sum of losses, number correct).
+    """
+    m = logits.shape[0]
+    rows = np.arange(m)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    total = exp.sum(axis=1, keepdims=True)
+    losses = np.log(total[:, 0]) - shifted[rows, yb]
+    np.divide(exp, total, out=dlogits)
+    dlogits[rows, yb] -= 1.0
+    dlogits /= m
+    correct = int(np.count_nonzero(logits.argmax(axis=1) == yb))
+    return float(losses.sum(dtype=np.float64)), correct
+
+
+# --- backward and update ------------------------------------------------------
+
+
+def backward(Xb, A1, W2, dlogits, dW1, db1, dW2, db2, dA1) -> None:
+    """Gradients of the mean loss, given dlogits from :func:`softmax_xent`.
+
+    dW2 = A1^T dlogits,  db2 = sum_rows dlogits,
+    dZ1 = (dlogits W2^T) * [A1 > 0]   (ReLU passes gradient where it was active),
+    dW1 = Xb^T dZ1,      db1 = sum_rows dZ1.   ``dA1`` holds dZ1 afterwards.
+    """
+    np.matmul(A1.T, dlogits, out=dW2)
+    np.sum(dlogits, axis=0, out=db2)
+    np.matmul(dlogits, W2.T, out=dA1)
+    dA1 *= A1 > 0
+    np.matmul(Xb.T, dA1, out=dW1)
+    np.sum(dA1, axis=0, out=db1)
+
+
+def update(W1, b1, W2, b2, dW1, db1, dW2, db2, lr: float) -> None:
+    """Plain SGD: p -= lr * dp for every parameter."""
+    lr = np.float32(lr)
+    for p, g in ((W1, dW1), (b1, db1), (W2, dW2), (b2, db2)):
+        p -= lr * g
+
+
+# --- whole steps ----------------------------------------------------------------
+
+
+@dataclass
+class Workspace:
+    """Preallocated buffers for one batch size and network shape."""
+
+    Xb: np.ndarray
+    yb: np.ndarray
+    A1: np.ndarray
+    logits: np.ndarray
+    dlogits: np.ndarray
+    dA1: np.ndarray
+    dW1: np.ndarray
+    db1: np.ndarray
+    dW2: np.ndarray
+    db2: np.ndarray
+
+
+def make_workspace(batch_size: int, n_features: int, hidden: int, n_classes: int) -> Workspace:
+    """Allocate the buffers :func:`train_steps` needs."""
+    f32 = np.float32
+    return Workspace(
+        Xb=np.empty((batch_size, n_features), f32),
+        yb=np.empty(batch_size, np.int64),
+        A1=np.empty((batch_size, hidden), f32),
+        logits=np.empty((batch_size, n_classes), f32),
+        dlogits=np.empty((batch_size, n_classes), f32),
+        dA1=np.empty((batch_size, hidden), f32),
+        dW1=np.empty((n_features, hidden), f32),
+        db1=np.empty(hidden, f32),
+        dW2=np.empty((hidden, n_classes), f32),
+        db2=np.empty(n_classes, f32),
+    )
+
+
+def train_steps(X, y, perm, start: int, stop: int, batch_size: int, lr: float,
+                W1, b1, W2, b2, ws: Workspace) -> tuple[float, int]:
+    """SGD over the samples ``perm[start:stop]`` in batches of ``batch_size``.
+
+    The last batch may be shorter.  Returns (sum of per-sample losses, number
+    of correct predictions), both measured on each batch before its update.
+    """
+    loss_sum, correct = 0.0, 0
+    for lo in range(start, stop, batch_size):
+        hi = min(lo + batch_size, stop)
+        m = hi - lo
+        Xb, yb, A1, logits, dlogits, dA1 = (
+            ws.Xb[:m], ws.yb[:m], ws.A1[:m], ws.logits[:m], ws.dlogits[:m], ws.dA1[:m])
+        gather(X, y, perm[lo:hi], Xb, yb)
+        forward(Xb, W1, b1, W2, b2, A1, logits)
+        batch_loss, batch_correct = softmax_xent(logits, yb, dlogits)
+        backward(Xb, A1, W2, dlogits, ws.dW1, ws.db1, ws.dW2, ws.db2, dA1)
+        update(W1, b1, W2, b2, ws.dW1, ws.db1, ws.dW2, ws.db2, lr)
+        loss_sum += batch_loss
+        correct += batch_correct
+    return loss_sum, correct
+
+
+def predict_logits(X, W1, b1, W2, b2, out) -> None:
+    """Logits for every row of ``X`` into ``out (n, c)``; no activations are kept."""
+    chunk = 4096
+    for lo in range(0, X.shape[0], chunk):
+        hi = min(lo + chunk, X.shape[0])
+        A1 = X[lo:hi] @ W1
+        A1 += b1
+        np.maximum(A1, 0, out=A1)
+        np.matmul(A1, W2, out=out[lo:hi])
+        out[lo:hi] += b2

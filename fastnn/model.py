@@ -1,0 +1,218 @@
+"""The network's parameters, their initialisation, and the training loop.
+
+The loop is backend-agnostic: it asks :func:`fastnn.backends.get_backend` for
+a module once and then only calls that module's kernels, so the NumPy
+reference and the Numba backend run exactly the same loop.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .backends import BACKENDS, get_backend
+from .errors import FastnnError
+
+
+@dataclass
+class Network:
+    """A trained (or freshly initialised) d-h-c network: ReLU hidden layer, softmax output.
+
+    ``W1 (d, h)``, ``b1 (h,)``, ``W2 (h, c)``, ``b2 (c,)`` are float32 and
+    C-contiguous.  ``classes`` maps output index -> label (``0..c-1`` unless the
+    model was trained on other labels); ``class_names`` are for display.
+    """
+
+    W1: np.ndarray
+    b1: np.ndarray
+    W2: np.ndarray
+    b2: np.ndarray
+    classes: np.ndarray = None
+    class_names: tuple = None
+
+    def __post_init__(self):
+        if self.classes is None:
+            self.classes = np.arange(self.n_classes)
+        if self.class_names is None:
+            self.class_names = tuple(str(c) for c in self.classes)
+
+    @property
+    def n_features(self) -> int:
+        return self.W1.shape[0]
+
+    @property
+    def hidden(self) -> int:
+        return self.W1.shape[1]
+
+    @property
+    def n_classes(self) -> int:
+        return self.W2.shape[1]
+
+    def copy(self) -> "Network":
+        return Network(self.W1.copy(), self.b1.copy(), self.W2.copy(), self.b2.copy(),
+                       self.classes.copy(), self.class_names)
+
+    def logits(self, X: np.ndarray, backend: str = "numpy") -> np.ndarray:
+        """Raw scores ``(n, c)`` for normalised inputs ``X (n, d)`` in [0, 1]."""
+        X = _as_features(X, self.n_features)
+        out = np.empty((X.shape[0], self.n_classes), np.float32)
+        get_backend(backend).predict_logits(X, self.W1, self.b1, self.W2, self.b2, out)
+        return out
+
+    def predict_proba(self, X: np.ndarray, backend: str = "numpy") -> np.ndarray:
+        """Class probabilities ``(n, c)``, rows summing to 1."""
+        z = self.logits(X, backend)
+        z -= z.max(axis=1, keepdims=True)
+        np.exp(z, out=z)
+        z /= z.sum(axis=1, keepdims=True)
+        return z
+
+    def predict(self, X: np.ndarray, backend: str = "numpy") -> np.ndarray:
+        """Predicted output indices ``(n,)`` (map through ``classes`` for labels)."""
+        return self.logits(X, backend).argmax(axis=1)
+
+
+def _as_features(X, n_features: int) -> np.ndarray:
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[1] != n_features:
+        raise FastnnError(f"expected inputs of shape (n, {n_features}), got {X.shape}")
+    return np.ascontiguousarray(X, dtype=np.float32)
+
+
+def init_network(n_features: int, hidden: int, n_classes: int, seed: int) -> Network:
+    """He-initialised weights (std sqrt(2 / fan_in), right for ReLU), zero biases."""
+    rng = np.random.default_rng(seed)
+    W1 = rng.standard_normal((n_features, hidden), dtype=np.float32) * np.float32(math.sqrt(2.0 / n_features))
+    W2 = rng.standard_normal((hidden, n_classes), dtype=np.float32) * np.float32(math.sqrt(2.0 / hidden))
+    return Network(W1, np.zeros(hidden, np.float32), W2, np.zeros(n_classes, np.float32))
+
+
+@dataclass
+class TrainConfig:
+    """Hyperparameters of one training run; validated by :meth:`validate`."""
+
+    hidden: int = 256
+    epochs: int = 15
+    batch_size: int = 128
+    lr: float = 0.2
+    seed: int = 0
+    backend: str = "numpy"
+    log_every: int = 0  # also record train loss every N steps (0: per epoch only)
+
+    def validate(self) -> "TrainConfig":
+        checks = [
+            (isinstance(self.hidden, (int, np.integer)) and self.hidden > 0, f"hidden size must be a positive integer, got {self.hidden!r}"),
+            (isinstance(self.epochs, (int, np.integer)) and self.epochs >= 0, f"epochs must be an integer >= 0, got {self.epochs!r}"),
+            (isinstance(self.batch_size, (int, np.integer)) and self.batch_size > 0, f"batch size must be a positive integer, got {self.batch_size!r}"),
+            (isinstance(self.lr, (int, float, np.floating)) and math.isfinite(self.lr) and self.lr > 0, f"learning rate must be a finite number > 0, got {self.lr!r}"),
+            (isinstance(self.log_every, (int, np.integer)) and self.log_every >= 0, f"log_every must be an integer >= 0, got {self.log_every!r}"),
+            (self.backend in BACKENDS, f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise FastnnError(message)
+        return self
+
+
+@dataclass
+class History:
+    """What happened during training: one row per epoch, optionally per N steps."""
+
+    epochs: list = field(default_factory=list)  # dicts: epoch, train_loss, train_accuracy, dev_accuracy, seconds
+    steps: list = field(default_factory=list)   # dicts: step, epoch, train_loss
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_training_data(X, y, n_classes: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """Validate and convert training arrays: float32 C-contiguous X, int64 labels in [0, c)."""
+    X = np.asarray(X)
+    y = np.asarray(y)
+    if X.ndim != 2:
+        raise FastnnError(f"training inputs must be a 2-D array (n, features), got shape {X.shape}")
+    if X.shape[0] == 0:
+        raise FastnnError("training data is empty")
+    if y.shape != (X.shape[0],):
+        raise FastnnError(f"labels must have shape ({X.shape[0]},) to match the inputs, got {y.shape}")
+    if not np.issubdtype(X.dtype, np.number) or X.dtype == np.bool_:
+        raise FastnnError(f"training inputs must be numeric, got dtype {X.dtype}")
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    if not np.isfinite(X).all():
+        raise FastnnError("training inputs contain NaN or infinite values")
+    if not np.issubdtype(y.dtype, np.integer):
+        if np.issubdtype(y.dtype, np.floating) and np.isfinite(y).all() and (y == np.round(y)).all():
+            y = y.astype(np.int64)
+        else:
+            raise FastnnError(f"labels must be integer class indices, got dtype {y.dtype}")
+    y = np.ascontiguousarray(y, dtype=np.int64)
+    c = int(y.max()) + 1 if n_classes is None else n_classes
+    if y.min() < 0 or y.max() >= c:
+        raise FastnnError(f"labels must lie in 0..{c - 1}, found {int(y.min())}..{int(y.max())}")
+    return X, y, c
+
+
+def train(X, y, config: TrainConfig, *, X_dev=None, y_dev=None, n_classes: int | None = None,
+          network: Network | None = None, progress: Callable | None = None,
+          ) -> tuple[Network, History]:
+    """Train a network with mini-batch SGD; returns it and its :class:`History`.
+
+    ``X (n, d)`` float in [0, 1] and ``y (n,)`` integer labels in ``[0, c)``.
+    Each epoch visits every sample once in a fresh order drawn from
+    ``(seed, epoch)``; the last batch of an epoch may be short.  Same seed and
+    backend give identical results run to run.  ``progress``, if given, is
+    called as ``progress(epoch_row)`` after every epoch.  Raises
+    :class:`FastnnError` if the loss becomes NaN or infinite.
+    """
+    config.validate()
+    X, y, c = check_training_data(X, y, n_classes)
+    n, d = X.shape
+    backend = get_backend(config.backend)
+    if network is None:
+        network = init_network(d, config.hidden, c, config.seed)
+    net = network
+    if X_dev is not None and len(X_dev):
+        X_dev, y_dev, _ = check_training_data(X_dev, y_dev, c)
+    else:
+        X_dev = None
+
+    ws = backend.make_workspace(min(config.batch_size, n), d, net.hidden, c)
+    perm = np.empty(n, np.int64)
+    history = History()
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    # Samples per recorded chunk: a whole epoch, or log_every steps.
+    chunk = n if not config.log_every else min(n, config.log_every * config.batch_size)
+    step = 0
+    for epoch in range(config.epochs):
+        t0 = time.perf_counter()
+        backend.permutation(n, config.seed, epoch, perm)
+        loss_sum, correct = 0.0, 0
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            chunk_loss, chunk_correct = backend.train_steps(
+                X, y, perm, start, stop, config.batch_size, config.lr,
+                net.W1, net.b1, net.W2, net.b2, ws)
+            if not math.isfinite(chunk_loss):
+                raise FastnnError(
+                    f"training diverged: the loss became {chunk_loss} in epoch {epoch + 1}; "
+                    f"try a smaller learning rate than {config.lr}")
+            loss_sum += chunk_loss
+            correct += chunk_correct
+            step += math.ceil((stop - start) / config.batch_size)
+            if config.log_every:
+                history.steps.append({"step": step, "epoch": epoch + 1,
+                                      "train_loss": chunk_loss / (stop - start)})
+        seconds = time.perf_counter() - t0
+        row = {"epoch": epoch + 1, "train_loss": loss_sum / n, "train_accuracy": correct / n,
+               "seconds": seconds}
+        if X_dev is not None:
+            row["dev_accuracy"] = float(np.mean(net.predict(X_dev, config.backend) == y_dev))
+        history.epochs.append(row)
+        if progress is not None:
+            progress(row)
+    assert step == config.epochs * steps_per_epoch
+    return net, history
