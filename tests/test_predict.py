@@ -1,0 +1,146 @@
+"""Prediction on single images and batches, with a network whose answers are known."""
+
+import numpy as np
+import pytest
+
+from fastnn import predict
+from fastnn.errors import FastnnError
+from fastnn.model import Network
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+CLASSES = np.array([7, 3, 5])
+
+
+def _band_network(classes=CLASSES) -> Network:
+    """Three hidden units summing the top, middle and bottom bands of rows; each drives one class."""
+    W1 = np.zeros((784, 3), np.float32)
+    rows = np.arange(784) // 28
+    for unit, band in enumerate((rows < 9, (rows >= 9) & (rows < 19), rows >= 19)):
+        W1[band, unit] = 1.0
+    W2 = np.eye(3, dtype=np.float32)
+    return Network(W1, np.zeros(3, np.float32), W2, np.zeros(3, np.float32), classes=classes)
+
+
+def _image(band: int, value=255, dtype=np.uint8) -> np.ndarray:
+    """A 28x28 image lit in one band of rows (0 top, 1 middle, 2 bottom)."""
+    image = np.zeros((28, 28), dtype)
+    image[[slice(0, 9), slice(9, 19), slice(19, 28)][band], 5:20] = value
+    return image
+
+
+@pytest.mark.parametrize("band", [0, 1, 2])
+def test_known_network_predicts_the_lit_band(band):
+    label, probs = predict.predict_image(_band_network(), _image(band))
+    assert label == CLASSES[band] and type(label) is int
+    assert probs.shape == (3,) and probs.argmax() == band
+    assert probs.sum() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_raw_and_normalised_and_both_shapes_agree():
+    net = _band_network()
+    raw = _image(1, value=200)
+    variants = [raw, raw.reshape(784), raw / 255.0, (raw / 255.0).reshape(784),
+                raw.astype(np.float32),  # float but clearly raw (max > 1)
+                raw.astype(np.int64)]
+    results = [predict.predict_image(net, v) for v in variants]
+    for label, probs in results:
+        assert label == results[0][0]
+        np.testing.assert_array_equal(probs, results[0][1])
+    np.testing.assert_array_equal(predict.prepare_image(raw), predict.prepare_image(raw / 255.0))
+
+
+def test_prepare_image_rule():
+    np.testing.assert_array_equal(predict.prepare_image(np.full(784, 255, np.uint8)), np.ones(784))
+    np.testing.assert_array_equal(predict.prepare_image(np.full(784, 0.5)), np.full(784, 0.5))
+    np.testing.assert_allclose(predict.prepare_image(np.full(784, 51.0)), np.full(784, 0.2))
+    out = predict.prepare_image(np.zeros((28, 28)))
+    assert out.dtype == np.float32 and out.shape == (784,)
+
+
+@pytest.mark.parametrize("image, message", [
+    (np.zeros(100), "shape"),
+    (np.zeros((1, 784)), "shape"),
+    (np.full(784, -1.0), ">= 0"),
+    (np.full(784, -1, np.int16), ">= 0"),
+    (np.full(784, 256.0), "255"),
+    (np.full(784, 300, np.int32), "255"),
+    (np.full(784, np.nan), "NaN"),
+    (np.full(784, np.inf), "NaN or infinite"),
+    (np.full(784, "a"), "dtype"),
+    (np.zeros(784, bool), "dtype"),
+])
+def test_bad_images(image, message):
+    with pytest.raises(FastnnError, match=message):
+        predict.prepare_image(image)
+    with pytest.raises(FastnnError):
+        predict.predict_image(_band_network(), image)
+
+
+def test_batch_matches_single_images():
+    net = _band_network()
+    batch = np.stack([_image(b) for b in (2, 0, 1, 1)])
+    labels, probs = predict.predict_batch(net, batch)
+    assert labels.tolist() == [5, 7, 3, 3]
+    labels_flat, probs_flat = predict.predict_batch(net, batch.reshape(4, 784) / 255.0)
+    np.testing.assert_array_equal(labels, labels_flat)
+    np.testing.assert_array_equal(probs, probs_flat)
+    for image, label, row in zip(batch, labels, probs):
+        single_label, single_probs = predict.predict_image(net, image)
+        assert single_label == label
+        np.testing.assert_allclose(single_probs, row, rtol=1e-6)
+
+
+def test_string_classes_come_back_as_str():
+    label, _ = predict.predict_image(_band_network(np.array(["a", "b", "c"])), _image(2))
+    assert label == "c" and type(label) is str
+
+
+@pytest.mark.parametrize("images", [np.zeros((784,)), np.zeros((2, 28, 27)), np.zeros((0, 784)),
+                                    np.full((2, 784), -3.0)])
+def test_bad_batches(images):
+    with pytest.raises(FastnnError):
+        predict.prepare_images(images)
+
+
+def test_test_prediction_prints_and_plots(tmp_path, capsys):
+    net = _band_network()
+    X = np.stack([_image(b) for b in (0, 1, 2)]).reshape(3, 784) / 255.0
+    y = CLASSES[[0, 1, 0]]  # the last sample is deliberately mislabelled
+    path = tmp_path / "pred.png"
+    result = predict.test_prediction(2, net, X, y, path=path)
+    assert capsys.readouterr().out == "Prediction: 5, Label: 7\n"
+    assert result["index"] == 2 and result["prediction"] == 5 and result["label"] == 7
+    assert len(result["probs"]) == 3 and all(type(p) is float for p in result["probs"])
+    assert path.read_bytes().startswith(PNG_SIGNATURE)
+    assert [p.name for p in tmp_path.iterdir()] == ["pred.png"]
+
+
+def test_test_prediction_without_labels_or_path(capsys):
+    X = np.stack([_image(1)]).reshape(1, 784)
+    result = predict.test_prediction(0, _band_network(), X)
+    assert capsys.readouterr().out == "Prediction: 3\n"
+    assert result["label"] is None
+
+
+def test_test_prediction_show_uses_pyplot(monkeypatch):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = []
+    monkeypatch.setattr(plt, "show", lambda: shown.append(plt.gcf()))
+    predict.test_prediction(0, _band_network(), _image(0).reshape(1, 784), show=True)
+    assert len(shown) == 1
+    plt.close("all")
+
+
+@pytest.mark.parametrize("index", [3, -1, 1.0, True])
+def test_test_prediction_bad_index(index):
+    X = np.zeros((3, 784))
+    with pytest.raises(FastnnError, match="index"):
+        predict.test_prediction(index, _band_network(), X)
+
+
+def test_test_prediction_mismatched_labels():
+    with pytest.raises(FastnnError, match="labels"):
+        predict.test_prediction(0, _band_network(), np.zeros((3, 784)), y=[1, 2])
