@@ -1,4 +1,4 @@
-"""Numba configuration that must happen before the first parallel kernel runs.
+"""Numba configuration that must happen before the first kernel is compiled.
 
 Threading layer: numba's ``workqueue`` layer costs ~150 us per parallel-region
 launch on our 2-core machines and ``omp`` ~3 us; a training step launches three
@@ -6,16 +6,60 @@ regions, so the layer decides whether parallelism pays at all.  We ask for
 ``omp`` (then ``tbb``) explicitly and fall back to ``workqueue`` only if neither
 can load; :func:`threading_layer` reports which one actually ran.  A user's
 own ``NUMBA_THREADING_LAYER`` wins.
+
+Compile cache: kernels are compiled with ``cache=True`` so only the first run
+pays the several seconds of compilation.  Numba caches next to the source
+(``__pycache__``) or in ``NUMBA_CACHE_DIR``; on a read-only install neither may
+be writable, and numba then refuses to create a cached function at import.
+:data:`CACHE` is False only when no writable place exists, so such an install
+compiles on every run instead of failing.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 import numba
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER_PRIORITY = ["omp", "tbb", "workqueue"]
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+        return True
+    except OSError:
+        return False
+
+
+def _choose_cache_dir() -> str | None:
+    """The cache folder numba will use, or None when nothing is writable."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        candidates = [Path(os.environ["NUMBA_CACHE_DIR"])]
+    else:
+        candidates = [Path(__file__).resolve().parent / "__pycache__"]
+    try:
+        import platformdirs
+
+        candidates.append(Path(platformdirs.user_cache_dir("fastnn")) / "numba")
+    except ImportError:
+        pass
+    candidates.append(Path(tempfile.gettempdir()) / f"fastnn-numba-{os.getuid() if hasattr(os, 'getuid') else 'user'}")
+    for i, folder in enumerate(candidates):
+        if _writable(folder):
+            if i > 0 or os.environ.get("NUMBA_CACHE_DIR"):
+                numba.config.CACHE_DIR = str(folder)
+            return str(folder)
+    return None
+
+
+CACHE_DIR = _choose_cache_dir()
+CACHE = CACHE_DIR is not None
 
 
 def threading_layer() -> str:

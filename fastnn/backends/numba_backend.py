@@ -23,7 +23,7 @@ different here is *how* the work is spread over cores:
   (:func:`train_steps`): per mini-batch there are three parallel regions
   (gather, forward, backward+update) and a tiny serial softmax between them.
 
-Kernels are compiled with ``cache=True``; see :mod:`fastnn.backends._numba_setup`
+Kernels are compiled with ``cache=True`` where a cache folder is writable; see :mod:`fastnn.backends._numba_setup`
 for the threading layer and the cache location.
 """
 
@@ -33,8 +33,8 @@ import contextlib
 
 import numpy as np
 
-from . import _numba_setup  # noqa: F401  (picks the threading layer before numba starts its pool)
 from . import _permute
+from ._numba_setup import CACHE as _CACHE  # also picks the threading layer before numba starts
 
 import llvmlite.binding  # noqa: E402
 import numba  # noqa: E402
@@ -55,7 +55,7 @@ _sgemm = types.ExternalFunction(_SGEMM_SYMBOL, types.void(*([types.voidptr] * 13
 _N, _T = ord("N"), ord("T")
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=_CACHE, nogil=True)
 def _gemm(ta, tb, m, n, k, alpha, A, a_off, lda, B, b_off, ldb, beta, C, c_off, ldc):
     """Row-major ``C = alpha * op(A) @ op(B) + beta * C`` on sub-matrices of flat buffers.
 
@@ -98,8 +98,11 @@ def _scipy_blas_controllers():
     from threadpoolctl import ThreadpoolController
 
     blas = [lc for lc in ThreadpoolController().lib_controllers if lc.user_api == "blas"]
-    scipy_dir = os.path.dirname(scipy.__file__)
-    ours = [lc for lc in blas if os.path.realpath(lc.filepath).startswith(os.path.realpath(scipy_dir))]
+    # Wheels bundle SciPy's OpenBLAS in site-packages/scipy.libs (or inside scipy/); NumPy's
+    # own copy lives elsewhere and is left alone, so the NumPy backend keeps its threads.
+    scipy_dir = os.path.realpath(os.path.dirname(scipy.__file__))
+    roots = (scipy_dir + os.sep, scipy_dir + ".libs" + os.sep)
+    ours = [lc for lc in blas if os.path.realpath(lc.filepath).startswith(roots)]
     return ours or blas
 
 
@@ -122,7 +125,7 @@ def _blas_single_threaded():
             lc.set_num_threads(n)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=_CACHE, inline="always")
 def _slice(h, t, parts):
     """Hidden units ``[h0, h1)`` owned by part ``t`` of ``parts`` (sizes differ by at most 1)."""
     return (h * t) // parts, (h * (t + 1)) // parts
@@ -131,7 +134,7 @@ def _slice(h, t, parts):
 # --- shuffling and batching -------------------------------------------------
 
 
-@njit(cache=True, inline="always")
+@njit(cache=_CACHE, inline="always")
 def _feistel(x, keys, k):
     mask = np.uint64((1 << k) - 1)
     left = x >> np.uint64(k)
@@ -145,7 +148,7 @@ def _feistel(x, keys, k):
     return (left << np.uint64(k)) | right
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=_CACHE, parallel=True)
 def _permutation(n, keys, k, out):
     for i in prange(n):
         x = _feistel(np.uint64(i), keys, k)
@@ -160,7 +163,7 @@ def permutation(n: int, seed: int, epoch: int, out: np.ndarray) -> None:
     _permutation(n, keys, _permute.half_bits(n), out)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=_CACHE, parallel=True)
 def _gather(X, y, idx, Xb, yb):
     d = X.shape[1]
     for i in prange(idx.shape[0]):
@@ -180,7 +183,7 @@ def gather(X, y, idx, Xb, yb) -> None:
 # --- forward ------------------------------------------------------------------
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=_CACHE, nogil=True)
 def _forward_part(Xb, m, W1, b1, W2, A1, part, h0, h1):
     """This thread's hidden slice: A1[:, h0:h1] = relu(Xb W1[:, h0:h1] + b1); part = A1[:, h0:h1] W2[h0:h1]."""
     d, h = W1.shape
@@ -193,7 +196,7 @@ def _forward_part(Xb, m, W1, b1, W2, A1, part, h0, h1):
     _gemm(_N, _N, m, c, h1 - h0, 1.0, A1, h0, h, W2, h0 * c, c, 0.0, part, 0, c)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=_CACHE, parallel=True)
 def _forward(Xb, m, W1, b1, W2, b2, A1, parts, logits):
     n_parts = parts.shape[0]
     for t in prange(n_parts):
@@ -202,7 +205,7 @@ def _forward(Xb, m, W1, b1, W2, b2, A1, parts, logits):
     _sum_parts(parts, b2, m, logits)
 
 
-@njit(cache=True)
+@njit(cache=_CACHE)
 def _sum_parts(parts, b2, m, logits):
     c = logits.shape[1]
     for i in range(m):
@@ -228,7 +231,7 @@ def forward(Xb, W1, b1, W2, b2, A1, logits) -> None:
 # --- loss -----------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=_CACHE)
 def _softmax_xent(logits, m, yb, dlogits):
     # One pass per row: max, log-sum-exp, loss, gradient, argmax.  m x c is tiny,
     # so this stays serial; it runs between the two parallel regions of a step.
@@ -269,7 +272,7 @@ def softmax_xent(logits, yb, dlogits) -> tuple[float, int]:
 # --- backward and update ------------------------------------------------------
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=_CACHE, nogil=True)
 def _backward_part(Xb, m, A1, W2, dlogits, dW2, dA1, db1, h0, h1):
     """This thread's slice: dW2[h0:h1], dZ1[:, h0:h1] (into dA1) and db1[h0:h1]."""
     h = A1.shape[1]
@@ -285,7 +288,7 @@ def _backward_part(Xb, m, A1, W2, dlogits, dW2, dA1, db1, h0, h1):
             db1[j] += g
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=_CACHE, parallel=True)
 def _backward(Xb, m, A1, W2, dlogits, dW1, db1, dW2, db2, dA1, n_parts):
     d, h = dW1.shape
     for t in prange(n_parts):
@@ -295,7 +298,7 @@ def _backward(Xb, m, A1, W2, dlogits, dW1, db1, dW2, db2, dA1, n_parts):
     _column_sums(dlogits, m, db2)
 
 
-@njit(cache=True)
+@njit(cache=_CACHE)
 def _column_sums(a, m, out):
     for j in range(a.shape[1]):
         out[j] = 0.0
@@ -311,7 +314,7 @@ def backward(Xb, A1, W2, dlogits, dW1, db1, dW2, db2, dA1) -> None:
                   _n_parts(dW1.shape[1]))
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=_CACHE, parallel=True)
 def _update(W1, b1, W2, b2, dW1, db1, dW2, db2, lr):
     w1, g1 = W1.ravel(), dW1.ravel()
     for i in prange(w1.shape[0]):
@@ -374,7 +377,7 @@ def make_workspace(batch_size: int, n_features: int, hidden: int, n_classes: int
     return Workspace(batch_size, n_features, hidden, n_classes)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=_CACHE, parallel=True)
 def _train_steps(X, y, perm, start, stop, batch_size, lr, W1, b1, W2, b2,
                  Xb, yb, A1, parts, logits, dlogits, dA1, dW2, db1, db2):
     d, h = W1.shape
@@ -426,7 +429,7 @@ def train_steps(X, y, perm, start: int, stop: int, batch_size: int, lr: float,
     return float(loss), int(correct)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=_CACHE, parallel=True)
 def _predict_logits(X, W1, b1, W2, b2, A1, out):
     # Inference splits the rows (not the hidden units): no partial sums at all.
     n, d = X.shape

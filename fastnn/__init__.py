@@ -1,0 +1,28 @@
+"""fastnn: train a two-layer (784-H-10) ReLU/softmax network on MNIST-like data, fast, on a CPU.
+
+Every hot step exists twice: a readable NumPy reference backend and a parallel
+Numba backend that agrees with it (``fastnn.backends``).  The public API:
+
+* data: :func:`load_dataset`, :func:`read_kaggle_csv`, :func:`read_idx`;
+* training: :class:`TrainConfig`, :func:`train`, :class:`Network`, :func:`init_network`;
+* evaluation: :func:`classification_report`, :func:`confusion_matrix`;
+* prediction: :func:`predict_image`, :func:`predict_batch`, :func:`test_prediction`;
+* model files: :func:`save_network`, :func:`load_network`.
+
+Problems the caller can fix raise :class:`FastnnError` (a ``ValueError``).
+"""
+
+from .data import Dataset, load_dataset, read_idx, read_kaggle_csv
+from .errors import FastnnError
+from .metrics import classification_report, confusion_matrix
+from .model import History, Network, TrainConfig, init_network, train
+from .modelfile import load_network, save_network
+from .predict import predict_batch, predict_image, test_prediction
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Dataset", "FastnnError", "History", "Network", "TrainConfig", "classification_report",
+    "confusion_matrix", "init_network", "load_dataset", "load_network", "predict_batch",
+    "predict_image", "read_idx", "read_kaggle_csv", "save_network", "test_prediction", "train",
+]

@@ -1,0 +1,223 @@
+"""``python scripts/train.py``: train on a dataset, evaluate, and write the report.
+
+Every problem the user can fix (bad options, bad data, an unwritable output
+folder, a diverging run) ends as one ``error: ...`` line on stderr and exit
+status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+from .errors import FastnnError
+
+DEFAULTS = dict(hidden=256, epochs=15, batch_size=128, lr=0.2, seed=0, dev_size=5000)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="train.py",
+        description="Train a 784-H-10 ReLU/softmax network with mini-batch SGD and write a report.")
+    p.add_argument("--backend", default="numba", help="numba (fast, default) or numpy (reference)")
+    p.add_argument("--data", default="mnist",
+                   help="mnist, fashion-mnist, a Kaggle-style train.csv, or a folder of IDX files")
+    p.add_argument("--hidden", type=int, default=DEFAULTS["hidden"], help="hidden units (default %(default)s)")
+    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"], help="passes over the training set (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="mini-batch size (default %(default)s)")
+    p.add_argument("--lr", type=float, default=DEFAULTS["lr"], help="learning rate (default %(default)s)")
+    p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="seed for init, shuffling and the dev split")
+    p.add_argument("--dev-size", type=float, default=DEFAULTS["dev_size"],
+                   help="rows held out for the dev set: a count, or a fraction < 1 (default %(default)g)")
+    p.add_argument("--log-every", type=int, default=0, help="also record the train loss every N steps")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for the numba backend (default: NUMBA_NUM_THREADS or all cores)")
+    p.add_argument("--out", default="runs/latest", help="folder for the report (default %(default)s)")
+    p.add_argument("--cache", default=None, help="dataset cache folder (default: $FASTNN_DATA_DIR or the user cache)")
+    p.add_argument("--source", default=None, help="a folder holding the dataset's IDX files, tried before downloading")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    return p
+
+
+def _dev_size(value: float):
+    return int(value) if value >= 1 or value == 0 else value
+
+
+def _prepare_out(out: str) -> Path:
+    """Create the output folder and prove it is writable before spending time on training."""
+    path = Path(out)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".fastnn-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise FastnnError(f"cannot write to output folder {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def _set_threads(backend: str, threads: int | None) -> dict:
+    """Apply --threads and report the threading setup the run actually used."""
+    if backend != "numba":
+        if threads is not None and threads < 1:
+            raise FastnnError(f"--threads must be >= 1, got {threads}")
+        return {}
+    import numba
+
+    from .backends._numba_setup import threading_layer
+
+    if threads is not None:
+        if not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
+            raise FastnnError(f"--threads must be between 1 and {numba.config.NUMBA_NUM_THREADS} "
+                              f"(NUMBA_NUM_THREADS), got {threads}")
+        numba.set_num_threads(threads)
+    return {"threads": numba.get_num_threads(), "threading_layer": threading_layer()}
+
+
+def _progress(total: int, quiet: bool):
+    """tqdm over epochs on a terminal; silent when piped, in CI, or with --quiet."""
+    from tqdm.auto import tqdm
+
+    disable = quiet or not sys.stderr.isatty() or bool(os.environ.get("CI"))
+    bar = tqdm(total=total, unit="epoch", disable=disable, leave=False)
+
+    def update(row):
+        shown = {"loss": f"{row['train_loss']:.4f}", "acc": f"{row['train_accuracy']:.4f}"}
+        if "dev_accuracy" in row:
+            shown["dev"] = f"{row['dev_accuracy']:.4f}"
+        bar.set_postfix(shown)
+        bar.update(1)
+
+    return bar, update
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Train, evaluate and write the report described by parsed ``args``; returns metrics."""
+    from .backends import get_backend
+    from .data import load_dataset
+    from .model import TrainConfig, train
+
+    config = TrainConfig(hidden=args.hidden, epochs=args.epochs, batch_size=args.batch_size,
+                         lr=args.lr, seed=args.seed, backend=args.backend,
+                         log_every=args.log_every).validate()
+    if args.dev_size < 0:
+        raise FastnnError(f"--dev-size must be >= 0, got {args.dev_size:g}")
+    out = _prepare_out(args.out)
+    get_backend(config.backend)  # fail on a missing backend before loading data
+    threading = _set_threads(config.backend, args.threads)
+
+    data = load_dataset(args.data, dev_size=_dev_size(args.dev_size), seed=args.seed,
+                        cache=args.cache, source=args.source)
+    bar, update = _progress(config.epochs, args.quiet)
+    t0 = time.perf_counter()
+    try:
+        net, history = train(data.X_train, data.y_train, config, X_dev=data.X_dev, y_dev=data.y_dev,
+                             n_classes=len(data.class_names), progress=update)
+    finally:
+        bar.close()
+    train_seconds = time.perf_counter() - t0
+    net.class_names = tuple(data.class_names)
+
+    metrics = {
+        "dataset": data.name,
+        "n_train": int(len(data.y_train)), "n_dev": int(len(data.y_dev)),
+        "config": {k: getattr(config, k) for k in ("hidden", "epochs", "batch_size", "lr", "seed", "log_every")},
+        "backend": config.backend,
+        **threading,
+        "history": history.to_dict(),
+        "epoch_seconds": [row["seconds"] for row in history.epochs],
+        "train_seconds": train_seconds,
+        "platform": {"python": platform.python_version(), "machine": platform.machine(),
+                     "cpus": os.cpu_count()},
+    }
+    splits = {"dev": (data.X_dev, data.y_dev)}
+    if data.X_test is not None:
+        splits["test"] = (data.X_test, data.y_test)
+    predictions = _evaluate(net, splits, config.backend, metrics)
+    _write_report(out, net, metrics, history, splits, predictions, data, args.no_plots)
+    return metrics
+
+
+def _evaluate(net, splits, backend, metrics) -> dict:
+    from .metrics import classification_report
+
+    predictions = {}
+    for name, (X, y) in splits.items():
+        if len(y) == 0:
+            continue
+        pred = net.predict(X, backend)
+        predictions[name] = pred
+        metrics[name] = classification_report(y, pred, net.n_classes, net.class_names)
+    return predictions
+
+
+def _write_report(out, net, metrics, history, splits, predictions, data, no_plots) -> None:
+    from ._atomic import atomic_write_text
+    from .modelfile import save_network
+
+    save_network(net, out / "model.npz", {"dataset": metrics["dataset"], "config": metrics["config"],
+                                          "backend": metrics["backend"]})
+    if not no_plots:
+        from . import plots
+
+        figures = {"history": str(plots.plot_history(history.to_dict(), out / "history.png"))}
+        shown = "test" if "test" in predictions else "dev" if "dev" in predictions else None
+        if shown:
+            X, y = splits[shown]
+            pred = predictions[shown]
+            report = metrics[shown]
+            import numpy as np
+
+            figures["confusion_matrix"] = str(plots.plot_confusion_matrix(
+                np.array(report["confusion_matrix"]), net.class_names, out / "confusion_matrix.png",
+                title=f"Confusion matrix ({data.name} {shown}, accuracy {report['accuracy']:.4f})"))
+            probs = net.predict_proba(X[:1])[0]
+            figures["prediction"] = str(plots.plot_prediction(
+                X[0], net.class_names[pred[0]], net.class_names[y[0]], out / "prediction.png",
+                probs=probs, class_names=net.class_names))
+            figures["misclassified"] = str(plots.plot_misclassified(
+                X, y, pred, out / "misclassified.png", class_names=net.class_names))
+        metrics["figures"] = figures
+    try:
+        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    except OSError as exc:
+        raise FastnnError(f"cannot write {out / 'metrics.json'}: {exc.strerror or exc}") from None
+
+
+def _summary(metrics: dict, out: str) -> str:
+    secs = metrics["epoch_seconds"]
+    lines = [f"fastnn: {metrics['dataset']} ({metrics['n_train']} train / {metrics['n_dev']} dev), "
+             f"backend {metrics['backend']}"
+             + (f" ({metrics['threads']} threads, {metrics['threading_layer']})" if "threads" in metrics else "")]
+    if secs:
+        steady = sorted(secs[1:] or secs)[len(secs[1:] or secs) // 2]
+        lines.append(f"  {len(secs)} epochs in {metrics['train_seconds']:.1f} s "
+                     f"(first {secs[0]:.3f} s, median after {steady:.3f} s/epoch)")
+    for split in ("dev", "test"):
+        if split in metrics:
+            r = metrics[split]
+            lines.append(f"  {split}: accuracy {r['accuracy']:.4f}  macro F1 {r['f1']:.4f}")
+    lines.append(f"  report: {out}/metrics.json")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    """Entry point of ``scripts/train.py`` and the ``fastnn-train`` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        metrics = run(args)
+    except FastnnError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    if not args.quiet:
+        print(_summary(metrics, args.out))
+    return 0

@@ -1,0 +1,97 @@
+"""Saving and loading trained networks in a safe format: ``.npz`` arrays plus JSON, no pickle.
+
+A model file is an uncompressed ``.npz`` holding the four parameter arrays,
+``classes``, and ``meta``: UTF-8 JSON (stored as a uint8 array) with the format
+name and version, the shapes, the class names, free-form training metadata and
+a SHA-256 over the parameter bytes.  Loading uses ``allow_pickle=False`` and
+checks every one of those, so a truncated, tampered, foreign or newer file is
+refused with a message saying which.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ._atomic import atomic_write_bytes
+from .errors import FastnnError
+from .model import Network
+
+FORMAT = "fastnn-model"
+VERSION = 1
+_PARAMS = ("W1", "b1", "W2", "b2")
+
+
+def _digest(arrays: dict) -> str:
+    h = hashlib.sha256()
+    for name in _PARAMS + ("classes",):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}:{a.dtype.str}:{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def save_network(net: Network, path, metadata: dict | None = None) -> Path:
+    """Write ``net`` to ``path`` atomically; ``metadata`` (JSON-serialisable) is stored alongside."""
+    path = Path(path)
+    classes = np.asarray(net.classes)
+    if classes.dtype.kind not in "iuf":  # string labels go into the JSON, indices into the array
+        class_labels, classes = [str(c) for c in classes], np.arange(len(classes))
+    else:
+        class_labels = None
+    arrays = {"W1": net.W1, "b1": net.b1, "W2": net.W2, "b2": net.b2, "classes": classes}
+    meta = {
+        "format": FORMAT, "version": VERSION,
+        "n_features": net.n_features, "hidden": net.hidden, "n_classes": net.n_classes,
+        "class_names": list(net.class_names), "class_labels": class_labels,
+        "sha256": _digest(arrays), "metadata": metadata or {},
+    }
+    buf = io.BytesIO()
+    np.savez(buf, **arrays, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
+    try:
+        atomic_write_bytes(path, buf.getvalue())
+    except OSError as exc:
+        raise FastnnError(f"cannot write model file {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def load_network(path) -> tuple[Network, dict]:
+    """Read a model file written by :func:`save_network`; returns ``(network, metadata)``."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except FileNotFoundError:
+        raise FastnnError(f"model file not found: {path}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise FastnnError(f"{path} is not a readable fastnn model file ({exc})") from None
+    missing = [k for k in _PARAMS + ("classes", "meta") if k not in arrays]
+    if missing:
+        raise FastnnError(f"{path} is not a fastnn model file: missing {', '.join(missing)}")
+    try:
+        meta = json.loads(arrays["meta"].tobytes().decode())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise FastnnError(f"{path}: model metadata is not valid JSON") from None
+    if meta.get("format") != FORMAT:
+        raise FastnnError(f"{path} is not a fastnn model file (format {meta.get('format')!r})")
+    if meta.get("version") != VERSION:
+        raise FastnnError(f"{path} has model format version {meta.get('version')}; "
+                          f"this fastnn reads version {VERSION}")
+    d, h, c = meta["n_features"], meta["hidden"], meta["n_classes"]
+    expected = {"W1": (d, h), "b1": (h,), "W2": (h, c), "b2": (c,), "classes": (c,)}
+    for name, shape in expected.items():
+        if arrays[name].shape != shape:
+            raise FastnnError(f"{path}: {name} has shape {arrays[name].shape}, expected {shape}")
+    if _digest(arrays) != meta.get("sha256"):
+        raise FastnnError(f"{path}: checksum mismatch; the file was modified or corrupted")
+    classes = arrays["classes"]
+    if meta.get("class_labels") is not None:
+        classes = np.asarray(meta["class_labels"])
+    params = [np.ascontiguousarray(arrays[k], dtype=np.float32) for k in _PARAMS]
+    net = Network(*params, classes=classes, class_names=tuple(meta["class_names"]))
+    return net, meta["metadata"]
