@@ -46,7 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _dev_size(value: float):
-    return int(value) if value >= 1 or value == 0 else value
+    """--dev-size as given: a whole row count, or a fraction strictly between 0 and 1."""
+    import math
+
+    if not math.isfinite(value) or value < 0:
+        raise FastnnError(f"--dev-size must be a row count >= 0 or a fraction below 1, got {value:g}")
+    if value >= 1 or value == 0:
+        if value != int(value):
+            raise FastnnError(f"--dev-size {value:g} is neither a whole row count nor a fraction below 1")
+        return int(value)
+    return value
 
 
 def _prepare_out(out: str) -> Path:
@@ -63,11 +72,20 @@ def _prepare_out(out: str) -> Path:
 
 
 def _set_threads(backend: str, threads: int | None) -> dict:
-    """Apply --threads and report the threading setup the run actually used."""
+    """Apply --threads and report the threading setup the run actually used.
+
+    For numba it is the kernel thread count (at most NUMBA_NUM_THREADS); for the
+    NumPy reference it caps BLAS's threads (the only parallel part of it).
+    """
     if backend != "numba":
-        if threads is not None and threads < 1:
-            raise FastnnError(f"--threads must be >= 1, got {threads}")
-        return {}
+        if threads is None:
+            return {}
+        if not 1 <= threads <= (os.cpu_count() or 1):
+            raise FastnnError(f"--threads must be between 1 and {os.cpu_count()} (the CPU count), got {threads}")
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads, user_api="blas")
+        return {"threads": threads}
     import numba
 
     from .backends._numba_setup import threading_layer
@@ -106,13 +124,12 @@ def run(args: argparse.Namespace) -> dict:
     config = TrainConfig(hidden=args.hidden, epochs=args.epochs, batch_size=args.batch_size,
                          lr=args.lr, seed=args.seed, backend=args.backend,
                          log_every=args.log_every).validate()
-    if args.dev_size < 0:
-        raise FastnnError(f"--dev-size must be >= 0, got {args.dev_size:g}")
+    dev_size = _dev_size(args.dev_size)
     out = _prepare_out(args.out)
     get_backend(config.backend)  # fail on a missing backend before loading data
     threading = _set_threads(config.backend, args.threads)
 
-    data = load_dataset(args.data, dev_size=_dev_size(args.dev_size), seed=args.seed,
+    data = load_dataset(args.data, dev_size=dev_size, seed=args.seed,
                         cache=args.cache, source=args.source)
     bar, update = _progress(config.epochs, args.quiet)
     t0 = time.perf_counter()
@@ -158,43 +175,85 @@ def _evaluate(net, splits, backend, metrics) -> dict:
 
 
 def _write_report(out, net, metrics, history, splits, predictions, data, no_plots) -> None:
+    """Write every report file into a staging folder, then move them into ``out`` together.
+
+    A failure part way (a full disk, a name taken by a folder) leaves ``out`` as
+    it was: no model without its metrics, no half-written file.
+    """
+    import shutil
+    import tempfile
+
+    try:
+        stage = Path(tempfile.mkdtemp(prefix=".fastnn-report-", dir=out))
+    except OSError as exc:
+        raise FastnnError(f"cannot write to output folder {out}: {exc.strerror or exc}") from None
+    try:
+        _render_report(stage, net, metrics, history, splits, predictions, data, no_plots)
+        names = sorted(p.name for p in stage.iterdir())
+        for name in names:
+            if (out / name).is_dir():
+                raise FastnnError(f"cannot write {out / name}: a folder of that name is in the way")
+        moved = []
+        try:
+            # metrics.json goes last: its presence means the report is complete.
+            for name in sorted(names, key=lambda n: n == "metrics.json"):
+                os.replace(stage / name, out / name)
+                moved.append(name)
+        except OSError as exc:
+            for name in moved:
+                (out / name).unlink(missing_ok=True)
+            raise FastnnError(f"cannot write the report into {out}: {exc.strerror or exc}") from None
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _render_report(folder, net, metrics, history, splits, predictions, data, no_plots) -> None:
     from ._atomic import atomic_write_text
     from .modelfile import save_network
 
-    save_network(net, out / "model.npz", {"dataset": metrics["dataset"], "config": metrics["config"],
-                                          "backend": metrics["backend"]})
+    save_network(net, folder / "model.npz", {"dataset": metrics["dataset"], "config": metrics["config"],
+                                             "backend": metrics["backend"]})
     if not no_plots:
+        import numpy as np
+
         from . import plots
 
-        figures = {"history": str(plots.plot_history(history.to_dict(), out / "history.png"))}
+        figures = {"history": "history.png"}
+        plots.plot_history(history.to_dict(), folder / "history.png")
         shown = "test" if "test" in predictions else "dev" if "dev" in predictions else None
         if shown:
             X, y = splits[shown]
             pred = predictions[shown]
             report = metrics[shown]
-            import numpy as np
-
-            figures["confusion_matrix"] = str(plots.plot_confusion_matrix(
-                np.array(report["confusion_matrix"]), net.class_names, out / "confusion_matrix.png",
-                title=f"Confusion matrix ({data.name} {shown}, accuracy {report['accuracy']:.4f})"))
+            plots.plot_confusion_matrix(
+                np.array(report["confusion_matrix"]), net.class_names, folder / "confusion_matrix.png",
+                title=f"Confusion matrix ({data.name} {shown}, accuracy {report['accuracy']:.4f})")
             probs = net.predict_proba(X[:1])[0]
-            figures["prediction"] = str(plots.plot_prediction(
-                X[0], net.class_names[pred[0]], net.class_names[y[0]], out / "prediction.png",
-                probs=probs, class_names=net.class_names))
-            figures["misclassified"] = str(plots.plot_misclassified(
-                X, y, pred, out / "misclassified.png", class_names=net.class_names))
+            plots.plot_prediction(X[0], net.class_names[pred[0]], net.class_names[y[0]],
+                                  folder / "prediction.png", probs=probs, class_names=net.class_names)
+            plots.plot_misclassified(X, y, pred, folder / "misclassified.png", class_names=net.class_names)
+            figures.update(confusion_matrix="confusion_matrix.png", prediction="prediction.png",
+                           misclassified="misclassified.png")
         metrics["figures"] = figures
     try:
-        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        atomic_write_text(folder / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     except OSError as exc:
-        raise FastnnError(f"cannot write {out / 'metrics.json'}: {exc.strerror or exc}") from None
+        raise FastnnError(f"cannot write metrics.json: {exc.strerror or exc}") from None
+
+
+def _threads_note(metrics: dict) -> str:
+    if "threads" not in metrics:
+        return ""
+    n = metrics["threads"]
+    layer = f", {metrics['threading_layer']}" if "threading_layer" in metrics else ""
+    return f" ({n} thread{'s' if n != 1 else ''}{layer})"
 
 
 def _summary(metrics: dict, out: str) -> str:
     secs = metrics["epoch_seconds"]
     lines = [f"fastnn: {metrics['dataset']} ({metrics['n_train']} train / {metrics['n_dev']} dev), "
              f"backend {metrics['backend']}"
-             + (f" ({metrics['threads']} threads, {metrics['threading_layer']})" if "threads" in metrics else "")]
+             + _threads_note(metrics)]
     if secs:
         steady = sorted(secs[1:] or secs)[len(secs[1:] or secs) // 2]
         lines.append(f"  {len(secs)} epochs in {metrics['train_seconds']:.1f} s "
@@ -214,6 +273,9 @@ def main(argv=None) -> int:
         metrics = run(args)
     except FastnnError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("error: out of memory; try a smaller --hidden or --batch-size", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

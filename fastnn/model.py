@@ -35,6 +35,9 @@ class Network:
     class_names: tuple = None
 
     def __post_init__(self):
+        # The kernels update parameters in place and the compiled ones need float32 C order.
+        for name in ("W1", "b1", "W2", "b2"):
+            setattr(self, name, np.ascontiguousarray(getattr(self, name), dtype=np.float32))
         if self.classes is None:
             self.classes = np.arange(self.n_classes)
         if self.class_names is None:
@@ -91,6 +94,10 @@ def init_network(n_features: int, hidden: int, n_classes: int, seed: int) -> Net
     return Network(W1, np.zeros(hidden, np.float32), W2, np.zeros(n_classes, np.float32))
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
 @dataclass
 class TrainConfig:
     """Hyperparameters of one training run; validated by :meth:`validate`."""
@@ -105,11 +112,12 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         checks = [
-            (isinstance(self.hidden, (int, np.integer)) and self.hidden > 0, f"hidden size must be a positive integer, got {self.hidden!r}"),
-            (isinstance(self.epochs, (int, np.integer)) and self.epochs >= 0, f"epochs must be an integer >= 0, got {self.epochs!r}"),
-            (isinstance(self.batch_size, (int, np.integer)) and self.batch_size > 0, f"batch size must be a positive integer, got {self.batch_size!r}"),
+            (_is_int(self.hidden) and self.hidden > 0, f"hidden size must be a positive integer, got {self.hidden!r}"),
+            (_is_int(self.epochs) and self.epochs >= 0, f"epochs must be an integer >= 0, got {self.epochs!r}"),
+            (_is_int(self.batch_size) and self.batch_size > 0, f"batch size must be a positive integer, got {self.batch_size!r}"),
             (isinstance(self.lr, (int, float, np.floating)) and math.isfinite(self.lr) and self.lr > 0, f"learning rate must be a finite number > 0, got {self.lr!r}"),
-            (isinstance(self.log_every, (int, np.integer)) and self.log_every >= 0, f"log_every must be an integer >= 0, got {self.log_every!r}"),
+            (_is_int(self.log_every) and self.log_every >= 0, f"log_every must be an integer >= 0, got {self.log_every!r}"),
+            (_is_int(self.seed) and 0 <= self.seed < 2**63, f"seed must be an integer >= 0, got {self.seed!r}"),
             (self.backend in BACKENDS, f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}"),
         ]
         for ok, message in checks:
@@ -137,6 +145,8 @@ def check_training_data(X, y, n_classes: int | None = None) -> tuple[np.ndarray,
         raise FastnnError(f"training inputs must be a 2-D array (n, features), got shape {X.shape}")
     if X.shape[0] == 0:
         raise FastnnError("training data is empty")
+    if X.shape[1] == 0:
+        raise FastnnError("training inputs have no features (shape (n, 0))")
     if y.shape != (X.shape[0],):
         raise FastnnError(f"labels must have shape ({X.shape[0]},) to match the inputs, got {y.shape}")
     if not np.issubdtype(X.dtype, np.number) or X.dtype == np.bool_:
@@ -174,6 +184,9 @@ def train(X, y, config: TrainConfig, *, X_dev=None, y_dev=None, n_classes: int |
     backend = get_backend(config.backend)
     if network is None:
         network = init_network(d, config.hidden, c, config.seed)
+    elif (network.n_features, network.n_classes) != (d, c):
+        raise FastnnError(f"the network expects {network.n_features} features and {network.n_classes} "
+                          f"classes, but the data has {d} features and {c} classes")
     net = network
     if X_dev is not None and len(X_dev):
         X_dev, y_dev, _ = check_training_data(X_dev, y_dev, c)

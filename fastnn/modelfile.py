@@ -64,12 +64,31 @@ def load_network(path) -> tuple[Network, dict]:
     """Read a model file written by :func:`save_network`; returns ``(network, metadata)``."""
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
+        loaded = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise FastnnError(f"model file not found: {path}") from None
+    except IsADirectoryError:
+        raise FastnnError(f"{path} is a folder, not a model file") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        raise FastnnError(f"{path} is not a readable fastnn model file "
+                          "(not an .npz archive, truncated, or holding pickled objects)") from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise FastnnError(f"{path} is a single NumPy array, not a fastnn model file")
+    try:
+        with loaded as npz:
+            arrays = {name: npz[name] for name in npz.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise FastnnError(f"{path} is not a readable fastnn model file ({exc})") from None
+        why = "it holds pickled objects, which fastnn never loads" if "pickle" in str(exc) else exc
+        raise FastnnError(f"{path} is not a readable fastnn model file ({why})") from None
+    try:
+        return _from_arrays(path, arrays)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        if isinstance(exc, FastnnError):
+            raise
+        raise FastnnError(f"{path}: malformed fastnn model file ({type(exc).__name__}: {exc})") from None
+
+
+def _from_arrays(path: Path, arrays: dict) -> tuple[Network, dict]:
     missing = [k for k in _PARAMS + ("classes", "meta") if k not in arrays]
     if missing:
         raise FastnnError(f"{path} is not a fastnn model file: missing {', '.join(missing)}")
@@ -77,6 +96,8 @@ def load_network(path) -> tuple[Network, dict]:
         meta = json.loads(arrays["meta"].tobytes().decode())
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise FastnnError(f"{path}: model metadata is not valid JSON") from None
+    if not isinstance(meta, dict):
+        raise FastnnError(f"{path}: model metadata is not a JSON object")
     if meta.get("format") != FORMAT:
         raise FastnnError(f"{path} is not a fastnn model file (format {meta.get('format')!r})")
     if meta.get("version") != VERSION:
@@ -87,11 +108,19 @@ def load_network(path) -> tuple[Network, dict]:
     for name, shape in expected.items():
         if arrays[name].shape != shape:
             raise FastnnError(f"{path}: {name} has shape {arrays[name].shape}, expected {shape}")
+        if name != "classes" and arrays[name].dtype != np.float32:
+            raise FastnnError(f"{path}: {name} has dtype {arrays[name].dtype}, expected float32")
     if _digest(arrays) != meta.get("sha256"):
         raise FastnnError(f"{path}: checksum mismatch; the file was modified or corrupted")
+    names = meta["class_names"]
+    if not isinstance(names, list) or len(names) != c:
+        raise FastnnError(f"{path}: class_names must list {c} names")
     classes = arrays["classes"]
     if meta.get("class_labels") is not None:
         classes = np.asarray(meta["class_labels"])
-    params = [np.ascontiguousarray(arrays[k], dtype=np.float32) for k in _PARAMS]
-    net = Network(*params, classes=classes, class_names=tuple(meta["class_names"]))
-    return net, meta["metadata"]
+    params = [np.ascontiguousarray(arrays[k]) for k in _PARAMS]
+    net = Network(*params, classes=classes, class_names=tuple(names))
+    metadata = meta["metadata"]
+    if not isinstance(metadata, dict):
+        raise FastnnError(f"{path}: metadata must be a JSON object")
+    return net, metadata

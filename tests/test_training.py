@@ -1,0 +1,291 @@
+"""The training loop (:func:`fastnn.model.train`) with each backend: agreement, determinism,
+the epoch shuffle and partial batches, learning, history records, and refusal of bad input."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import textwrap
+import types
+
+import numpy as np
+import pytest
+
+import naive
+from fastnn import model
+from fastnn.backends import get_backend
+from fastnn.errors import FastnnError
+from fastnn.model import Network, TrainConfig, init_network, train
+
+# A few hundred steps: 3000 samples, 32 per batch (94 steps an epoch, the last one 24), 3 epochs.
+RUN = dict(hidden=64, epochs=3, batch_size=32, lr=0.1, seed=1, log_every=10)
+
+# Measured over that run: numba and numpy weights differ by at most 2e-7 (weights up to
+# ~0.7, so 3e-7 relative), step losses by 1e-6 relative, accuracies not at all.  The
+# tolerances below leave ~30x room for a different BLAS while staying far below what a
+# wrong step does (a skipped or repeated batch moves weights by lr * gradient ~ 1e-3).
+WEIGHT_REL = 1e-5
+LOSS_REL = 1e-5
+
+
+def _params(net):
+    return net.W1, net.b1, net.W2, net.b2
+
+
+@pytest.fixture(scope="module")
+def prototypes(make_data):
+    """3000 training and 600 held-out samples of the same ten prototypes."""
+    X, y = make_data(3600)
+    return X[:3000], y[:3000], X[3000:], y[3000:]
+
+
+@pytest.fixture(scope="module")
+def runs(prototypes):
+    """The same RUN trained once with each backend: backend name -> (network, history)."""
+    X, y, X_dev, y_dev = prototypes
+    return {name: train(X, y, TrainConfig(**RUN, backend=name), X_dev=X_dev, y_dev=y_dev)
+            for name in ("numpy", "numba")}
+
+
+# --- agreement, learning, determinism ---------------------------------------------
+
+
+def test_backends_agree_over_a_training_run(runs):
+    (a, ha), (b, hb) = runs["numba"], runs["numpy"]
+    for name, p, q in zip(("W1", "b1", "W2", "b2"), _params(a), _params(b)):
+        assert p.dtype == q.dtype == np.float32
+        assert np.abs(p - q).max() <= WEIGHT_REL * np.abs(q).max(), name
+    assert len(ha.epochs) == len(hb.epochs) == RUN["epochs"]
+    for ra, rb in zip(ha.epochs, hb.epochs):
+        # a near-tie within float32 rounding may flip one prediction, not more
+        assert abs(ra["train_accuracy"] - rb["train_accuracy"]) * 3000 <= 1
+        assert abs(ra["dev_accuracy"] - rb["dev_accuracy"]) * 600 <= 1
+        assert ra["train_loss"] == pytest.approx(rb["train_loss"], rel=LOSS_REL)
+    assert [s["step"] for s in ha.steps] == [s["step"] for s in hb.steps]
+    np.testing.assert_allclose([s["train_loss"] for s in ha.steps], [s["train_loss"] for s in hb.steps],
+                               rtol=LOSS_REL)
+
+
+@pytest.mark.parametrize("name", ["numpy", "numba"])
+def test_training_learns_the_prototype_classes(runs, prototypes, name):
+    net, history = runs[name]
+    X, y, X_dev, y_dev = prototypes
+    rows = history.epochs
+    assert rows[-1]["train_accuracy"] > 0.9 and rows[-1]["train_accuracy"] > rows[0]["train_accuracy"]  # chance: 0.1
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"] / 5
+    assert rows[-1]["dev_accuracy"] > 0.9
+    assert np.mean(net.predict(X_dev, name) == y_dev) == rows[-1]["dev_accuracy"]
+
+
+def test_same_seed_and_backend_give_bit_identical_runs(backend, prototypes):
+    X, y = prototypes[0][:600], prototypes[1][:600]
+    config = dict(hidden=32, epochs=2, batch_size=50, lr=0.1, backend=backend.NAME)
+    (a, ha), (b, hb) = (train(X, y, TrainConfig(**config, seed=4)) for _ in range(2))
+    for p, q in zip(_params(a), _params(b)):
+        np.testing.assert_array_equal(p, q)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(ha.epochs) == strip(hb.epochs)
+    c, _ = train(X, y, TrainConfig(**config, seed=5))
+    assert not np.array_equal(a.W1, c.W1) and not np.array_equal(a.W2, c.W2)
+
+
+# --- the epoch shuffle and partial batches ------------------------------------------
+
+
+def _spy_backend(real, calls):
+    """The real backend, with train_steps recording what the loop asks it to do."""
+    def train_steps(X, y, perm, start, stop, batch_size, *rest):
+        calls.append((perm.copy(), start, stop, batch_size))
+        return real.train_steps(X, y, perm, start, stop, batch_size, *rest)
+    spy = types.SimpleNamespace(**{k: getattr(real, k) for k in dir(real) if not k.startswith("__")})
+    spy.train_steps = train_steps
+    return spy
+
+
+def test_each_epoch_visits_every_sample_exactly_once(backend, monkeypatch):
+    """1003 samples, batches of 64 (the 16th has 43), 3 batches per logged chunk."""
+    n, bs, epochs, seed = 1003, 64, 2, 9
+    calls = []
+    monkeypatch.setattr(model, "get_backend", lambda name: _spy_backend(get_backend(name), calls))
+    rng = np.random.default_rng(0)
+    X, y = rng.random((n, 8), dtype=np.float32), rng.integers(0, 3, n)
+    train(X, y, TrainConfig(hidden=4, epochs=epochs, batch_size=bs, lr=0.1, seed=seed, log_every=3,
+                            backend=backend.NAME))
+    per_epoch = math.ceil(n / (3 * bs))
+    assert len(calls) == epochs * per_epoch
+    orders = []
+    for e in range(epochs):
+        chunks = calls[e * per_epoch:(e + 1) * per_epoch]
+        perm = chunks[0][0]
+        np.testing.assert_array_equal(perm, naive.permutation(n, seed, e))
+        starts, stops = [c[1] for c in chunks], [c[2] for c in chunks]
+        assert starts == list(range(0, n, 3 * bs)) and starts[1:] == stops[:-1] and stops[-1] == n
+        assert all(c[3] == bs and np.array_equal(c[0], perm) for c in chunks)
+        visited = np.concatenate([perm[start:stop] for _, start, stop, _ in chunks])
+        assert naive.is_permutation(visited, n)
+        orders.append(visited)
+    assert not np.array_equal(orders[0], orders[1])
+
+
+def test_training_is_float64_sgd_over_each_epochs_shuffle(backend):
+    """Two epochs of 203 samples in batches of 16 (the last has 11) against float64 SGD
+    over naive.permutation(n, seed, epoch): a sample skipped, repeated or averaged with
+    the wrong divisor moves the weights far outside the tolerance (see test_kernels)."""
+    n, d, h, c, bs, lr, seed, epochs = 203, 30, 9, 4, 16, 0.2, 6, 2
+    rng = np.random.default_rng(1)
+    X, y = rng.random((n, d), dtype=np.float32), rng.integers(0, c, n)
+    net, history = train(X, y, TrainConfig(hidden=h, epochs=epochs, batch_size=bs, lr=lr, seed=seed,
+                                           backend=backend.NAME))
+    start = _params(init_network(d, h, c, seed))
+    params = start
+    for e in range(epochs):
+        params, loss, correct = naive.train_steps(X, y, naive.permutation(n, seed, e), 0, n, bs, lr, *params)
+        assert history.epochs[e]["train_loss"] == pytest.approx(loss / n, rel=LOSS_REL)
+        assert abs(history.epochs[e]["train_accuracy"] * n - correct) <= 1
+    naive.assert_sgd_close(_params(net), params, start, epochs * math.ceil(n / bs))
+
+
+# --- history records ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("log_every, steps", [
+    (0, []),
+    (3, [3, 6, 9, 10, 13, 16, 19, 20]),  # 10 steps an epoch; the last chunk of an epoch is short
+    (5, [5, 10, 15, 20]),
+    (50, [10, 20]),  # more than an epoch: one record per epoch
+])
+def test_log_every_records_the_loss_of_each_chunk(backend, log_every, steps):
+    n, bs = 1000, 100
+    rng = np.random.default_rng(2)
+    X, y = rng.random((n, 6), dtype=np.float32), rng.integers(0, 3, n)
+    _, history = train(X, y, TrainConfig(hidden=5, epochs=2, batch_size=bs, lr=0.1, log_every=log_every,
+                                         backend=backend.NAME))
+    assert [s["step"] for s in history.steps] == steps
+    assert [r["epoch"] for r in history.epochs] == [1, 2]
+    for e in (1, 2):
+        rows = [s for s in history.steps if s["epoch"] == e]
+        if rows:  # chunk means weighted by chunk length give the epoch mean back
+            ends = [s["step"] for s in rows]
+            sizes = np.diff([(e - 1) * 10] + ends) * bs
+            assert sum(s["train_loss"] * k for s, k in zip(rows, sizes)) / n == pytest.approx(
+                history.epochs[e - 1]["train_loss"], rel=1e-12)
+
+
+def test_zero_epochs_return_the_initial_network_and_an_empty_history(backend):
+    rng = np.random.default_rng(3)
+    X, y = rng.random((50, 7), dtype=np.float32), rng.integers(0, 3, 50)
+    net, history = train(X, y, TrainConfig(hidden=6, epochs=0, seed=8, log_every=2, backend=backend.NAME))
+    for p, q in zip(_params(net), _params(init_network(7, 6, 3, 8))):
+        np.testing.assert_array_equal(p, q)
+    assert history.epochs == [] and history.steps == []
+
+
+# --- refusing bad input --------------------------------------------------------------
+
+
+def test_a_diverging_run_raises_and_names_the_loss(backend):
+    rng = np.random.default_rng(4)
+    X, y = rng.random((200, 10), dtype=np.float32), rng.integers(0, 3, 200)
+    with pytest.raises(FastnnError, match="diverged.*loss"):
+        train(X, y, TrainConfig(hidden=8, epochs=3, batch_size=20, lr=1e30, backend=backend.NAME))
+
+
+@pytest.mark.parametrize("bad", [
+    dict(hidden=0), dict(hidden=-3), dict(hidden=2.5), dict(hidden="8"),
+    dict(lr=0.0), dict(lr=-0.1), dict(lr=math.nan), dict(lr=math.inf), dict(lr="0.1"),
+    dict(batch_size=0), dict(batch_size=-1), dict(epochs=-1), dict(epochs=1.5), dict(log_every=-1),
+    dict(seed=-1), dict(seed=0.5), dict(backend="torch"), dict(backend=None),
+], ids=repr)
+def test_invalid_config_raises_fastnn_error(bad):
+    rng = np.random.default_rng(5)
+    X, y = rng.random((20, 4), dtype=np.float32), rng.integers(0, 2, 20)
+    with pytest.raises(FastnnError):
+        train(X, y, TrainConfig(**{**dict(hidden=4, epochs=1), **bad}))
+
+
+def _bad_data():
+    rng = np.random.default_rng(6)
+    X, y = rng.random((20, 4), dtype=np.float32), rng.integers(0, 3, 20)
+    nan, inf, neg, big = X.copy(), X.copy(), y.copy(), y.copy()
+    nan[3, 1] = np.nan
+    inf[0, 0] = np.inf
+    neg[5] = -1
+    big[5] = 3
+    return {
+        "NaN in X": (nan, y, {}), "inf in X": (inf, y, {}),
+        "negative label": (X, neg, {}), "label >= n_classes": (X, big, dict(n_classes=3)),
+        "fewer labels than rows": (X, y[:-1], {}), "labels as a column": (X, y[:, None], {}),
+        "empty": (X[:0], y[:0], {}), "1-D inputs": (X[:, 0], y, {}),
+        "fractional labels": (X, y + 0.5, {}), "text inputs": (X.astype(str), y, {}),
+        "no features": (X[:, :0], y, {}),
+    }
+
+
+@pytest.mark.parametrize("case", _bad_data(), ids=_bad_data())
+def test_bad_training_data_raises_fastnn_error(case):
+    X, y, kwargs = _bad_data()[case]
+    with pytest.raises(FastnnError):
+        train(X, y, TrainConfig(hidden=4, epochs=1), **kwargs)
+
+
+# --- a network passed in to continue training -----------------------------------------
+
+
+@pytest.mark.parametrize("variant", ["float64", "fortran-order"])
+def test_a_network_given_in_another_dtype_or_layout_trains_like_its_float32_copy(backend, variant):
+    """Network does not enforce float32 C-contiguous arrays (the docstring promises
+    them); train() must convert or refuse such a network, not misread it (float64
+    read as float32 by sgemm) or drop its updates (a Fortran W1 trained in a copy)."""
+    rng = np.random.default_rng(7)
+    X, y = rng.random((120, 10), dtype=np.float32), rng.integers(0, 3, 120)
+    config = TrainConfig(hidden=6, epochs=1, batch_size=32, lr=0.2, backend=backend.NAME)
+    start = init_network(10, 6, 3, config.seed)
+    expected, _ = train(X, y, config, network=start.copy())
+    convert = (lambda a: a.astype(np.float64)) if variant == "float64" else np.asfortranarray
+    given = Network(*(convert(p.copy()) for p in _params(start)))
+    try:
+        net, _ = train(X, y, config, network=given)
+    except FastnnError as exc:
+        assert "float32" in str(exc) or "contiguous" in str(exc) or "dtype" in str(exc), str(exc)
+        return
+    for name, p, q, p0 in zip(("W1", "b1", "W2", "b2"), _params(net), _params(expected), _params(start)):
+        change = np.abs(q - p0).max()
+        assert change > 0 and np.abs(p.astype(np.float32) - q).max() <= WEIGHT_REL * change, name
+
+
+def test_a_network_with_the_wrong_number_of_features_is_refused(backend):
+    rng = np.random.default_rng(8)
+    X, y = rng.random((40, 10), dtype=np.float32), rng.integers(0, 3, 40)
+    with pytest.raises(FastnnError):
+        train(X, y, TrainConfig(hidden=4, epochs=1, backend=backend.NAME), network=init_network(9, 4, 3, 0))
+
+
+_MORE_CLASSES = textwrap.dedent("""
+    import numpy as np
+    from fastnn.errors import FastnnError
+    from fastnn.model import TrainConfig, init_network, train
+    rng = np.random.default_rng(9)
+    X, y = rng.random((64, 10), dtype=np.float32), rng.integers(0, 3, 64)  # labels 0..2 only
+    config = TrainConfig(hidden=4, epochs=2, batch_size=16, lr=0.2, backend={backend!r})
+    expected, _ = train(X, y, config, n_classes=4, network=init_network(10, 4, 4, 0))
+    try:
+        net, _ = train(X, y, config, network=init_network(10, 4, 4, 0))
+    except FastnnError as exc:
+        assert "class" in str(exc), exc  # refused for the right reason, not as a divergence
+        print("refused:", exc)
+    else:
+        assert net.n_classes == 4
+        for p, q in zip((net.W1, net.b1, net.W2, net.b2), (expected.W1, expected.b1, expected.W2, expected.b2)):
+            np.testing.assert_allclose(p, q, rtol=0, atol=1e-6)
+        print("trained as with n_classes=4")
+""")
+
+
+def test_a_network_with_more_classes_than_the_labels_show_is_trained_or_refused(backend):
+    """Fine-tuning a 4-class network on data where class 3 happens not to occur: train()
+    takes c from the labels (3) while W2 has 4 columns.  Run in a subprocess because the
+    compiled kernels write past the 3-column logits buffer when this goes wrong."""
+    result = subprocess.run([sys.executable, "-c", _MORE_CLASSES.format(backend=backend.NAME)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
