@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .errors import FastnnError
 
-DEFAULTS = dict(hidden=256, epochs=15, batch_size=128, lr=0.2, seed=0, dev_size=5000)
+DEFAULTS = dict(hidden=256, epochs=15, batch_size=128, lr=0.5, seed=0, dev_size=5000)
 
 
 def build_parser() -> argparse.ArgumentParser:

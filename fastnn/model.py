@@ -105,7 +105,7 @@ class TrainConfig:
     hidden: int = 256
     epochs: int = 15
     batch_size: int = 128
-    lr: float = 0.2
+    lr: float = 0.5
     seed: int = 0
     backend: str = "numpy"
     log_every: int = 0  # also record train loss every N steps (0: per epoch only)

@@ -193,10 +193,12 @@ def _forward_part(Xb, m, W1, b1, W2, A1, part, h0, h1):
     d, h = W1.shape
     c = W2.shape[1]
     _gemm(_N, _N, m, h1 - h0, d, 1.0, Xb, 0, d, W1, h0, h, 0.0, A1, h0, h)
+    bias = b1[h0:h1]
     for i in range(m):
-        for j in range(h0, h1):
-            v = A1[i, j] + b1[j]
-            A1[i, j] = v if v > 0.0 else 0.0
+        row = A1[i, h0:h1]  # row views let LLVM vectorise these loops
+        for j in range(h1 - h0):
+            v = row[j] + bias[j]
+            row[j] = v if v > 0.0 else np.float32(0.0)
     _gemm(_N, _N, m, c, h1 - h0, 1.0, A1, h0, h, W2, h0 * c, c, 0.0, part, 0, c)
 
 
@@ -285,13 +287,14 @@ def _backward_part(Xb, m, A1, W2, dlogits, dW2, dA1, db1, h0, h1):
     c = W2.shape[1]
     _gemm(_T, _N, h1 - h0, c, m, 1.0, A1, h0, h, dlogits, 0, c, 0.0, dW2, h0 * c, c)
     _gemm(_N, _T, m, h1 - h0, c, 1.0, dlogits, 0, c, W2, h0 * c, c, 0.0, dA1, h0, h)
-    for j in range(h0, h1):
-        db1[j] = 0.0
+    db = db1[h0:h1]
+    db[:] = 0.0
     for i in range(m):
-        for j in range(h0, h1):
-            g = dA1[i, j] if A1[i, j] > 0.0 else np.float32(0.0)
-            dA1[i, j] = g
-            db1[j] += g
+        grad, act = dA1[i, h0:h1], A1[i, h0:h1]
+        for j in range(h1 - h0):
+            g = grad[j] if act[j] > 0.0 else np.float32(0.0)
+            grad[j] = g
+            db[j] += g
 
 
 @njit(cache=_CACHE, parallel=True)
@@ -435,8 +438,9 @@ def _train_steps(X, y, perm, start, stop, batch_size, lr, W1, b1, W2, b2,
             _gemm(_T, _N, d, h1 - h0, m, -lr, Xb, 0, d, dA1, h0, h, 1.0, W1, h0, h)
             for j in range(h0, h1):
                 b1[j] -= lr * db1[j]
-                for k in range(c):
-                    W2[j, k] -= lr * dW2[j, k]
+            w2, g2 = W2[h0:h1].ravel(), dW2[h0:h1].ravel()  # rows h0:h1 are contiguous
+            for k in range(w2.shape[0]):
+                w2[k] -= lr * g2[k]
         for k in range(c):
             s = np.float32(0.0)
             for i in range(m):
