@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fastnn.cli import DEFAULTS
 from fastnn import data
 from fastnn.cli import main
 from fastnn.data import IDX_FILES, PIXEL_COLUMNS, load_dataset, write_idx
@@ -623,7 +624,7 @@ def check_report(out: Path, metrics: dict, *, n_train: int, n_dev: int, epochs: 
     """metrics.json's structure and internal consistency, the model file and the four PNGs."""
     assert metrics["dataset"] == dataset
     assert (metrics["n_train"], metrics["n_dev"]) == (n_train, n_dev)
-    assert metrics["config"] == {"hidden": hidden, "epochs": epochs, "batch_size": 128, "lr": 0.2,
+    assert metrics["config"] == {"hidden": hidden, "epochs": epochs, "batch_size": 128, "lr": DEFAULTS["lr"],
                                  "seed": 0, "log_every": 0}
     assert metrics["backend"] == backend
     if backend == "numba":
