@@ -15,7 +15,9 @@ from typing import Callable
 import numpy as np
 
 from .backends import BACKENDS, get_backend
+from .backends._optim import OPTIMIZERS, make_optimizer
 from .errors import FastnnError
+from .schedules import SCHEDULES, learning_rates
 
 
 @dataclass
@@ -100,7 +102,15 @@ def _is_int(value) -> bool:
 
 @dataclass
 class TrainConfig:
-    """Hyperparameters of one training run; validated by :meth:`validate`."""
+    """Hyperparameters of one training run; validated by :meth:`validate`.
+
+    ``optimizer`` is one of ``sgd``, ``momentum``, ``nesterov``, ``adam`` (rules in
+    :mod:`fastnn.backends._optim`; ``momentum`` is Adam's beta1); ``schedule``
+    one of ``constant``, ``step``, ``cosine``, ``onecycle`` (see
+    :mod:`fastnn.schedules`); ``weight_decay`` is L2 on the weights.  With
+    ``patience > 0`` training stops once the dev accuracy has not improved for
+    that many epochs, and the weights of the best dev epoch are restored.
+    """
 
     hidden: int = 256
     epochs: int = 15
@@ -109,16 +119,32 @@ class TrainConfig:
     seed: int = 0
     backend: str = "numpy"
     log_every: int = 0  # also record train loss every N steps (0: per epoch only)
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    beta2: float = 0.999
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    patience: int = 0
 
     def validate(self) -> "TrainConfig":
+        def number(v):
+            return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) \
+                and math.isfinite(v)
+
         checks = [
             (_is_int(self.hidden) and self.hidden > 0, f"hidden size must be a positive integer, got {self.hidden!r}"),
             (_is_int(self.epochs) and self.epochs >= 0, f"epochs must be an integer >= 0, got {self.epochs!r}"),
             (_is_int(self.batch_size) and self.batch_size > 0, f"batch size must be a positive integer, got {self.batch_size!r}"),
-            (isinstance(self.lr, (int, float, np.floating)) and math.isfinite(self.lr) and self.lr > 0, f"learning rate must be a finite number > 0, got {self.lr!r}"),
+            (number(self.lr) and self.lr > 0, f"learning rate must be a finite number > 0, got {self.lr!r}"),
             (_is_int(self.log_every) and self.log_every >= 0, f"log_every must be an integer >= 0, got {self.log_every!r}"),
             (_is_int(self.seed) and 0 <= self.seed < 2**63, f"seed must be an integer >= 0, got {self.seed!r}"),
             (self.backend in BACKENDS, f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}"),
+            (self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"),
+            (number(self.momentum) and 0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum!r}"),
+            (number(self.beta2) and 0 <= self.beta2 < 1, f"beta2 must be in [0, 1), got {self.beta2!r}"),
+            (number(self.weight_decay) and self.weight_decay >= 0, f"weight decay must be a finite number >= 0, got {self.weight_decay!r}"),
+            (self.schedule in SCHEDULES, f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}"),
+            (_is_int(self.patience) and self.patience >= 0, f"patience must be an integer >= 0, got {self.patience!r}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -132,6 +158,8 @@ class History:
 
     epochs: list = field(default_factory=list)  # dicts: epoch, train_loss, train_accuracy, dev_accuracy, seconds
     steps: list = field(default_factory=list)   # dicts: step, epoch, train_loss
+    best_epoch: int | None = None  # with early stopping: the epoch whose weights were kept
+    stopped_early: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -194,11 +222,20 @@ def train(X, y, config: TrainConfig, *, X_dev=None, y_dev=None, n_classes: int |
         X_dev = None
 
     ws = backend.make_workspace(min(config.batch_size, n), d, net.hidden, c)
+    params = (net.W1, net.b1, net.W2, net.b2)
+    plain_sgd = config.optimizer == "sgd" and config.weight_decay == 0
+    opt = None if plain_sgd else make_optimizer(
+        config.optimizer, params, momentum=config.momentum, beta2=config.beta2,
+        weight_decay=config.weight_decay)
     perm = np.empty(n, np.int64)
     history = History()
     steps_per_epoch = math.ceil(n / config.batch_size)
+    lrs = learning_rates(config.schedule, config.lr, steps_per_epoch * config.epochs).astype(np.float32)
+    constant_lr = config.schedule == "constant"
     # Samples per recorded chunk: a whole epoch, or log_every steps.
     chunk = n if not config.log_every else min(n, config.log_every * config.batch_size)
+    early_stopping = config.patience > 0 and X_dev is not None
+    best = (-1.0, None)  # (dev accuracy, copy of the parameters)
     step = 0
     for epoch in range(config.epochs):
         t0 = time.perf_counter()
@@ -206,26 +243,39 @@ def train(X, y, config: TrainConfig, *, X_dev=None, y_dev=None, n_classes: int |
         loss_sum, correct = 0.0, 0
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
+            n_steps = math.ceil((stop - start) / config.batch_size)
+            lr = config.lr if constant_lr else lrs[step:step + n_steps]
             chunk_loss, chunk_correct = backend.train_steps(
-                X, y, perm, start, stop, config.batch_size, config.lr,
-                net.W1, net.b1, net.W2, net.b2, ws)
+                X, y, perm, start, stop, config.batch_size, lr, *params, ws, opt)
             if not math.isfinite(chunk_loss):
                 raise FastnnError(
                     f"training diverged: the loss became {chunk_loss} in epoch {epoch + 1}; "
                     f"try a smaller learning rate than {config.lr}")
             loss_sum += chunk_loss
             correct += chunk_correct
-            step += math.ceil((stop - start) / config.batch_size)
+            step += n_steps
             if config.log_every:
                 history.steps.append({"step": step, "epoch": epoch + 1,
                                       "train_loss": chunk_loss / (stop - start)})
         seconds = time.perf_counter() - t0
         row = {"epoch": epoch + 1, "train_loss": loss_sum / n, "train_accuracy": correct / n,
                "seconds": seconds}
+        if not constant_lr:
+            row["lr"] = float(lrs[step - 1])
         if X_dev is not None:
             row["dev_accuracy"] = float(np.mean(net.predict(X_dev, config.backend) == y_dev))
         history.epochs.append(row)
         if progress is not None:
             progress(row)
-    assert step == config.epochs * steps_per_epoch
+        if early_stopping:
+            if row["dev_accuracy"] > best[0]:
+                best = (row["dev_accuracy"], [p.copy() for p in params])
+                history.best_epoch = epoch + 1
+            elif epoch + 1 - history.best_epoch >= config.patience:
+                history.stopped_early = True
+                break
+    if early_stopping and best[1] is not None:
+        for p, kept in zip(params, best[1]):
+            p[...] = kept
+    assert history.stopped_early or step == config.epochs * steps_per_epoch
     return net, history

@@ -33,7 +33,7 @@ import contextlib
 
 import numpy as np
 
-from . import _permute
+from . import _optim, _permute
 from ._numba_setup import CACHE as _CACHE  # also picks the threading layer before numba starts
 
 import llvmlite.binding  # noqa: E402
@@ -53,6 +53,7 @@ _SGEMM_SYMBOL = "fastnn_scipy_sgemm"
 llvmlite.binding.add_symbol(_SGEMM_SYMBOL, get_cython_function_address("scipy.linalg.cython_blas", "sgemm"))
 _sgemm = types.ExternalFunction(_SGEMM_SYMBOL, types.void(*([types.voidptr] * 13)))
 _N, _T = ord("N"), ord("T")
+_SGD, _NESTEROV, _ADAM = _optim.SGD, _optim.NESTEROV, _optim.ADAM
 
 if numba.config.DISABLE_JIT:
     # Uncompiled, the sgemm binding would silently do nothing and leave garbage.
@@ -399,6 +400,7 @@ class Workspace:
         self.logits = np.empty((batch_size, n_classes), f32)
         self.dlogits = np.empty((batch_size, n_classes), f32)
         self.dA1 = np.empty((batch_size, hidden), f32)
+        self.dW1 = np.empty((n_features, hidden), f32)  # only used when the update is not fused
         self.dW2 = np.empty((hidden, n_classes), f32)
         self.db1 = np.empty(hidden, f32)
         self.db2 = np.empty(n_classes, f32)
@@ -409,52 +411,109 @@ def make_workspace(batch_size: int, n_features: int, hidden: int, n_classes: int
     return Workspace(batch_size, n_features, hidden, n_classes)
 
 
+@njit(cache=_CACHE, nogil=True)
+def _apply(p, g, m, v, lr, kind, mu, b2, eps, wd, bc1, bc2):
+    """One optimizer step on 1-D views; the rules (and their float32 order) as in the reference."""
+    one = np.float32(1.0)
+    for j in range(p.shape[0]):
+        gj = g[j] + wd * p[j]
+        if kind == _SGD:
+            p[j] -= lr * gj
+        elif kind == _ADAM:
+            mj = mu * m[j] + (one - mu) * gj
+            vj = b2 * v[j] + (one - b2) * gj * gj
+            m[j] = mj
+            v[j] = vj
+            p[j] -= lr * (mj / bc1) / (np.sqrt(vj / bc2) + eps)
+        else:
+            mj = mu * m[j] + gj
+            m[j] = mj
+            p[j] -= lr * (gj + mu * mj) if kind == _NESTEROV else lr * mj
+
+
+def apply_update(p, g, m, v, lr: float, kind: int, momentum: float, beta2: float, eps: float,
+                 weight_decay: float, bc1: float, bc2: float) -> None:
+    """One optimizer step on one parameter array, in place; see the reference."""
+    f32 = np.float32
+    with _outputs(p) as (p_,):
+        flat = p_.reshape(-1)
+        m_ = m.reshape(-1) if m.size else flat  # unused buffers: any array of the right length
+        v_ = v.reshape(-1) if v.size else flat
+        g_ = _f32(g).reshape(-1)
+        with _outputs(m_, v_) as (m2, v2):
+            _apply(flat, g_, m2, v2, f32(lr), kind, f32(momentum), f32(beta2), f32(eps),
+                   f32(weight_decay), f32(bc1), f32(bc2))
+
+
 @njit(cache=_CACHE, parallel=True)
-def _train_steps(X, y, perm, start, stop, batch_size, lr, W1, b1, W2, b2,
-                 Xb, yb, A1, parts, logits, dlogits, dA1, dW2, db1, db2):
+def _train_steps(X, y, perm, start, stop, batch_size, lrs, W1, b1, W2, b2,
+                 Xb, yb, A1, parts, logits, dlogits, dA1, dW1, dW2, db1, db2,
+                 kind, mu, beta2, eps, wd, t0, mW1, mb1, mW2, mb2, vW1, vb1, vW2, vb2):
     d, h = W1.shape
     c = W2.shape[1]
     n_parts = parts.shape[0]
+    fused = kind == _SGD and wd == 0.0
+    f32 = np.float32
+    mu32, b232, eps32, wd32 = f32(mu), f32(beta2), f32(eps), f32(wd)
     loss_sum = 0.0
     correct = 0
+    step = 0
     for lo in range(start, stop, batch_size):
         m = min(batch_size, stop - lo)
+        lr = lrs[step]
+        t = t0 + step + 1
+        bc1 = f32(1.0 - mu ** t) if kind == _ADAM else f32(1.0)
+        bc2 = f32(1.0 - beta2 ** t) if kind == _ADAM else f32(1.0)
         for i in prange(m):  # gather
             src = perm[lo + i]
             for j in range(d):
                 Xb[i, j] = X[src, j]
             yb[i] = y[src]
-        for t in prange(n_parts):  # forward, one hidden slice per thread
-            h0, h1 = _slice(h, t, n_parts)
-            _forward_part(Xb, m, W1, b1, W2, A1, parts[t], h0, h1)
+        for t_ in prange(n_parts):  # forward, one hidden slice per thread
+            h0, h1 = _slice(h, t_, n_parts)
+            _forward_part(Xb, m, W1, b1, W2, A1, parts[t_], h0, h1)
         _sum_parts(parts, b2, m, logits)
         batch_loss, batch_correct = _softmax_xent(logits, m, yb, dlogits)
         loss_sum += batch_loss
         correct += batch_correct
-        for t in prange(n_parts):  # backward + update, same slices
-            h0, h1 = _slice(h, t, n_parts)
+        for t_ in prange(n_parts):  # backward + update, same slices
+            h0, h1 = _slice(h, t_, n_parts)
             _backward_part(Xb, m, A1, W2, dlogits, dW2, dA1, db1, h0, h1)
-            # W1[:, h0:h1] += -lr * Xb^T dZ1[:, h0:h1]: the update fused into the sgemm
-            _gemm(_T, _N, d, h1 - h0, m, -lr, Xb, 0, d, dA1, h0, h, 1.0, W1, h0, h)
-            for j in range(h0, h1):
-                b1[j] -= lr * db1[j]
-            w2, g2 = W2[h0:h1].ravel(), dW2[h0:h1].ravel()  # rows h0:h1 are contiguous
-            for k in range(w2.shape[0]):
-                w2[k] -= lr * g2[k]
-        for k in range(c):
-            s = np.float32(0.0)
-            for i in range(m):
-                s += dlogits[i, k]
-            b2[k] -= lr * s
+            if fused:
+                # W1[:, h0:h1] += -lr * Xb^T dZ1[:, h0:h1]: the update fused into the sgemm
+                _gemm(_T, _N, d, h1 - h0, m, -lr, Xb, 0, d, dA1, h0, h, 1.0, W1, h0, h)
+                for j in range(h0, h1):
+                    b1[j] -= lr * db1[j]
+                w2, g2 = W2[h0:h1].ravel(), dW2[h0:h1].ravel()  # rows h0:h1 are contiguous
+                for k in range(w2.shape[0]):
+                    w2[k] -= lr * g2[k]
+            else:
+                _gemm(_T, _N, d, h1 - h0, m, 1.0, Xb, 0, d, dA1, h0, h, 0.0, dW1, h0, h)
+                for r in range(d):
+                    _apply(W1[r, h0:h1], dW1[r, h0:h1], mW1[r, h0:h1], vW1[r, h0:h1],
+                           lr, kind, mu32, b232, eps32, wd32, bc1, bc2)
+                _apply(W2[h0:h1].ravel(), dW2[h0:h1].ravel(), mW2[h0:h1].ravel(), vW2[h0:h1].ravel(),
+                       lr, kind, mu32, b232, eps32, wd32, bc1, bc2)
+                _apply(b1[h0:h1], db1[h0:h1], mb1[h0:h1], vb1[h0:h1],
+                       lr, kind, mu32, b232, eps32, f32(0.0), bc1, bc2)
+        _column_sums(dlogits, m, db2)
+        if fused:
+            for k in range(c):
+                b2[k] -= lr * db2[k]
+        else:
+            _apply(b2, db2, mb2, vb2, lr, kind, mu32, b232, eps32, f32(0.0), bc1, bc2)
+        step += 1
     return loss_sum, correct
 
 
-def train_steps(X, y, perm, start: int, stop: int, batch_size: int, lr: float,
-                W1, b1, W2, b2, ws: Workspace) -> tuple[float, int]:
-    """SGD over ``perm[start:stop]`` in batches; returns (loss sum, number correct).
+def train_steps(X, y, perm, start: int, stop: int, batch_size: int, lr,
+                W1, b1, W2, b2, ws: Workspace, opt=None) -> tuple[float, int]:
+    """Mini-batch steps over ``perm[start:stop]``; returns (loss sum, number correct).
 
-    Parameters are updated in place (other layouts than C-contiguous float32
-    through a temporary copy, as in the single kernels).
+    ``lr`` is one learning rate or one per batch; ``opt`` an
+    :class:`~._optim.OptimizerState` (None: plain SGD, whose update is fused
+    into the gradient sgemm).  Parameters are updated in place (other layouts
+    than C-contiguous float32 through a temporary copy, as in the single kernels).
     """
     _check_shapes(Xb=X, W1=W1, b1=b1, W2=W2, b2=b2)
     X = _f32(X)
@@ -464,13 +523,29 @@ def train_steps(X, y, perm, start: int, stop: int, batch_size: int, lr: float,
         raise ValueError("sample range or label count does not match the data")
     if stop > start and (perm[start:stop].min() < 0 or perm[start:stop].max() >= len(X)):
         raise IndexError("permutation index out of range")  # compiled code does not bounds-check
+    n_steps = -(-(stop - start) // batch_size)
+    lrs = np.broadcast_to(np.asarray(lr, np.float32), (n_steps,)).copy() if np.ndim(lr) == 0 \
+        else np.ascontiguousarray(lr, np.float32)
+    if lrs.shape != (n_steps,):
+        raise ValueError(f"expected {n_steps} learning rates, one per batch, got {lrs.shape}")
     if ws.n_parts != _n_parts(W1.shape[1]):  # thread count changed since the workspace was made
         ws.parts = np.empty((_n_parts(W1.shape[1]),) + ws.parts.shape[1:], np.float32)
         ws.n_parts = ws.parts.shape[0]
     with _outputs(W1, b1, W2, b2) as params, _blas_single_threaded():
+        if opt is None:
+            hyper, buffers = (_optim.SGD, 0.0, 0.0, 0.0, 0.0, 0), list(params) * 2
+        else:
+            # Unused buffers (SGD has none, momentum no v) are stood in for by the parameters:
+            # the compiled rule never touches them, and no empty array is ever sliced.
+            hyper = (opt.kind, opt.momentum, opt.beta2, opt.eps, opt.weight_decay, opt.t)
+            buffers = [mb if mb.size else p for mb, p in zip(opt.m, params)] + \
+                      [vb if vb.size else p for vb, p in zip(opt.v, params)]
         loss, correct = _train_steps(
-            X, y, perm, start, stop, batch_size, np.float32(lr), *params,
-            ws.Xb, ws.yb, ws.A1, ws.parts, ws.logits, ws.dlogits, ws.dA1, ws.dW2, ws.db1, ws.db2)
+            X, y, perm, start, stop, batch_size, lrs, *params,
+            ws.Xb, ws.yb, ws.A1, ws.parts, ws.logits, ws.dlogits, ws.dA1, ws.dW1, ws.dW2, ws.db1,
+            ws.db2, *hyper, *buffers)
+    if opt is not None:
+        opt.t += n_steps
     return float(loss), int(correct)
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _permute
+from . import _optim, _permute
 
 NAME = "numpy"
 
@@ -124,6 +124,43 @@ def update(W1, b1, W2, b2, dW1, db1, dW2, db2, lr: float) -> None:
         p -= lr * g
 
 
+def apply_update(p, g, m, v, lr: float, kind: int, momentum: float, beta2: float, eps: float,
+                 weight_decay: float, bc1: float, bc2: float) -> None:
+    """One optimizer step on one parameter array, in place; rules in :mod:`._optim`.
+
+    ``m`` and ``v`` are the rule's buffers (empty when unused); ``bc1``, ``bc2``
+    are Adam's bias corrections for this step (see ``_optim.bias_corrections``).
+    """
+    f32 = np.float32
+    lr, mu, b2 = f32(lr), f32(momentum), f32(beta2)
+    if weight_decay:
+        g = g + f32(weight_decay) * p
+    if kind == _optim.SGD:
+        p -= lr * g
+    elif kind in (_optim.MOMENTUM, _optim.NESTEROV):
+        m *= mu
+        m += g
+        p -= lr * (g + mu * m if kind == _optim.NESTEROV else m)
+    elif kind == _optim.ADAM:
+        m *= mu
+        m += (f32(1) - mu) * g
+        v *= b2
+        v += (f32(1) - b2) * g * g
+        p -= lr * (m / f32(bc1)) / (np.sqrt(v / f32(bc2)) + f32(eps))
+    else:
+        raise ValueError(f"unknown optimizer code {kind}")
+
+
+def _optimizer_step(opt, params, grads, lr) -> None:
+    """Advance ``opt`` one step over all four parameters (weight decay on weights only)."""
+    opt.t += 1
+    bc1, bc2 = _optim.bias_corrections(opt, opt.t)
+    for i, (p, g) in enumerate(zip(params, grads)):
+        decay = opt.weight_decay if p.ndim == 2 else 0.0
+        apply_update(p, g, opt.m[i], opt.v[i], lr, opt.kind, opt.momentum, opt.beta2, opt.eps,
+                     decay, bc1, bc2)
+
+
 # --- whole steps ----------------------------------------------------------------
 
 
@@ -160,10 +197,12 @@ def make_workspace(batch_size: int, n_features: int, hidden: int, n_classes: int
     )
 
 
-def train_steps(X, y, perm, start: int, stop: int, batch_size: int, lr: float,
-                W1, b1, W2, b2, ws: Workspace) -> tuple[float, int]:
-    """SGD over the samples ``perm[start:stop]`` in batches of ``batch_size``.
+def train_steps(X, y, perm, start: int, stop: int, batch_size: int, lr,
+                W1, b1, W2, b2, ws: Workspace, opt=None) -> tuple[float, int]:
+    """Mini-batch steps over the samples ``perm[start:stop]`` in batches of ``batch_size``.
 
+    ``lr`` is one learning rate, or an array with one per batch (a schedule).
+    ``opt`` is an :class:`~._optim.OptimizerState`; None means plain SGD.
     The last batch may be shorter.  Returns (sum of per-sample losses, number
     of correct predictions), both measured on each batch before its update.
     """
@@ -171,16 +210,20 @@ def train_steps(X, y, perm, start: int, stop: int, batch_size: int, lr: float,
     # A diverging run overflows; the caller sees it as a non-finite loss and stops with a
     # clear message, so NumPy's RuntimeWarnings would only be noise before it.
     with np.errstate(over="ignore", invalid="ignore"):
-        for lo in range(start, stop, batch_size):
+        for k, lo in enumerate(range(start, stop, batch_size)):
             hi = min(lo + batch_size, stop)
             m = hi - lo
+            step_lr = lr[k] if np.ndim(lr) else lr
             Xb, yb, A1, logits, dlogits, dA1 = (
                 ws.Xb[:m], ws.yb[:m], ws.A1[:m], ws.logits[:m], ws.dlogits[:m], ws.dA1[:m])
             gather(X, y, perm[lo:hi], Xb, yb)
             forward(Xb, W1, b1, W2, b2, A1, logits)
             batch_loss, batch_correct = softmax_xent(logits, yb, dlogits)
             backward(Xb, A1, W2, dlogits, ws.dW1, ws.db1, ws.dW2, ws.db2, dA1)
-            update(W1, b1, W2, b2, ws.dW1, ws.db1, ws.dW2, ws.db2, lr)
+            if opt is None:
+                update(W1, b1, W2, b2, ws.dW1, ws.db1, ws.dW2, ws.db2, step_lr)
+            else:
+                _optimizer_step(opt, (W1, b1, W2, b2), (ws.dW1, ws.db1, ws.dW2, ws.db2), step_lr)
             loss_sum += batch_loss
             correct += batch_correct
     return loss_sum, correct
