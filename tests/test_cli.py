@@ -559,6 +559,11 @@ OPTION_PROBLEMS = {
     "dev-size-inf": (["--dev-size", "inf"], r"--dev-size .*got inf"),
     "dev-size-non-integer-count": (["--dev-size", "2.5"], r"--dev-size 2.5 is neither a whole row count"),
     "seed-negative": (["--seed", "-1"], r"seed"),
+    "optimizer-unknown": (["--optimizer", "rmsprop"], r"unknown optimizer 'rmsprop'; choose one of sgd, momentum"),
+    "schedule-unknown": (["--schedule", "linear"], r"unknown schedule 'linear'"),
+    "momentum-one": (["--optimizer", "momentum", "--momentum", "1"], r"momentum must be in \[0, 1\)"),
+    "weight-decay-negative": (["--weight-decay=-1e-4"], r"weight decay must be a finite number >= 0"),
+    "patience-negative": (["--patience", "-2"], r"patience must be an integer >= 0"),
     "backend-unknown": (["--backend", "torch"], r"unknown backend 'torch'; choose one of numpy, numba"),
     "threads-0-numpy": (["--threads", "0"], r"--threads must be between 1 and \d+ \(the CPU count\), got 0"),
 }
@@ -624,8 +629,9 @@ def check_report(out: Path, metrics: dict, *, n_train: int, n_dev: int, epochs: 
     """metrics.json's structure and internal consistency, the model file and the four PNGs."""
     assert metrics["dataset"] == dataset
     assert (metrics["n_train"], metrics["n_dev"]) == (n_train, n_dev)
-    assert metrics["config"] == {"hidden": hidden, "epochs": epochs, "batch_size": 128, "lr": DEFAULTS["lr"],
-                                 "seed": 0, "log_every": 0}
+    expected_config = {**{k: v for k, v in DEFAULTS.items() if k != "dev_size"},
+                       "hidden": hidden, "epochs": epochs, "log_every": 0}
+    assert metrics["config"] == expected_config
     assert metrics["backend"] == backend
     if backend == "numba":
         assert metrics["threads"] >= 1 and isinstance(metrics["threading_layer"], str)
@@ -760,3 +766,30 @@ def test_zero_epochs_still_writes_a_report(tmp_path, capsys, tiny_csv):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["history"]["epochs"] == [] and metrics["epoch_seconds"] == []
     assert metrics["dev"]["n"] == 50
+
+
+def test_preset_best_sets_its_recipe_and_explicit_options_override_it(capsys, out, tiny_csv):
+    code, stdout, stderr = cli(capsys, "--backend", "numpy", "--preset", "best", "--hidden", "8",
+                               "--epochs", "2", "--dev-size", "50", "--no-plots",
+                               "--data", tiny_csv, "--out", out)
+    assert code == 0, stderr
+    config = json.loads((out / "metrics.json").read_text())["config"]
+    assert config["hidden"] == 8 and config["epochs"] == 2  # given on the command line
+    assert (config["optimizer"], config["schedule"], config["weight_decay"]) == ("nesterov", "onecycle", 5e-4)
+
+
+def test_early_stopping_records_the_best_epoch_and_keeps_its_weights(capsys, out, tiny_csv):
+    code, _, stderr = cli(capsys, "--backend", "numpy", "--hidden", "8", "--epochs", "30",
+                          "--patience", "2", "--lr", "3", "--dev-size", "50", "--no-plots",
+                          "--data", tiny_csv, "--out", out)
+    assert code == 0, stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    history = metrics["history"]
+    dev = [row["dev_accuracy"] for row in history["epochs"]]
+    best = history["best_epoch"]
+    assert dev[best - 1] == max(dev)
+    assert history["stopped_early"] == (len(dev) < 30)
+    if history["stopped_early"]:
+        assert len(dev) - best == 2
+    # The evaluated model is the restored best one, not the last epoch's.
+    assert metrics["dev"]["accuracy"] == pytest.approx(max(dev))
