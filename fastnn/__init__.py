@@ -7,7 +7,9 @@ Numba backend that agrees with it (``fastnn.backends``).  The public API:
 * training: :class:`TrainConfig`, :func:`train`, :class:`Network`, :func:`init_network`;
 * evaluation: :func:`classification_report`, :func:`confusion_matrix`;
 * prediction: :func:`predict_image`, :func:`predict_batch`, :func:`test_prediction`;
-* model files: :func:`save_network`, :func:`load_network`.
+* model files: :func:`save_network`, :func:`load_network`;
+* a scikit-learn estimator: :class:`MLPClassifier` (needs scikit-learn; imported on first use);
+* the notebook's helpers: :mod:`fastnn.compat` (``mini_batch_gradient_descent``, ``test_prediction``).
 
 Problems the caller can fix raise :class:`FastnnError` (a ``ValueError``).
 """
@@ -21,8 +23,18 @@ from .predict import predict_batch, predict_image, test_prediction
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name):
+    # Lazy, so that `import fastnn` works without scikit-learn installed.
+    if name == "MLPClassifier":
+        from .estimator import MLPClassifier
+
+        return MLPClassifier
+    raise AttributeError(f"module 'fastnn' has no attribute {name!r}")
+
+
 __all__ = [
-    "Dataset", "FastnnError", "History", "Network", "TrainConfig", "classification_report",
+    "Dataset", "FastnnError", "History", "MLPClassifier", "Network", "TrainConfig", "classification_report",
     "confusion_matrix", "init_network", "load_dataset", "load_network", "predict_batch",
     "predict_image", "read_idx", "read_kaggle_csv", "save_network", "test_prediction", "train",
 ]

@@ -21,6 +21,12 @@ NumPy's global RNG at fit time (so refits differ, as in scikit-learn); an int
 ``k >= 0`` is used as the seed itself, so ``MLPClassifier(random_state=k)``
 trains exactly the network ``fastnn.train(..., TrainConfig(seed=k))`` does.
 
+Predictions are computed with NumPy in float64 (the float32 weights and inputs
+converted exactly), so a sample's probabilities do not depend on which other
+rows share its batch -- float32 matrix products differ in the last bits from
+one batch size to another, which scikit-learn's checks reject.  They agree
+with ``network_.predict`` (float32, the backend's kernel) except at near-ties.
+
 scikit-learn is a dependency of this module only: ``import fastnn`` works
 without it.
 """
@@ -47,17 +53,7 @@ from .model import History, Network, TrainConfig, train
 
 __all__ = ["MLPClassifier"]
 
-# Estimator parameter -> TrainConfig field, for fields that only newer trainers have:
-# such a parameter is passed only when the trainer knows it (or refused if set to a
-# non-default value it cannot honour).
-_OPTIONAL_FIELDS = {"optimizer": "optimizer", "momentum": "momentum",
-                    "weight_decay": "weight_decay", "schedule": "schedule"}
-_DEFAULTS = {"optimizer": "sgd", "momentum": 0.9, "weight_decay": 0.0, "schedule": "constant"}
-
-
-def _config_fields() -> set:
-    return {f.name for f in dataclasses.fields(TrainConfig)}
-
+_PREDICT_CHUNK = 4096  # rows per float64 forward pass when predicting
 
 def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
@@ -71,7 +67,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     hidden : int, default 256
         Hidden units.
     backend : {"numba", "numpy"}, default "numba"
-        The fast compiled backend or the NumPy reference; both train the same network.
+        The backend that trains: the fast compiled one or the NumPy reference
+        (both train the same network; on tiny data or with many fits running in
+        parallel, "numpy" is often quicker).  Predictions always use NumPy.
     batch_size : int, default 128
         Mini-batch size (the last batch of an epoch may be shorter).
     max_iter : int, default 15
@@ -163,7 +161,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         """Validate the estimator-only parameters (TrainConfig validates the rest)."""
         checks = [
             (_is_int(self.max_iter) and self.max_iter >= 1, f"max_iter must be an integer >= 1, got {self.max_iter!r}"),
-            (isinstance(self.early_stopping, (bool, np.bool_)), f"early_stopping must be True or False, got {self.early_stopping!r}"),
+            (isinstance(self.early_stopping, (bool, np.bool_)),
+             f"early_stopping must be True or False, got {self.early_stopping!r}"),
             (isinstance(self.validation_fraction, numbers.Real) and 0 < self.validation_fraction < 1,
              f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}"),
             (_is_int(self.n_iter_no_change) and self.n_iter_no_change >= 1,
@@ -180,51 +179,31 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 
     def _config(self, epochs: int, seed: int, patience: int = 0) -> TrainConfig:
-        fields = _config_fields()
-        kwargs = dict(hidden=self.hidden, epochs=epochs, batch_size=self.batch_size,
-                      lr=self.learning_rate_init, seed=seed, backend=self.backend)
-        for param, name in _OPTIONAL_FIELDS.items():
-            value = getattr(self, param)
-            if name in fields:
-                kwargs[name] = value
-            elif value != _DEFAULTS[param]:
-                raise FastnnError(f"{param}={value!r} needs a fastnn whose trainer supports it")
-        if patience:
-            if "patience" not in fields:
-                raise FastnnError("early_stopping needs a fastnn whose trainer supports patience")
-            kwargs["patience"] = patience
-        return TrainConfig(**kwargs).validate()
-
-    def _encode(self, y: np.ndarray) -> np.ndarray:
-        """Labels -> output indices into ``classes_``; unknown labels raise ValueError."""
-        idx = np.searchsorted(self.classes_, y)
-        idx[idx >= len(self.classes_)] = 0
-        unknown = self.classes_[idx] != y
-        if unknown.any():
-            raise FastnnError(f"labels not seen in classes_: {np.unique(y[unknown])[:5].tolist()}")
-        return idx.astype(np.int64)
+        return TrainConfig(
+            hidden=self.hidden, epochs=epochs, batch_size=self.batch_size, lr=self.learning_rate_init,
+            seed=seed, backend=self.backend, optimizer=self.optimizer, momentum=self.momentum,
+            weight_decay=self.weight_decay, schedule=self.schedule, patience=patience).validate()
 
     def _validate_Xy(self, X, y, reset: bool):
         X, y = validate_data(self, X, y, reset=reset, dtype=np.float32, order="C")
         check_classification_targets(y)
         return X, y
 
-    def _run(self, X, y_idx, config, network, X_dev=None, y_dev=None):
-        progress = None
-        if self.verbose:
-            start = getattr(self, "n_iter_", 0) if network is not None else 0
+    def _run(self, X, y_idx, classes, config, network, X_dev=None, y_dev=None):
+        start = getattr(self, "n_iter_", 0) if network is not None else 0
 
-            def progress(row):
-                dev = f", validation accuracy {row['dev_accuracy']:.4f}" if "dev_accuracy" in row else ""
-                print(f"epoch {start + row['epoch']}: loss {row['train_loss']:.6f}, "
-                      f"train accuracy {row['train_accuracy']:.4f}{dev}")
+        def report(row):
+            dev = f", validation accuracy {row['dev_accuracy']:.4f}" if "dev_accuracy" in row else ""
+            print(f"epoch {start + row['epoch']}: loss {row['train_loss']:.6f}, "
+                  f"train accuracy {row['train_accuracy']:.4f}{dev}")
 
         # Train a copy: a run that fails (divergence) leaves the fitted state untouched.
         net, history = train(X, y_idx, config, X_dev=X_dev, y_dev=y_dev,
-                             n_classes=len(self.classes_),
-                             network=None if network is None else network.copy(), progress=progress)
-        net.classes = self.classes_.copy()
-        net.class_names = tuple(str(c) for c in self.classes_)
+                             n_classes=len(classes),
+                             network=None if network is None else network.copy(),
+                             progress=report if self.verbose else None)
+        net.classes = classes.copy()
+        net.class_names = tuple(str(c) for c in classes)
         return net, history
 
     def _record(self, history: History, continued: bool) -> None:
@@ -254,8 +233,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             raise FastnnError("warm_start can only be used where y has the same classes as in "
                               "the previous call to fit")
         seed = self._seed()
-        self.classes_ = classes
-        y_idx = self._encode(y)
+        y_idx = _encode(classes, y)
         X_dev = y_dev = None
         patience = 0
         if self.early_stopping:
@@ -265,7 +243,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if warm:
             seed = _derive_seed(seed, self.n_iter_)
         config = self._config(self.max_iter, seed, patience)
-        net, history = self._run(X, y_idx, config, self.network_ if warm else None, X_dev, y_dev)
+        net, history = self._run(X, y_idx, classes, config, self.network_ if warm else None, X_dev, y_dev)
+        # Only a successful run changes the fitted state.
+        self.classes_ = classes
         self.network_ = net
         self._base_seed = seed
         self._record(history, continued=warm)
@@ -291,25 +271,35 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         elif classes is not None and not np.array_equal(np.unique(np.asarray(classes)), self.classes_):
             raise FastnnError(f"classes={np.asarray(classes).tolist()} is not the same as "
                               f"classes_={self.classes_.tolist()} of the earlier calls")
+        else:
+            classes = self.classes_
         X, y = self._validate_Xy(X, y, reset=first)
-        if first:
-            self.classes_ = classes
-            self._base_seed = self._seed()
-            self.n_iter_ = 0
-        y_idx = self._encode(y)
+        y_idx = _encode(classes, y)
         base = getattr(self, "_base_seed", None)
-        if base is None:  # a classifier made by from_network
-            base = self._base_seed = self._seed()
+        if first or base is None:  # base is None for a classifier made by from_network
+            base = self._seed()
         seed = base if first else _derive_seed(base, self.n_iter_)
-        net, history = self._run(X, y_idx, self._config(1, seed), None if first else self.network_)
+        config = self._config(1, seed)
+        net, history = self._run(X, y_idx, classes, config, None if first else self.network_)
+        self.classes_ = classes
         self.network_ = net
+        self._base_seed = base
         self._record(history, continued=not first)
         return self
 
     def _logits(self, X) -> np.ndarray:
+        """The network's raw scores, in float64 (see the module: batch-independent)."""
         check_is_fitted(self, "network_")
-        X = validate_data(self, X, reset=False, dtype=np.float32, order="C")
-        return self.network_.logits(X, self.backend).astype(np.float64)
+        X = validate_data(self, X, reset=False, dtype=np.float32)  # the values training saw
+        net = self.network_
+        W1, b1, W2, b2 = (p.astype(np.float64) for p in (net.W1, net.b1, net.W2, net.b2))
+        out = np.empty((X.shape[0], net.n_classes))
+        for start in range(0, X.shape[0], _PREDICT_CHUNK):
+            hidden = X[start:start + _PREDICT_CHUNK].astype(np.float64) @ W1
+            hidden += b1
+            np.maximum(hidden, 0.0, out=hidden)
+            out[start:start + _PREDICT_CHUNK] = hidden @ W2 + b2
+        return out
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities ``(n_samples, n_classes)`` in the order of ``classes_``."""
@@ -330,6 +320,16 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         """Predicted labels ``(n_samples,)``, taken from ``classes_``."""
         best = self._logits(X).argmax(axis=1)
         return self.classes_[best]
+
+
+def _encode(classes: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Labels -> output indices into the sorted ``classes``; unknown labels raise ValueError."""
+    idx = np.searchsorted(classes, y)
+    idx[idx >= len(classes)] = 0
+    unknown = classes[idx] != y
+    if unknown.any():
+        raise FastnnError(f"labels not seen in classes_: {np.unique(y[unknown])[:5].tolist()}")
+    return idx.astype(np.int64)
 
 
 def _derive_seed(base: int, n_iter: int) -> int:
