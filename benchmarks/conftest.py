@@ -52,14 +52,20 @@ def pytest_report_header(config):
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
-    """Saved runs record the load and the thread setup they were measured under."""
+    """Saved runs record the thread setup they were measured under.
+
+    (Only stable facts: pytest-benchmark warns on ``--benchmark-compare`` when
+    machine_info differs.  The load average goes into each benchmark's
+    ``extra_info["load_1min_after"]`` instead.)
+    """
     import numba
     from threadpoolctl import threadpool_info
 
-    machine_info["load_average"] = _load()
+    import fastnn.backends.numba_backend  # noqa: F401  (loads SciPy's BLAS, so it is always listed)
+
     machine_info["numba_threads"] = numba.get_num_threads()
-    machine_info["blas"] = [f"{i.get('internal_api')} {i.get('version')} {i.get('num_threads')} threads"
-                            for i in threadpool_info() if i.get("user_api") == "blas"]
+    machine_info["blas"] = sorted(f"{i.get('internal_api')} {i.get('version')} {i.get('num_threads')} threads"
+                                  for i in threadpool_info() if i.get("user_api") == "blas")
 
 
 @pytest.fixture(scope="session")

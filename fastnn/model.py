@@ -180,8 +180,10 @@ def check_training_data(X, y, n_classes: int | None = None) -> tuple[np.ndarray,
     if not np.issubdtype(X.dtype, np.number) or X.dtype == np.bool_:
         raise FastnnError(f"training inputs must be numeric, got dtype {X.dtype}")
     X = np.ascontiguousarray(X, dtype=np.float32)
-    if not np.isfinite(X).all():
-        raise FastnnError("training inputs contain NaN or infinite values")
+    # In chunks of rows: a whole-array mask would be an n x d temporary (45 MB for MNIST).
+    for lo in range(0, X.shape[0], 4096):
+        if not np.isfinite(X[lo:lo + 4096]).all():
+            raise FastnnError("training inputs contain NaN or infinite values")
     if not np.issubdtype(y.dtype, np.integer):
         if np.issubdtype(y.dtype, np.floating) and np.isfinite(y).all() and (y == np.round(y)).all():
             y = y.astype(np.int64)
