@@ -1,0 +1,69 @@
+"""The numba backend's environment: threading layer chosen on purpose, compile cache that
+cannot break training.  Each case runs in a fresh interpreter, because numba fixes both
+the threading layer and the cache location once per process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def tiny_csv(path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    y = np.arange(200) % 10
+    X = rng.integers(0, 255, (200, 784))
+    frame = pd.DataFrame(np.column_stack([y, X]), columns=["label"] + [f"pixel{i}" for i in range(784)])
+    frame.to_csv(path, index=False)
+    return path
+
+
+def run_train(tmp_path: Path, env_extra: dict) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
+    env.update(env_extra)
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "train.py"), "--backend", "numba", "--data",
+         str(tiny_csv(tmp_path / "train.csv")), "--epochs", "1", "--hidden", "8", "--dev-size", "50",
+         "--no-plots", "--quiet", "--out", str(out)],
+        capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads((out / "metrics.json").read_text())
+
+
+def test_the_omp_layer_is_chosen_when_it_can_load(tmp_path):
+    probe = subprocess.run([sys.executable, "-c", "import numba.np.ufunc.omppool"], capture_output=True)
+    metrics = run_train(tmp_path, {})
+    if probe.returncode == 0:
+        assert metrics["threading_layer"] == "omp"
+    else:  # no OpenMP runtime on this machine: the next layer in our order, never a crash
+        assert metrics["threading_layer"] in ("tbb", "workqueue")
+
+
+def test_a_threading_layer_set_by_the_user_is_respected_and_reported(tmp_path):
+    metrics = run_train(tmp_path, {"NUMBA_THREADING_LAYER": "workqueue"})
+    assert metrics["threading_layer"] == "workqueue"
+
+
+def test_numba_num_threads_sets_the_thread_count(tmp_path):
+    metrics = run_train(tmp_path, {"NUMBA_NUM_THREADS": "1"})
+    assert metrics["threads"] == 1
+
+
+def test_an_unwritable_compile_cache_does_not_break_training(tmp_path):
+    # A path below a regular file cannot be created, even by root.
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    home = tmp_path / "home"
+    metrics = run_train(tmp_path, {"NUMBA_CACHE_DIR": str(blocker / "cache"), "HOME": str(home),
+                                   "XDG_CACHE_HOME": str(home / ".cache")})
+    assert metrics["dev"]["n"] == 50
+    # The kernels were cached in the next writable place instead.
+    assert any((home / ".cache" / "fastnn" / "numba").rglob("*.nbi"))
