@@ -23,9 +23,10 @@ DEFAULTS = dict(hidden=256, epochs=15, batch_size=128, lr=0.5, seed=0, dev_size=
 # Named recipes; options given explicitly on the command line override them.
 PRESETS = {
     "default": {},
-    # 784-800-10, Nesterov momentum with a one-cycle schedule: >= 98.5% MNIST test accuracy.
-    "best": dict(hidden=800, epochs=20, lr=0.1, optimizer="nesterov", momentum=0.9,
-                 weight_decay=5e-4, schedule="onecycle"),
+    # 784-800-10, Nesterov momentum with a one-cycle schedule, trained on all but 1000 of
+    # the 60k MNIST training images: 98.5% test accuracy (see the README for the spread).
+    "best": dict(hidden=800, epochs=30, lr=0.2, optimizer="nesterov", momentum=0.9,
+                 weight_decay=1e-4, schedule="onecycle", dev_size=1000),
 }
 
 

@@ -775,7 +775,7 @@ def test_preset_best_sets_its_recipe_and_explicit_options_override_it(capsys, ou
     assert code == 0, stderr
     config = json.loads((out / "metrics.json").read_text())["config"]
     assert config["hidden"] == 8 and config["epochs"] == 2  # given on the command line
-    assert (config["optimizer"], config["schedule"], config["weight_decay"]) == ("nesterov", "onecycle", 5e-4)
+    assert (config["optimizer"], config["schedule"], config["weight_decay"]) == ("nesterov", "onecycle", 1e-4)
 
 
 def test_early_stopping_records_the_best_epoch_and_keeps_its_weights(capsys, out, tiny_csv):
