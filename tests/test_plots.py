@@ -126,3 +126,16 @@ def test_unwritable_destination_raises_and_leaves_nothing(tmp_path, where):
         with pytest.raises(FastnnError, match="cannot write plot"):
             make_plot()
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_written_files_get_the_usual_permissions_not_owner_only(tmp_path):
+    import os
+    import stat
+
+    from fastnn._atomic import atomic_write_bytes
+
+    target = tmp_path / "report.bin"
+    atomic_write_bytes(target, b"data")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~mask
