@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import FastnnError
+from .errors import FastnnError, exit_code
 
 DEFAULTS = dict(hidden=256, epochs=15, batch_size=128, lr=0.5, seed=0, dev_size=5000,
                 optimizer="sgd", momentum=0.9, weight_decay=0.0, schedule="constant", patience=0)
@@ -302,17 +302,10 @@ def _summary(metrics: dict, out: str) -> str:
 def main(argv=None) -> int:
     """Entry point of ``scripts/train.py`` and the ``fastnn-train`` command."""
     args = build_parser().parse_args(argv)
-    try:
+
+    def action():
         metrics = run(args)
-    except FastnnError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except MemoryError:
-        print("error: out of memory; try a smaller --hidden or --batch-size", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    if not args.quiet:
-        print(_summary(metrics, args.out))
-    return 0
+        if not args.quiet:
+            print(_summary(metrics, args.out))
+
+    return exit_code(action, "; try a smaller --hidden or --batch-size")

@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from fastnn._atomic import atomic_write_text  # noqa: E402
-from fastnn.errors import FastnnError  # noqa: E402
+from fastnn.errors import FastnnError, exit_code  # noqa: E402
 from fastnn.model import Network  # noqa: E402
 
 N_PIXELS = 784
@@ -161,7 +161,8 @@ def run(args: argparse.Namespace) -> tuple[str, str | None]:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    try:
+
+    def action():
         text, table = run(args)
         if table is not None:
             out = Path(args.out or DEFAULT_OUT)
@@ -169,17 +170,9 @@ def main(argv=None) -> int:
                 atomic_write_text(out, table)
             except OSError as exc:
                 raise FastnnError(f"cannot write {out}: {exc.strerror or exc}") from None
-    except FastnnError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except MemoryError:
-        print("error: out of memory", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    print(text)
-    return 0
+        print(text)
+
+    return exit_code(action)
 
 
 if __name__ == "__main__":

@@ -74,3 +74,25 @@ def prototype_data(n: int = 3000, d: int = 784, c: int = 10, noise: float = 1.0,
 def make_data():
     """The :func:`prototype_data` generator."""
     return prototype_data
+
+
+def block_network(monkeypatch) -> list:
+    """Replace fastnn.data's network fetchers with failing fakes; returns the list of calls they saw."""
+    import urllib.error
+
+    from fastnn import data
+    from fastnn.errors import FastnnError
+
+    calls: list = []
+
+    def no_http(url, timeout=None):
+        calls.append(url)
+        raise urllib.error.URLError(OSError("no network in tests"))
+
+    def no_pip(requirement, dest):
+        calls.append(requirement)
+        raise FastnnError("pip is not run in tests")
+
+    monkeypatch.setattr(data, "_http_get", no_http)
+    monkeypatch.setattr(data, "_pip_download", no_pip)
+    return calls

