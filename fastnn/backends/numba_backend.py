@@ -17,31 +17,37 @@ different here is *how* the work is spread over cores:
   Nothing large is ever reduced across threads (data-parallel splitting would
   have to sum a full ``d x h`` gradient every step); only the ``m x c`` partial
   logits are added up.  ``W1`` and ``W2`` are updated by the thread that owns
-  the slice, and the ``W1`` update is fused into its gradient sgemm
-  (``W1 += -lr * Xb^T dZ1`` with ``beta = 1``), so ``dW1`` is never stored.
+  the slice.  For plain SGD the ``W1`` update is fused into its gradient sgemm
+  (``W1 += -lr * Xb^T dZ1`` with ``beta = 1``), so ``dW1`` is never stored;
+  other optimizers (or weight decay) have the sgemm write ``dW1`` and each
+  thread applies the rule to its own slice.
 * **Whole chunks of an epoch run without returning to Python**
   (:func:`train_steps`): per mini-batch there are three parallel regions
   (gather, forward, backward+update) and a tiny serial softmax between them.
 
-Kernels are compiled with ``cache=True`` where a cache folder is writable; see :mod:`fastnn.backends._numba_setup`
-for the threading layer and the cache location.
+Measured on the project's 2-core machines (README, "Performance"): on the
+standard 784-128-10 / batch 128 epoch the two sgemms of a step run at ~74
+GFLOP/s per thread, which alone costs 0.17 s per epoch; the whole epoch takes
+about 0.20 s (NumPy: 0.29 s).
+
+Kernels are compiled with ``cache=True`` where a cache folder is writable; see
+:mod:`fastnn.backends._numba_setup` for the threading layer and the cache location.
 """
 
 from __future__ import annotations
 
 import contextlib
 
+import llvmlite.binding
+import numba
 import numpy as np
+import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS we call, so threadpoolctl can see it)
+from numba import njit, prange
+from numba.core import types
+from numba.extending import get_cython_function_address
 
 from . import _optim, _permute
-from ._numba_setup import CACHE as _CACHE  # also picks the threading layer before numba starts
-
-import llvmlite.binding  # noqa: E402
-import numba  # noqa: E402
-from numba.core import types  # noqa: E402
-from numba import njit, prange  # noqa: E402
-from numba.extending import get_cython_function_address  # noqa: E402
-import scipy.linalg.cython_blas  # noqa: E402,F401  (loads the BLAS we call, so threadpoolctl can see it)
+from ._numba_setup import CACHE as _CACHE  # also picks the threading layer before numba compiles
 
 NAME = "numba"
 
