@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"rows held out for the dev set: a count, or a fraction < 1 (default {DEFAULTS['dev_size']})")
     p.add_argument("--log-every", type=int, default=0, help="also record the train loss every N steps")
     p.add_argument("--threads", type=int, default=None,
-                   help="threads for the numba backend (default: NUMBA_NUM_THREADS or all cores)")
+                   help="threads: the numba kernels' (default NUMBA_NUM_THREADS or all cores), or BLAS's for numpy")
     p.add_argument("--out", default="runs/latest", help="folder for the report (default %(default)s)")
     p.add_argument("--cache", default=None, help="dataset cache folder (default: $FASTNN_DATA_DIR or the user cache)")
     p.add_argument("--source", default=None, help="a folder holding the dataset's IDX files, tried before downloading")
