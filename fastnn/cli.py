@@ -210,8 +210,9 @@ def _evaluate(net, splits, backend, metrics) -> dict:
 def _write_report(out, net, metrics, history, splits, predictions, data, no_plots) -> None:
     """Write every report file into a staging folder, then move them into ``out`` together.
 
-    A failure part way (a full disk, a name taken by a folder) leaves ``out`` as
-    it was: no model without its metrics, no half-written file.
+    A failure part way (a full disk, a name taken by a folder) leaves no new
+    report file behind, and never a half-written one: files already moved are
+    removed again.  (Files of an earlier run that they had replaced are gone.)
     """
     import shutil
     import tempfile

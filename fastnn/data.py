@@ -226,6 +226,8 @@ def _read_csv_values(path: Path) -> np.ndarray:
         # int16 holds every valid value and parses as fast as any dtype (~0.8 s for
         # 42000x785); out-of-range values are reported by the range check after.
         return pd.read_csv(path, dtype=np.int16).to_numpy()
+    except UnicodeDecodeError as exc:  # a ValueError too, so it must come first
+        raise FastnnError(f"{path}: not a text CSV file (undecodable byte at position {exc.start})") from None
     except pd.errors.ParserError as exc:
         raise FastnnError(f"{path}: malformed CSV ({_one_line(exc)})") from None
     except (ValueError, OverflowError):
@@ -237,7 +239,10 @@ def _read_csv_values_slowly(path: Path) -> np.ndarray:
     """Find the first cell that is not an integer and raise naming it; else return all values as floats."""
     # Without a dtype pandas parses clean columns as numbers and leaves only the
     # columns holding a bad cell as text, so just those few are converted cell by cell.
-    frame = pd.read_csv(path, keep_default_na=False, low_memory=False)
+    try:
+        frame = pd.read_csv(path, keep_default_na=False, low_memory=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise FastnnError(f"{path}: malformed CSV ({_one_line(exc)})") from None
     numbers = np.empty(frame.shape, dtype=np.float64)
     for j, column in enumerate(frame.columns):
         numbers[:, j] = pd.to_numeric(frame[column], errors="coerce")

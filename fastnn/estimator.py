@@ -49,15 +49,11 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
                       "pip install scikit-learn") from exc
 
 from .errors import FastnnError
-from .model import History, Network, TrainConfig, train
+from .model import History, Network, TrainConfig, _is_int, train
 
 __all__ = ["MLPClassifier"]
 
 _PREDICT_CHUNK = 4096  # rows per float64 forward pass when predicting
-
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-
 
 class MLPClassifier(ClassifierMixin, BaseEstimator):
     """A d-H-c ReLU/softmax network trained by fastnn, as a scikit-learn classifier.

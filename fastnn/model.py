@@ -40,24 +40,31 @@ class Network:
         # The kernels update parameters in place and the compiled ones need float32 C order.
         for name in ("W1", "b1", "W2", "b2"):
             setattr(self, name, np.ascontiguousarray(getattr(self, name), dtype=np.float32))
-        if self.classes is None:
-            self.classes = np.arange(self.n_classes)
+        self.classes = np.arange(self.n_classes) if self.classes is None else np.asarray(self.classes)
         if self.class_names is None:
             self.class_names = tuple(str(c) for c in self.classes)
+        self.class_names = tuple(self.class_names)
+        if len(self.classes) != self.n_classes or len(self.class_names) != self.n_classes:
+            raise FastnnError(f"a network with {self.n_classes} outputs needs {self.n_classes} classes "
+                              f"and class names, got {len(self.classes)} and {len(self.class_names)}")
 
     @property
     def n_features(self) -> int:
+        """Inputs per sample (784 for MNIST)."""
         return self.W1.shape[0]
 
     @property
     def hidden(self) -> int:
+        """Hidden units."""
         return self.W1.shape[1]
 
     @property
     def n_classes(self) -> int:
+        """Outputs (classes)."""
         return self.W2.shape[1]
 
     def copy(self) -> "Network":
+        """An independent copy (parameters are updated in place by training)."""
         return Network(self.W1.copy(), self.b1.copy(), self.W2.copy(), self.b2.copy(),
                        self.classes.copy(), self.class_names)
 
@@ -127,6 +134,7 @@ class TrainConfig:
     patience: int = 0
 
     def validate(self) -> "TrainConfig":
+        """Check every option; raise :class:`FastnnError` naming the first bad one, else return self."""
         def number(v):
             return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) \
                 and math.isfinite(v)
@@ -162,6 +170,7 @@ class History:
     stopped_early: bool = False
 
     def to_dict(self) -> dict:
+        """Plain JSON-serialisable form (as written to ``metrics.json``)."""
         return asdict(self)
 
 
@@ -199,14 +208,19 @@ def check_training_data(X, y, n_classes: int | None = None) -> tuple[np.ndarray,
 def train(X, y, config: TrainConfig, *, X_dev=None, y_dev=None, n_classes: int | None = None,
           network: Network | None = None, progress: Callable | None = None,
           ) -> tuple[Network, History]:
-    """Train a network with mini-batch SGD; returns it and its :class:`History`.
+    """Train a network with mini-batch gradient descent; returns it and its :class:`History`.
 
-    ``X (n, d)`` float in [0, 1] and ``y (n,)`` integer labels in ``[0, c)``.
-    Each epoch visits every sample once in a fresh order drawn from
-    ``(seed, epoch)``; the last batch of an epoch may be short.  Same seed and
-    backend give identical results run to run.  ``progress``, if given, is
-    called as ``progress(epoch_row)`` after every epoch.  Raises
-    :class:`FastnnError` if the loss becomes NaN or infinite.
+    ``X (n, d)`` float (normalised to [0, 1] for images) and ``y (n,)`` integer
+    labels in ``[0, c)``, with ``c = n_classes`` or ``max(y) + 1``.  Each epoch
+    visits every sample once in a fresh order drawn from ``(seed, epoch)``; the
+    last batch of an epoch may be short.  The optimizer, schedule and early
+    stopping come from ``config``.  ``X_dev, y_dev`` (optional) give the dev
+    accuracy recorded after every epoch, which early stopping watches.
+    ``network`` continues training an existing network in place (its shape,
+    not ``config.hidden``, decides the hidden size).  Same seed and backend give
+    identical results run to run.  ``progress``, if given, is called as
+    ``progress(epoch_row)`` after every epoch.  Raises :class:`FastnnError` on
+    invalid options or data, or if the loss becomes NaN or infinite.
     """
     config.validate()
     X, y, c = check_training_data(X, y, n_classes)
@@ -225,10 +239,10 @@ def train(X, y, config: TrainConfig, *, X_dev=None, y_dev=None, n_classes: int |
 
     ws = backend.make_workspace(min(config.batch_size, n), d, net.hidden, c)
     params = (net.W1, net.b1, net.W2, net.b2)
-    plain_sgd = config.optimizer == "sgd" and config.weight_decay == 0
-    opt = None if plain_sgd else make_optimizer(
-        config.optimizer, params, momentum=config.momentum, beta2=config.beta2,
-        weight_decay=config.weight_decay)
+    opt = make_optimizer(config.optimizer, params, momentum=config.momentum, beta2=config.beta2,
+                         weight_decay=config.weight_decay)
+    if opt.fused_sgd:
+        opt = None  # plain SGD: the backends' own update, fused into the gradient where they can
     perm = np.empty(n, np.int64)
     history = History()
     steps_per_epoch = math.ceil(n / config.batch_size)
@@ -236,7 +250,9 @@ def train(X, y, config: TrainConfig, *, X_dev=None, y_dev=None, n_classes: int |
     constant_lr = config.schedule == "constant"
     # Samples per recorded chunk: a whole epoch, or log_every steps.
     chunk = n if not config.log_every else min(n, config.log_every * config.batch_size)
-    early_stopping = config.patience > 0 and X_dev is not None
+    early_stopping = config.patience > 0
+    if early_stopping and X_dev is None:
+        raise FastnnError("early stopping (patience > 0) needs a dev split to watch; give a dev set")
     best = (-1.0, None)  # (dev accuracy, copy of the parameters)
     step = 0
     for epoch in range(config.epochs):

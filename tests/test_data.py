@@ -771,3 +771,12 @@ def test_mnist_pickle_with_pixels_out_of_range_is_refused():
     labels = np.zeros(2, np.int64)
     with pytest.raises(FastnnError, match=r"pixel values outside \[0, 255/256\]"):
         data._mnist_from_pickle(((bad, labels), (bad, labels), (bad, labels)), "mnist.pkl.gz")
+
+
+def test_csv_with_an_undecodable_byte_in_a_data_row_is_one_clear_error(tmp_path):
+    header = ",".join(["label"] + [f"pixel{i}" for i in range(784)])
+    row = ",".join(["3"] + ["0"] * 784)
+    path = tmp_path / "train.csv"
+    path.write_bytes((header + "\n" + row + "\n").encode() + b"\xff\xfe," + b"0," * 783 + b"0\n")
+    with pytest.raises(FastnnError, match="train.csv"):
+        read_kaggle_csv(path)

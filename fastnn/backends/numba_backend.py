@@ -170,6 +170,8 @@ def _permutation(n, keys, k, out):
 
 def permutation(n: int, seed: int, epoch: int, out: np.ndarray) -> None:
     """Write epoch ``epoch``'s shuffle of ``range(n)`` into ``out``; equal to the reference's."""
+    if out.shape != (n,) or out.dtype != np.int64:
+        raise ValueError(f"out must be an int64 array of length {n}, got {out.dtype} {out.shape}")
     keys = np.array(_permute.round_keys(seed, epoch), dtype=np.uint64)
     _permutation(n, keys, _permute.half_bits(n), out)
 
@@ -279,6 +281,8 @@ def _softmax_xent(logits, m, yb, dlogits):
 
 def softmax_xent(logits, yb, dlogits) -> tuple[float, int]:
     """Softmax cross-entropy and its gradient; see the reference for the math."""
+    _check_shapes(logits=logits, dlogits=dlogits)
+    _check_labels(yb, logits.shape[1], logits.shape[0])
     with _outputs(dlogits) as (dlogits_,):
         loss, correct = _softmax_xent(_f32(logits), logits.shape[0], yb, dlogits_)
     return float(loss), int(correct)
@@ -348,7 +352,15 @@ def update(W1, b1, W2, b2, dW1, db1, dW2, db2, lr: float) -> None:
 
 
 _SHAPES = {"Xb": "md", "W1": "dh", "b1": "h", "W2": "hc", "dW2": "hc", "b2": "c",
-           "A1": "mh", "dA1": "mh", "logits": "mc"}
+           "A1": "mh", "dA1": "mh", "logits": "mc", "dlogits": "mc"}
+
+
+def _check_labels(y, n_classes: int, n: int) -> None:
+    """Labels index the logits' columns in compiled code: they must lie in [0, c)."""
+    if np.shape(y) != (n,):
+        raise ValueError(f"expected {n} labels, got shape {np.shape(y)}")
+    if n and (y.min() < 0 or y.max() >= n_classes):
+        raise ValueError(f"labels must lie in [0, {n_classes}), found {y.min()}..{y.max()}")
 
 
 def _check_shapes(**arrays):
@@ -529,6 +541,7 @@ def train_steps(X, y, perm, start: int, stop: int, batch_size: int, lr,
         raise ValueError("sample range or label count does not match the data")
     if stop > start and (perm[start:stop].min() < 0 or perm[start:stop].max() >= len(X)):
         raise IndexError("permutation index out of range")  # compiled code does not bounds-check
+    _check_labels(y, W2.shape[1], len(y))
     n_steps = -(-(stop - start) // batch_size)
     lrs = np.broadcast_to(np.asarray(lr, np.float32), (n_steps,)).copy() if np.ndim(lr) == 0 \
         else np.ascontiguousarray(lr, np.float32)
@@ -581,6 +594,7 @@ def _predict_logits(X, W1, b1, W2, b2, A1, out):
 
 def predict_logits(X, W1, b1, W2, b2, out) -> None:
     """Logits for every row of ``X`` into ``out (n, c)``."""
+    _check_shapes(Xb=X, W1=W1, b1=b1, W2=W2, b2=b2, logits=out)
     n_threads = numba.get_num_threads()
     A1 = np.empty((n_threads, 256, W1.shape[1]), np.float32)
     with _outputs(out) as (out_,), _blas_single_threaded():
