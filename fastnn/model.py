@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 
+from . import _aligned
 from .backends import BACKENDS, get_backend
 from .backends._optim import OPTIMIZERS, make_optimizer
 from .errors import FastnnError
@@ -38,8 +39,9 @@ class Network:
 
     def __post_init__(self):
         # The kernels update parameters in place and the compiled ones need float32 C order.
+        # (on cache-line boundaries too: see fastnn._aligned)
         for name in ("W1", "b1", "W2", "b2"):
-            setattr(self, name, np.ascontiguousarray(getattr(self, name), dtype=np.float32))
+            setattr(self, name, _aligned.aligned(getattr(self, name)))
         self.classes = np.arange(self.n_classes) if self.classes is None else np.asarray(self.classes)
         if self.class_names is None:
             self.class_names = tuple(str(c) for c in self.classes)

@@ -10,16 +10,29 @@ import pytest
 from fastnn.backends import BACKENDS, get_backend
 
 
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    """Each backend module in turn (the NumPy reference and the Numba backend)."""
+# The numba backend has two first-layer paths, chosen by the data's density; every test
+# that takes a numba backend runs once with each path forced, whatever its data.
+_NUMBA_PATHS = {"numba-dense": -1.0, "numba-sparse": 1.0}
+
+
+def _numba_on_path(path, monkeypatch):
+    nb = get_backend("numba")
+    monkeypatch.setattr(nb, "SPARSE_MAX_DENSITY", _NUMBA_PATHS[path])
+    return nb
+
+
+@pytest.fixture(params=[b for b in BACKENDS if b != "numba"] + list(_NUMBA_PATHS))
+def backend(request, monkeypatch):
+    """Each backend module in turn: the NumPy reference, then the Numba backend on each path."""
+    if request.param in _NUMBA_PATHS:
+        return _numba_on_path(request.param, monkeypatch)
     return get_backend(request.param)
 
 
-@pytest.fixture(scope="session")
-def nb():
-    """The Numba backend module."""
-    return get_backend("numba")
+@pytest.fixture(params=list(_NUMBA_PATHS))
+def nb(request, monkeypatch):
+    """The Numba backend module, on its dense and on its sparse path."""
+    return _numba_on_path(request.param, monkeypatch)
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ compiles on every run instead of failing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -78,3 +79,24 @@ def threading_layer() -> str:
 
         _touch(2)
         return numba.threading_layer()
+
+
+@contextlib.contextmanager
+def vectorizing():
+    """Compile what is compiled in this block with LLVM's SLP vectorizer on.
+
+    numba leaves it off by default (``NUMBA_SLP_VECTORIZE=0``); the sparse
+    kernels' register tiles need it to become vector code (see
+    :mod:`fastnn.backends._numba_sparse`).  It is read when a kernel is
+    compiled, so turning it on around our own calls leaves other numba code in
+    the process as its author configured it; a user's ``NUMBA_SLP_VECTORIZE`` wins.
+    """
+    if "NUMBA_SLP_VECTORIZE" in os.environ:
+        yield
+        return
+    before = numba.config.SLP_VECTORIZE
+    numba.config.SLP_VECTORIZE = 1
+    try:
+        yield
+    finally:
+        numba.config.SLP_VECTORIZE = before

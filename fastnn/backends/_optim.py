@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import _aligned
+
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
 SGD, MOMENTUM, NESTEROV, ADAM = range(4)
 
@@ -51,8 +53,8 @@ def make_optimizer(name: str, params, *, momentum=0.9, beta2=0.999, eps=1e-8,
     """State for optimizer ``name`` over the parameter arrays ``params`` (W1, b1, W2, b2)."""
     kind = OPTIMIZERS.index(name)
     empty = [np.zeros(0, np.float32) for _ in params]
-    m = [np.zeros_like(p) for p in params] if kind != SGD else empty
-    v = [np.zeros_like(p) for p in params] if kind == ADAM else list(empty)
+    m = [_aligned.zeros(p.shape) for p in params] if kind != SGD else empty
+    v = [_aligned.zeros(p.shape) for p in params] if kind == ADAM else list(empty)
     return OptimizerState(kind, float(momentum), float(beta2), float(eps), float(weight_decay), 0, m, v)
 
 

@@ -1,0 +1,107 @@
+"""sgemm called from numba-compiled code, and the thread pin that makes that safe.
+
+Numba cannot beat a tuned sgemm, but an ``@njit(parallel=True)`` region that
+calls a multithreaded BLAS makes two thread pools fight over the same cores
+(we measured 50x slower than NumPy).  So sgemm is called straight from
+compiled code through SciPy's BLAS (``scipy.linalg.cython_blas``), that
+library is pinned to one thread while our kernels run
+(:func:`blas_single_threaded`), and the parallelism is ours.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import llvmlite.binding
+import numpy as np
+import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS we call, so threadpoolctl can see it)
+from numba import njit
+from numba.core import types
+from numba.extending import get_cython_function_address
+
+from ._numba_setup import CACHE as _CACHE
+
+# Bound by symbol name rather than as a ctypes pointer: compiled code that holds a
+# ctypes pointer cannot be cached, code that calls a named symbol can.
+_SGEMM_SYMBOL = "fastnn_scipy_sgemm"
+llvmlite.binding.add_symbol(_SGEMM_SYMBOL, get_cython_function_address("scipy.linalg.cython_blas", "sgemm"))
+_sgemm = types.ExternalFunction(_SGEMM_SYMBOL, types.void(*([types.voidptr] * 13)))
+N, T = ord("N"), ord("T")
+
+
+@njit(cache=_CACHE, inline="always")
+def gemm(ta, tb, m, n, k, alpha, A, a_off, lda, B, b_off, ldb, beta, C, c_off, ldc):
+    """Row-major ``C = alpha * op(A) @ op(B) + beta * C`` on sub-matrices of flat buffers.
+
+    ``A``, ``B``, ``C`` are C-contiguous float32 arrays of any rank; ``*_off`` is
+    the flat offset of the sub-matrix's first element and ``ld*`` its row
+    stride, so column blocks (a thread's hidden slice) are passed without
+    copying.  Every call reaches :func:`_gemm` with the same argument types, so
+    it is compiled once however many places call it.
+    """
+    i64, f64 = np.int64, np.float64
+    _gemm(i64(ta), i64(tb), i64(m), i64(n), i64(k), f64(alpha), A.ravel(), i64(a_off), i64(lda),
+          B.ravel(), i64(b_off), i64(ldb), f64(beta), C.ravel(), i64(c_off), i64(ldc))
+
+
+@njit(cache=_CACHE, nogil=True)
+def _gemm(ta, tb, m, n, k, alpha, A, a_off, lda, B, b_off, ldb, beta, C, c_off, ldc):
+    # Fortran sgemm is column-major, so it is asked for C^T = op(B)^T op(A)^T instead.
+    if m == 0 or n == 0:
+        return
+    if k == 0:  # sgemm would leave C untouched with beta; keep the row-major meaning
+        for i in range(m):
+            for j in range(n):
+                C[c_off + i * ldc + j] *= beta
+        return
+    chars = np.empty(2, np.uint8)
+    chars[0] = tb
+    chars[1] = ta
+    ints = np.empty(6, np.int32)
+    ints[0] = n
+    ints[1] = m
+    ints[2] = k
+    ints[3] = ldb
+    ints[4] = lda
+    ints[5] = ldc
+    scal = np.empty(2, np.float32)
+    scal[0] = alpha
+    scal[1] = beta
+    _sgemm(chars[0:].ctypes, chars[1:].ctypes, ints[0:].ctypes, ints[1:].ctypes, ints[2:].ctypes,
+           scal[0:].ctypes, B[b_off:].ctypes, ints[3:].ctypes,
+           A[a_off:].ctypes, ints[4:].ctypes, scal[1:].ctypes,
+           C[c_off:].ctypes, ints[5:].ctypes)
+
+
+def _scipy_blas_controllers():
+    """threadpoolctl handles for the BLAS that numba's sgemm calls (SciPy's), else all BLAS."""
+    import scipy
+    from threadpoolctl import ThreadpoolController
+
+    blas = [lc for lc in ThreadpoolController().lib_controllers if lc.user_api == "blas"]
+    # Wheels bundle SciPy's OpenBLAS in site-packages/scipy.libs (or inside scipy/); NumPy's
+    # own copy lives elsewhere and is left alone, so the NumPy backend keeps its threads.
+    scipy_dir = os.path.realpath(os.path.dirname(scipy.__file__))
+    roots = (scipy_dir + os.sep, scipy_dir + ".libs" + os.sep)
+    ours = [lc for lc in blas if os.path.realpath(lc.filepath).startswith(roots)]
+    return ours or blas
+
+
+_BLAS = None
+
+
+@contextlib.contextmanager
+def blas_single_threaded():
+    """Pin SciPy's BLAS to one thread for the duration: the parallelism is ours."""
+    global _BLAS
+    if _BLAS is None:
+        _BLAS = _scipy_blas_controllers()
+    before = [lc.num_threads for lc in _BLAS]
+    for lc in _BLAS:
+        lc.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for lc, n in zip(_BLAS, before):
+            lc.set_num_threads(n)

@@ -1,0 +1,197 @@
+"""The numba backend's sparse first layer, against float64 and against its dense path.
+
+The kernel tests (``test_kernels.py``) already run every numba kernel on both
+paths (``conftest._NUMBA_PATHS``); this file covers what only the sparse path
+has: the compressed rows and columns, the register-tile widths, the batches
+that stress a pixel-major gradient (all-zero images, fully dense rows, a pixel
+lit in one image only), and the choice of path by density.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import naive
+from fastnn.backends import _optim, get_backend
+from fastnn.backends._numba_sparse import TILES, batch_columns, compress_rows, rows_axpy
+from fastnn.model import TrainConfig, init_network, train
+
+from conftest import prototype_data
+
+F32 = np.float32
+
+
+@pytest.fixture
+def sparse_nb(monkeypatch):
+    """The numba backend with the sparse path forced, whatever the data's density."""
+    nb = get_backend("numba")
+    monkeypatch.setattr(nb, "SPARSE_MAX_DENSITY", 1.0)
+    return nb
+
+
+def _sparse_batch(rng, n, d, density):
+    X = rng.random((n, d), dtype=F32)
+    X[rng.random((n, d)) >= density] = 0.0
+    return X
+
+
+def test_compressed_rows_hold_every_nonzero_once_in_pixel_order():
+    rng = np.random.default_rng(0)
+    X = _sparse_batch(rng, 50, 300, 0.2)
+    X[7] = 0.0  # an all-zero image
+    indptr, idx, val = compress_rows(X)
+    assert indptr[0] == 0 and indptr[-1] == np.count_nonzero(X) and idx.dtype == np.uint16
+    back = np.zeros_like(X)
+    for i in range(len(X)):
+        cols = idx[indptr[i]:indptr[i + 1]]
+        assert np.all(np.diff(cols.astype(int)) > 0)
+        back[i, cols] = val[indptr[i]:indptr[i + 1]]
+    np.testing.assert_array_equal(back, X)
+
+
+@pytest.mark.parametrize("split", [1, 2, 3])
+def test_batch_columns_are_the_transpose_of_the_batch_rows(split):
+    """Built in ``split`` pixel ranges (as threads do), the columns hold each batch image once."""
+    rng = np.random.default_rng(1)
+    d, m = 97, 23
+    X = _sparse_batch(rng, 60, d, 0.3)
+    X[:, 5] = 0.0  # a pixel no image lights
+    X[:, 6] = 0.0
+    X[11, 6] = 0.5  # a pixel lit in one image only
+    indptr, idx, val = compress_rows(X)
+    perm = rng.permutation(60).astype(np.int64)
+    lo = 30
+    cend, crow, cval = np.empty(d, np.int64), np.empty(m * d, np.uint16), np.empty(m * d, F32)
+    for t in range(split):
+        batch_columns(indptr, idx, val, perm, lo, m, d * t // split, d * (t + 1) // split, cend, crow, cval)
+    Xb = X[perm[lo:lo + m]]
+    for p in range(d):
+        rows = crow[p * m:cend[p]].astype(int)
+        assert np.all(np.diff(rows) > 0)  # batch order: gradient sums run as the dense ones do
+        np.testing.assert_array_equal(rows, np.flatnonzero(Xb[:, p]))
+        np.testing.assert_array_equal(cval[p * m:cend[p]], Xb[rows, p])
+    assert cend[5] == 5 * m and cend[6] - 6 * m == (perm[lo:lo + m] == 11).sum()
+
+
+@pytest.mark.parametrize("width", [1, 7, 15, 16, 17, 48, 63, 64, 65, 80, 100, 129])
+def test_rows_axpy_sums_each_column_for_every_tile_width(width):
+    """Widths around the tile sizes (64, 16) and the scalar remainder, at an offset column."""
+    assert TILES == (64, 16)
+    rng = np.random.default_rng(width)
+    src = rng.standard_normal((40, 140)).astype(F32)
+    idx = rng.choice(40, size=25, replace=False).astype(np.uint16)
+    val = rng.random(25, dtype=F32)
+    out = np.full(width + 3, np.nan, F32)
+    rows_axpy(src, 5, width, idx, val, 2, 23, out)
+    sel, v = idx[2:23].astype(int), val[2:23]
+    exact = v.astype(np.float64) @ src[sel, 5:5 + width].astype(np.float64)
+    bound = naive.gamma(21) * (np.abs(v).astype(np.float64) @ np.abs(src[sel, 5:5 + width]))
+    naive.assert_within(out[:width], exact, bound, f"width {width}")
+    assert np.isnan(out[width:]).all()  # nothing written past the width
+
+
+# n, batch, d, h, c; the batches: see _special_data
+SPECIAL = {
+    "all-zero-images": (64, 16, 784, 65, 10),
+    "dense-rows": (40, 16, 50, 17, 3),
+    "one-pixel-one-image": (48, 16, 30, 7, 4),
+    "h1": (40, 20, 60, 1, 3),
+    "h100-odd-batch": (75, 13, 784, 100, 10),
+    "h800": (60, 32, 784, 800, 10),
+}
+
+
+def _special_data(case, rng):
+    n, bs, d, h, c = SPECIAL[case]
+    X = _sparse_batch(rng, n, d, 0.2)
+    if case == "all-zero-images":
+        X[::3] = 0.0
+    elif case == "dense-rows":
+        X = rng.random((n, d), dtype=F32) + F32(0.01)  # every pixel of every image nonzero
+    elif case == "one-pixel-one-image":
+        X[:] = 0.0
+        X[17, 9] = 0.8
+    y = rng.integers(0, c, n)
+    return X, y, bs, h, c
+
+
+@pytest.mark.parametrize("case", SPECIAL, ids=SPECIAL)
+def test_sparse_training_steps_match_float64_sgd_on_hard_batches(sparse_nb, case):
+    rng = np.random.default_rng(sum(map(ord, case)))
+    X, y, bs, h, c = _special_data(case, rng)
+    n, d = X.shape
+    net = init_network(d, h, c, seed=3)
+    net.b1[:] = 0.1 * rng.standard_normal(h)
+    before = (net.W1, net.b1, net.W2, net.b2)
+    params = [p.copy() for p in before]
+    perm = rng.permutation(n).astype(np.int64)
+    ws = sparse_nb.make_workspace(bs, d, h, c)
+    loss, correct = sparse_nb.train_steps(X, y, perm, 0, n, bs, 0.3, *params, ws)
+    assert ws.sparse
+    ref, loss_ref, correct_ref = naive.train_steps(X, y, perm, 0, n, bs, 0.3, *before)
+    naive.assert_sgd_close(params, ref, before, math.ceil(n / bs), f"{case}: ")
+    assert loss == pytest.approx(loss_ref, rel=1e-5) and abs(correct - correct_ref) <= 1
+    if case == "one-pixel-one-image":
+        # Plain SGD moves only the rows of pixels some image lit: here row 9 alone.
+        moved = np.flatnonzero(np.any(params[0] != net.W1, axis=1))
+        np.testing.assert_array_equal(moved, [9])
+
+
+@pytest.mark.parametrize("kind", _optim.OPTIMIZERS)
+def test_rows_no_image_lit_still_decay_under_every_optimizer(sparse_nb, np_backend, kind):
+    """With momentum, Adam or weight decay a W1 row whose pixel is dark in every image of a
+    batch still moves (its gradient is zero, not absent), exactly as in the reference."""
+    rng = np.random.default_rng(4)
+    X = _sparse_batch(rng, 60, 40, 0.3)
+    X[:30, :10] = 0.0  # pixels 0..9 dark in the first two batches only
+    y = rng.integers(0, 3, 60)
+    perm = np.arange(60, dtype=np.int64)
+    results = []
+    for be in (np_backend, sparse_nb):
+        net = init_network(40, 9, 3, 0)
+        params = (net.W1, net.b1, net.W2, net.b2)
+        opt = _optim.make_optimizer(kind, params, weight_decay=1e-2)
+        ws = be.make_workspace(15, 40, 9, 3)
+        be.train_steps(X, y, perm, 0, 60, 15, 2e-2 if kind == "adam" else 0.2, *params, ws, opt)
+        results.append(params)
+    for name, a, b in zip(("W1", "b1", "W2", "b2"), *results):
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-5 * max(1.0, float(np.abs(a).max())), err_msg=name)
+    start = init_network(40, 9, 3, 0).W1
+    assert np.all(results[1][0][:10] != start[:10])  # decayed, not skipped
+
+
+def test_the_path_is_chosen_by_the_density_of_the_training_data(monkeypatch):
+    nb = get_backend("numba")
+    rng = np.random.default_rng(5)
+    threshold = nb.SPARSE_MAX_DENSITY
+    assert 0.0 < threshold < 1.0
+    for density, expect in ((0.19, True), (threshold - 0.05, True), (threshold + 0.1, False), (1.0, False)):
+        X = _sparse_batch(rng, 200, 100, density) if density < 1 else rng.random((200, 100), dtype=F32) + 1
+        ws = nb.make_workspace(32, 100, 8, 3)
+        ws.prepare(X)
+        assert ws.sparse is expect, density
+    monkeypatch.setattr(nb, "SPARSE_MAX_DENSITY", 0.1)
+    ws = nb.make_workspace(32, 100, 8, 3)
+    ws.prepare(_sparse_batch(rng, 200, 100, 0.19))
+    assert not ws.sparse
+
+
+@pytest.mark.parametrize("optimizer", _optim.OPTIMIZERS)
+def test_a_whole_run_on_either_path_learns_what_the_reference_learns(monkeypatch, optimizer):
+    """Two epochs of `train` on sparse digits: both numba paths end within float32 drift of
+    the NumPy reference, and predict the same labels for nearly all samples."""
+    X, y = prototype_data(n=1200, noise=0.0)
+    assert np.count_nonzero(X) < 0.5 * X.size
+    config = dict(hidden=48, epochs=2, batch_size=64, lr=2e-3 if optimizer == "adam" else 0.1,
+                  optimizer=optimizer, weight_decay=1e-4, schedule="onecycle")
+    ref, _ = train(X, y, TrainConfig(backend="numpy", **config))
+    nb = get_backend("numba")
+    for density in (-1.0, 1.0):
+        monkeypatch.setattr(nb, "SPARSE_MAX_DENSITY", density)
+        net, history = train(X, y, TrainConfig(backend="numba", **config))
+        for a, b in zip((ref.W1, ref.b1, ref.W2, ref.b2), (net.W1, net.b1, net.W2, net.b2)):
+            np.testing.assert_allclose(b, a, rtol=0, atol=1e-4 * max(1.0, float(np.abs(a).max())))
+        assert np.mean(net.predict(X) == ref.predict(X)) >= 0.995
