@@ -251,24 +251,36 @@ def _step_column_sums(a, m, out):
 
 @njit(cache=_CACHE, inline="always")
 def _step_apply(p, g, m, v, lr, rule, wd, bc1, bc2):
-    """One optimizer step on 1-D views; the rules (and their float32 order) as in the reference."""
+    """One optimizer step on 1-D views; the rules (and their float32 order) as in the reference.
+
+    One loop per rule, so that each is a plain vector loop (a rule chosen inside
+    the loop kept LLVM from vectorising it).
+    """
     one = np.float32(1.0)
     kind = rule.kind
     mu, b2, eps = np.float32(rule.momentum), np.float32(rule.beta2), np.float32(rule.eps)
-    for j in range(p.shape[0]):
-        gj = g[j] + wd * p[j]
-        if kind == _SGD:
-            p[j] -= lr * gj
-        elif kind == _ADAM:
+    if kind == _SGD:
+        for j in range(p.shape[0]):
+            p[j] -= lr * (g[j] + wd * p[j])
+    elif kind == _ADAM:
+        for j in range(p.shape[0]):
+            gj = g[j] + wd * p[j]
             mj = mu * m[j] + (one - mu) * gj
             vj = b2 * v[j] + (one - b2) * gj * gj
             m[j] = mj
             v[j] = vj
             p[j] -= lr * (mj / bc1) / (np.sqrt(vj / bc2) + eps)
-        else:
+    elif kind == _NESTEROV:
+        for j in range(p.shape[0]):
+            gj = g[j] + wd * p[j]
             mj = mu * m[j] + gj
             m[j] = mj
-            p[j] -= lr * (gj + mu * mj) if kind == _NESTEROV else lr * mj
+            p[j] -= lr * (gj + mu * mj)
+    else:
+        for j in range(p.shape[0]):
+            mj = mu * m[j] + (g[j] + wd * p[j])
+            m[j] = mj
+            p[j] -= lr * mj
 
 
 @njit(cache=_CACHE, fastmath=FASTMATH, inline="always")
@@ -289,7 +301,10 @@ def _step_w1_sparse(b, m, W1, mW1, vW1, lr, rule, bc1, bc2, fused, grow, h0, h1)
             continue
         for j in range(h0, h1, width):
             w = min(width, h1 - j)
-            rows_axpy(b.dA1, j, w, b.crow, b.cval, k0, k1, grow)
+            if k0 == k1:  # a pixel no image lit: zero gradient (the rule still applies)
+                grow[:w] = 0.0
+            else:
+                rows_axpy(b.dA1, j, w, b.crow, b.cval, k0, k1, grow)
             if fused:
                 row = W1[p, j:j + w]
                 for q in range(w):
