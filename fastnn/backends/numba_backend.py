@@ -86,7 +86,7 @@ class Buffers(NamedTuple):
     dW2: np.ndarray      # (h, c)
     db1: np.ndarray      # (h,)
     db2: np.ndarray      # (c,)
-    grow: np.ndarray     # (threads, 64) one gradient tile per thread (sparse path)
+    grow: np.ndarray     # (threads, h) one W1 gradient row per thread (sparse path)
     cend: np.ndarray     # (d,) the batch's pixel columns (sparse path): ends,
     crow: np.ndarray     # (m * d,) batch positions (uint16),
     cval: np.ndarray     # (m * d,) and values
@@ -134,7 +134,7 @@ def _buffers(batch_size, n_features, hidden, n_classes, n_parts, sparse) -> Buff
         Xb=empty((0 if sparse else m, d)), yb=empty(m, np.int64),
         A1=empty((m, h)), parts=empty((n_parts, m, c)), logits=empty((m, c)), dlogits=empty((m, c)),
         dA1=empty((m, h)), dW1=empty((0 if sparse else d, h)), dW2=empty((h, c)),
-        db1=empty(h), db2=empty(c), grow=empty((n_parts, TILES[0])),
+        db1=empty(h), db2=empty(c), grow=empty((n_parts, h)),
         cend=empty(d, np.int64), crow=empty(n_cols, np.uint16),
         cval=empty(n_cols, f32))
 
@@ -287,31 +287,29 @@ def _step_apply(p, g, m, v, lr, rule, wd, bc1, bc2):
 def _step_w1_sparse(b, m, W1, mW1, vW1, lr, rule, bc1, bc2, fused, grow, h0, h1):
     """W1[:, h0:h1] one optimizer step, its gradient summed over each pixel's nonzero images.
 
-    One pass over the slice, a gradient tile at a time in ``grow``: no ``dW1`` is
-    stored.  Plain SGD (``fused``) skips the pixels no image in the batch lit (their
-    gradient is zero); every other rule visits every row, as the reference does,
-    so momentum still decays and weight decay still applies there.
+    One pass over the slice, a row at a time: the row's gradient goes into
+    ``grow`` and the rule is applied to the row at once, so no ``dW1`` is
+    stored.  Plain SGD (``fused``) skips the pixels no image in the batch lit
+    (their gradient is zero); every other rule visits every row, as the
+    reference does, so momentum still decays and weight decay still applies there.
     """
     d = W1.shape[0]
     wd = np.float32(rule.weight_decay)
-    width = grow.shape[0]
+    g = grow[:h1 - h0]
     for p in range(d):
         k0, k1 = p * m, b.cend[p]
-        if fused and k0 == k1:
-            continue
-        for j in range(h0, h1, width):
-            w = min(width, h1 - j)
-            if k0 == k1:  # a pixel no image lit: zero gradient (the rule still applies)
-                grow[:w] = 0.0
-            else:
-                rows_axpy(b.dA1, j, w, b.crow, b.cval, k0, k1, grow)
+        if k0 == k1:
             if fused:
-                row = W1[p, j:j + w]
-                for q in range(w):
-                    row[q] -= lr * grow[q]
-            else:
-                _step_apply(W1[p, j:j + w], grow[:w], mW1[p, j:j + w], vW1[p, j:j + w],
-                            lr, rule, wd, bc1, bc2)
+                continue
+            g[:] = 0.0
+        else:
+            rows_axpy(b.dA1, h0, h1 - h0, b.crow, b.cval, k0, k1, g)
+        if fused:
+            row = W1[p, h0:h1]
+            for q in range(h1 - h0):
+                row[q] -= lr * g[q]
+        else:
+            _step_apply(W1[p, h0:h1], g, mW1[p, h0:h1], vW1[p, h0:h1], lr, rule, wd, bc1, bc2)
 
 
 @njit(cache=_CACHE, inline="always")
