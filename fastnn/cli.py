@@ -118,21 +118,51 @@ def _set_threads(backend: str, threads: int | None) -> dict:
     return {"threads": numba.get_num_threads(), "threading_layer": threading_layer()}
 
 
-def _progress(total: int, quiet: bool):
-    """tqdm over epochs on a terminal; silent when piped, in CI, or with --quiet."""
+COMPILING_NOTE = "fastnn: compiling the numba kernels (first run only, ~15 s)"
+
+
+def _progress(total: int, quiet: bool, compiling: bool = False):
+    """tqdm over epochs on a terminal; silent when piped, in CI, or with --quiet.
+
+    Returns ``(close, update)``.  With ``compiling`` (numba is about to compile
+    the kernels during the first epoch) the bar first appears after that epoch,
+    counting from 1: a bar at 0% for the compile time, and an ETA taken from
+    it, would only mislead.
+    """
+    if quiet or not sys.stderr.isatty() or os.environ.get("CI"):
+        return (lambda: None), (lambda row: None)  # not even importing tqdm
     from tqdm.auto import tqdm
 
-    disable = quiet or not sys.stderr.isatty() or bool(os.environ.get("CI"))
-    bar = tqdm(total=total, unit="epoch", disable=disable, leave=False)
+    def make(done: int):
+        return tqdm(total=total, initial=done, unit="epoch", leave=False)
+
+    bars = [] if compiling else [make(0)]
 
     def update(row):
         shown = {"loss": f"{row['train_loss']:.4f}", "acc": f"{row['train_accuracy']:.4f}"}
         if "dev_accuracy" in row:
             shown["dev"] = f"{row['dev_accuracy']:.4f}"
-        bar.set_postfix(shown)
-        bar.update(1)
+        if not bars:  # the compiling first epoch is over: start the bar (and its clock) now
+            bars.append(make(row["epoch"]))
+            bars[0].set_postfix(shown)
+            return
+        bars[0].set_postfix(shown)
+        bars[0].update(1)
 
-    return bar, update
+    def close():
+        for bar in bars:
+            bar.close()
+
+    return close, update
+
+
+def _compiling(backend: str, epochs: int) -> bool:
+    """Whether training is about to wait for numba to compile the kernels (a cold compile cache)."""
+    if backend != "numba" or epochs == 0:
+        return False
+    from .backends._numba_setup import kernels_cached
+
+    return not kernels_cached()
 
 
 def resolve_options(args: argparse.Namespace) -> dict:
@@ -161,13 +191,16 @@ def run(args: argparse.Namespace) -> dict:
 
     data = load_dataset(args.data, dev_size=dev_size, seed=config.seed,
                         cache=args.cache, source=args.source)
-    bar, update = _progress(config.epochs, args.quiet)
+    compiling = _compiling(config.backend, config.epochs)
+    if compiling and not args.quiet:
+        print(COMPILING_NOTE, file=sys.stderr, flush=True)
+    close_bar, update = _progress(config.epochs, args.quiet, compiling)
     t0 = time.perf_counter()
     try:
         net, history = train(data.X_train, data.y_train, config, X_dev=data.X_dev, y_dev=data.y_dev,
                              n_classes=len(data.class_names), progress=update)
     finally:
-        bar.close()
+        close_bar()
     train_seconds = time.perf_counter() - t0
     net.class_names = tuple(data.class_names)
 
@@ -309,4 +342,21 @@ def main(argv=None) -> int:
         if not args.quiet:
             print(_summary(metrics, args.out))
 
-    return exit_code(action, "; try a smaller --hidden or --batch-size")
+    code = exit_code(action, "; try a smaller --hidden or --batch-size")
+    if argv is None:  # run as the program (scripts/train.py, fastnn-train), which ends now
+        _skip_final_collection()
+    return code
+
+
+def _skip_final_collection() -> None:
+    """Spare the exiting interpreter its last garbage collections.
+
+    Once numba has loaded a kernel, ~100k of its objects are alive, and
+    collecting and freeing them at interpreter exit took ~0.2 s of every
+    numba run.  ``gc.freeze()`` hides them from the collector; the operating
+    system takes the memory back when the process ends.  Only for a process
+    about to exit: in-process callers pass ``argv`` and are left alone.
+    """
+    import gc
+
+    gc.freeze()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import http.client
 import importlib
 import io
 import os
@@ -26,8 +25,6 @@ import pickle
 import subprocess
 import sys
 import tempfile
-import urllib.error
-import urllib.request
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -35,7 +32,6 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import pandas as pd
 import platformdirs
 
 from ._atomic import atomic_write_bytes
@@ -188,7 +184,15 @@ def read_kaggle_csv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | N
     return values.astype(np.uint8), None
 
 
+def _pandas():
+    """pandas, imported on first use: it costs ~0.15 s and only the CSV reader needs it."""
+    import pandas
+
+    return pandas
+
+
 def _read_csv_header(path: Path) -> list[str]:
+    pd = _pandas()
     try:
         return list(pd.read_csv(path, nrows=0).columns)
     except pd.errors.EmptyDataError:
@@ -222,6 +226,7 @@ def _check_csv_header(columns: list[str], path: Path) -> bool:
 
 def _read_csv_values(path: Path) -> np.ndarray:
     """Parse all cells as integers (fast path), or find the first bad cell and say where."""
+    pd = _pandas()
     try:
         # int16 holds every valid value and parses as fast as any dtype (~0.8 s for
         # 42000x785); out-of-range values are reported by the range check after.
@@ -239,6 +244,7 @@ def _read_csv_values_slowly(path: Path) -> np.ndarray:
     """Find the first cell that is not an integer and raise naming it; else return all values as floats."""
     # Without a dtype pandas parses clean columns as numbers and leaves only the
     # columns holding a bad cell as text, so just those few are converted cell by cell.
+    pd = _pandas()
     try:
         frame = pd.read_csv(path, keep_default_na=False, low_memory=False)
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
@@ -649,6 +655,8 @@ def _download_files(spec: _DatasetSpec) -> Files:
 
 
 def _download_verified(url: str, checksum: _Checksum) -> bytes:
+    import http.client
+
     _note(f"downloading {url}")
     try:
         data = _http_get(url)
@@ -659,6 +667,8 @@ def _download_verified(url: str, checksum: _Checksum) -> bytes:
 
 
 def _network_reason(exc: BaseException) -> str:
+    import urllib.error
+
     # URLError wraps the useful part ("Name or service not known") in .reason;
     # HTTPError's own text ("HTTP Error 403: Forbidden") is already the useful part.
     if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
@@ -668,6 +678,8 @@ def _network_reason(exc: BaseException) -> str:
 
 def _http_get(url: str, timeout: float = DOWNLOAD_TIMEOUT) -> bytes:
     """GET ``url`` and return the body (the one place fastnn touches the network)."""
+    import urllib.request
+
     request = urllib.request.Request(url, headers={"User-Agent": "fastnn"})
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return response.read()

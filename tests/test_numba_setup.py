@@ -67,3 +67,46 @@ def test_an_unwritable_compile_cache_does_not_break_training(tmp_path):
     assert metrics["dev"]["n"] == 50
     # The kernels were cached in the next writable place instead.
     assert any((home / ".cache" / "fastnn" / "numba").rglob("*.nbi"))
+
+
+def run_python(code: str, env_extra: dict) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
+    env.update(env_extra)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def test_threading_layer_starts_the_pool_without_compiling_anything():
+    code = ("import numba.core.event as ev\n"
+            "from fastnn.backends._numba_setup import threading_layer\n"
+            "with ev.install_recorder('numba:compile') as rec:\n"
+            "    layer = threading_layer()\n"
+            "print(layer, len(rec.buffer))")
+    layer, compiles = run_python(code, {}).split()
+    assert layer in ("omp", "tbb", "workqueue") and compiles == "0"
+
+
+KERNELS_CACHED = "from fastnn.backends._numba_setup import kernels_cached; print(kernels_cached())"
+
+
+def test_a_cold_compile_cache_is_announced_once_and_then_cached(tmp_path):
+    cache = {"NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
+    assert run_python(KERNELS_CACHED, cache) == "False"
+
+    def train(out: str) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
+        env.update(cache, CI="1")
+        return subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "train.py"), "--backend", "numba", "--data",
+             str(tiny_csv(tmp_path / "train.csv")), "--epochs", "1", "--hidden", "8", "--dev-size", "50",
+             "--no-plots", "--out", str(tmp_path / out)],
+            capture_output=True, text=True, env=env, timeout=600)
+
+    first = train("first")
+    assert first.returncode == 0, first.stderr
+    assert first.stderr == "fastnn: compiling the numba kernels (first run only, ~15 s)\n"
+    assert run_python(KERNELS_CACHED, cache) == "True"
+    second = train("second")
+    assert second.returncode == 0 and second.stderr == "", second.stderr
+

@@ -64,21 +64,35 @@ CACHE = CACHE_DIR is not None
 
 
 def threading_layer() -> str:
-    """Name of the threading layer in use (starts numba's pool if it is not running yet)."""
+    """Name of the threading layer in use (starts numba's pool if it is not running yet).
+
+    Starting the pool picks the layer; ``numba.get_num_threads()`` starts it
+    without compiling anything (a parallel kernel compiled just to start it
+    cost ~0.7 s on every run).
+    """
+    numba.get_num_threads()
+    return numba.threading_layer()
+
+
+def kernels_cached() -> bool:
+    """Whether numba's compile cache holds a current build of the training kernel.
+
+    False before the first run after an install or an edit of the kernels'
+    source (numba then compiles for ~15 s before training starts), and always
+    when no cache folder is writable.  It reads the kernel's cache index the way
+    numba does when it looks for a compiled version: in the same folder
+    (``NUMBA_CACHE_DIR``, the ``__pycache__`` next to the source, or our
+    fallback), checking numba's version and the hash of the source file.
+    """
+    if not CACHE:
+        return False
+    from .numba_backend import _train_steps
+
     try:
-        return numba.threading_layer()
-    except ValueError:  # no parallel region has run yet
-        from numba import njit, prange
-
-        @njit(parallel=True)
-        def _touch(n):
-            s = 0
-            for i in prange(n):
-                s += i
-            return s
-
-        _touch(2)
-        return numba.threading_layer()
+        index = _train_steps._cache._cache_file._load_index()
+    except Exception:  # numba's cache internals changed: do not claim a cold start we cannot see
+        return True
+    return bool(index)
 
 
 @contextlib.contextmanager
