@@ -1,9 +1,9 @@
 """Backend registry: the one place a backend is chosen by name.
 
 A backend is a module exposing the same kernels with the same signatures
-(``permutation``, ``gather``, ``forward``, ``softmax_xent``, ``backward``,
-``update``, ``make_workspace``, ``train_steps``, ``predict_logits``).  The
-training loop only ever calls :func:`get_backend` and those names.
+(:data:`KERNELS`; ``tests/test_backend_contract.py`` checks both modules
+against it).  The training loop only ever calls :func:`get_backend` and those
+names.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ _MODULES = {
 BACKENDS = tuple(_MODULES)
 
 KERNELS = ("permutation", "gather", "forward", "softmax_xent", "backward", "update",
-           "make_workspace", "train_steps", "predict_logits")
+           "apply_update", "make_workspace", "train_steps", "predict_logits")
 
 
 def get_backend(name: str) -> ModuleType:
