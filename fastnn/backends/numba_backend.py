@@ -21,6 +21,10 @@ different here is *how* the work is done:
   backward+update) and a short serial part between them (partial-logit sums
   and softmax).
 
+Every kernel is compiled with ``error_model="numpy"`` (a division by zero
+gives inf, as in the reference): numba's default Python error model puts a
+zero test before every division, which kept LLVM from vectorising Adam's update.
+
 The public per-step kernels and :func:`train_steps` are built from the same
 ``inline="always"`` step functions (the ``_step_*`` functions below), so a fix
 in one is a fix in both.  Kernels are compiled with ``cache=True`` where a
@@ -48,9 +52,10 @@ from ._numba_sparse import FASTMATH, TILES, batch_columns, compress_rows, rows_a
 NAME = "numba"
 
 #: Inputs with at most this fraction of nonzero values take the sparse first-layer path.
-#: Measured crossover on the project's 2-core machines (README, "Performance"): the sparse
-#: step is faster than the dense one up to about 0.6 at hidden 128 and 800.
-SPARSE_MAX_DENSITY = 0.5
+#: Measured crossover (``pytest benchmarks/ -k path_by_density``, README "Performance"): the
+#: sparse step is faster up to a density of about 0.35-0.45 at hidden 128 and 800, slower
+#: from 0.5 (Fashion-MNIST's density) on.
+SPARSE_MAX_DENSITY = 0.4
 
 _SGD, _NESTEROV, _ADAM = _optim.SGD, _optim.NESTEROV, _optim.ADAM
 
@@ -59,7 +64,7 @@ if numba.config.DISABLE_JIT:
     raise ImportError("the numba backend calls BLAS from compiled code; unset NUMBA_DISABLE_JIT to use it")
 
 
-@njit(cache=_CACHE, inline="always")
+@njit(cache=_CACHE, error_model="numpy", inline="always")
 def _slice(h, t, parts):
     """Hidden units ``[h0, h1)`` owned by part ``t`` of ``parts`` (sizes differ by at most 1)."""
     return (h * t) // parts, (h * (t + 1)) // parts
@@ -142,7 +147,7 @@ def _buffers(batch_size, n_features, hidden, n_classes, n_parts, sparse) -> Buff
 # --- step functions: the one definition of each step, inlined everywhere -----------
 
 
-@njit(cache=_CACHE, fastmath=FASTMATH, inline="always")
+@njit(cache=_CACHE, error_model="numpy", fastmath=FASTMATH, inline="always")
 def _step_hidden_sparse(rows, perm, lo, m, W1, A1, h0, h1):
     """A1[:, h0:h1] = X[perm[lo:lo+m]] @ W1[:, h0:h1], over each image's nonzero pixels.
 
@@ -159,14 +164,14 @@ def _step_hidden_sparse(rows, perm, lo, m, W1, A1, h0, h1):
             rows_axpy(W1, j, w, rows.idx, rows.val, rows.indptr[r], rows.indptr[r + 1], A1[i, j:j + w])
 
 
-@njit(cache=_CACHE, inline="always")
+@njit(cache=_CACHE, error_model="numpy", inline="always")
 def _step_hidden_dense(Xb, m, W1, A1, h0, h1):
     """A1[:, h0:h1] = Xb @ W1[:, h0:h1] (single-threaded sgemm)."""
     d, h = W1.shape
     gemm(_N, _N, m, h1 - h0, d, 1.0, Xb, 0, d, W1, h0, h, 0.0, A1, h0, h)
 
 
-@njit(cache=_CACHE, inline="always")
+@njit(cache=_CACHE, error_model="numpy", inline="always")
 def _step_activate(m, b1, W2, A1, part, h0, h1):
     """A1[:, h0:h1] = relu(A1[:, h0:h1] + b1[h0:h1]);  part = A1[:, h0:h1] @ W2[h0:h1]."""
     h = A1.shape[1]
@@ -180,7 +185,7 @@ def _step_activate(m, b1, W2, A1, part, h0, h1):
     gemm(_N, _N, m, c, h1 - h0, 1.0, A1, h0, h, W2, h0 * c, c, 0.0, part, 0, c)
 
 
-@njit(cache=_CACHE, inline="always")
+@njit(cache=_CACHE, error_model="numpy", inline="always")
 def _step_sum_parts(parts, b2, m, logits):
     c = logits.shape[1]
     for i in range(m):
@@ -191,7 +196,7 @@ def _step_sum_parts(parts, b2, m, logits):
             logits[i, j] = s
 
 
-@njit(cache=_CACHE, inline="always")
+@njit(cache=_CACHE, error_model="numpy", inline="always")
 def _step_softmax_xent(logits, m, yb, dlogits):
     # One pass per row: max, log-sum-exp, loss, gradient, argmax.  m x c is tiny,
     # so this stays serial; it runs between the two parallel regions of a step.
@@ -223,7 +228,7 @@ def _step_softmax_xent(logits, m, yb, dlogits):
     return loss, correct
 
 
-@njit(cache=_CACHE, inline="always")
+@njit(cache=_CACHE, error_model="numpy", inline="always")
 def _step_backward_small(m, A1, W2, dlogits, dW2, dA1, db1, h0, h1):
     """This thread's slice: dW2[h0:h1], dZ1[:, h0:h1] (into dA1) and db1[h0:h1]."""
     h = A1.shape[1]
@@ -240,7 +245,7 @@ def _step_backward_small(m, A1, W2, dlogits, dW2, dA1, db1, h0, h1):
             db[j] += g
 
 
-@njit(cache=_CACHE, inline="always")
+@njit(cache=_CACHE, error_model="numpy", inline="always")
 def _step_column_sums(a, m, out):
     for j in range(a.shape[1]):
         out[j] = 0.0
@@ -249,7 +254,7 @@ def _step_column_sums(a, m, out):
             out[j] += a[i, j]
 
 
-@njit(cache=_CACHE, inline="always")
+@njit(cache=_CACHE, error_model="numpy", inline="always")
 def _step_apply(p, g, m, v, lr, rule, wd, bc1, bc2):
     """One optimizer step on 1-D views; the rules (and their float32 order) as in the reference.
 
@@ -283,7 +288,7 @@ def _step_apply(p, g, m, v, lr, rule, wd, bc1, bc2):
             p[j] -= lr * mj
 
 
-@njit(cache=_CACHE, fastmath=FASTMATH, inline="always")
+@njit(cache=_CACHE, error_model="numpy", fastmath=FASTMATH, inline="always")
 def _step_w1_sparse(b, m, W1, mW1, vW1, lr, rule, bc1, bc2, fused, grow, h0, h1):
     """W1[:, h0:h1] one optimizer step, its gradient summed over each pixel's nonzero images.
 
@@ -312,7 +317,7 @@ def _step_w1_sparse(b, m, W1, mW1, vW1, lr, rule, bc1, bc2, fused, grow, h0, h1)
             _step_apply(W1[p, h0:h1], g, mW1[p, h0:h1], vW1[p, h0:h1], lr, rule, wd, bc1, bc2)
 
 
-@njit(cache=_CACHE, inline="always")
+@njit(cache=_CACHE, error_model="numpy", inline="always")
 def _step_w1_dense(b, m, W1, mW1, vW1, lr, rule, bc1, bc2, fused, h0, h1):
     """W1[:, h0:h1] one optimizer step with the gradient from sgemm (fused into it for plain SGD)."""
     d, h = W1.shape
@@ -326,7 +331,7 @@ def _step_w1_dense(b, m, W1, mW1, vW1, lr, rule, bc1, bc2, fused, h0, h1):
             _step_apply(W1[r, h0:h1], b.dW1[r, h0:h1], mW1[r, h0:h1], vW1[r, h0:h1], lr, rule, wd, bc1, bc2)
 
 
-@njit(cache=_CACHE, nogil=True)
+@njit(cache=_CACHE, error_model="numpy", nogil=True)
 def _forward_part(X, perm, lo, m, W1, b1, W2, b, rows, sparse, p, n_parts):
     """Part ``p`` of a step's forward region: its hidden slice, and (sparse) its pixels' columns."""
     d, h = W1.shape
@@ -340,7 +345,7 @@ def _forward_part(X, perm, lo, m, W1, b1, W2, b, rows, sparse, p, n_parts):
     _step_activate(m, b1, W2, b.A1, b.parts[p], h0, h1)
 
 
-@njit(cache=_CACHE, nogil=True)
+@njit(cache=_CACHE, error_model="numpy", nogil=True)
 def _backward_part(m, W1, b1, W2, b, sparse, rule, mo, lr, bc1, bc2, p, n_parts):
     """Part ``p`` of a step's backward region: every gradient and update of its hidden slice."""
     h = W1.shape[1]
@@ -356,7 +361,7 @@ def _backward_part(m, W1, b1, W2, b, sparse, rule, mo, lr, bc1, bc2, p, n_parts)
     _step_apply(b1[h0:h1], b.db1[h0:h1], mo.mb1[h0:h1], mo.vb1[h0:h1], lr, rule, np.float32(0.0), bc1, bc2)
 
 
-@njit(cache=_CACHE, nogil=True)
+@njit(cache=_CACHE, error_model="numpy", nogil=True)
 def _gather_part(X, perm, lo, m, Xb, p, n_parts):
     i0, i1 = _slice(m, p, n_parts)
     for i in range(i0, i1):
@@ -365,7 +370,7 @@ def _gather_part(X, perm, lo, m, Xb, p, n_parts):
             Xb[i, j] = X[src, j]
 
 
-@njit(cache=_CACHE, parallel=True)
+@njit(cache=_CACHE, error_model="numpy", parallel=True)
 def _train_steps(X, y, perm, start, stop, batch_size, lrs, W1, b1, W2, b2, b, rows, sparse,
                  rule, mo, t0):
     # The parallel loops only call the parts: numba compiles a parallel loop's body
@@ -403,7 +408,7 @@ def _train_steps(X, y, perm, start, stop, batch_size, lrs, W1, b1, W2, b2, b, ro
 # --- the public per-step kernels --------------------------------------------------
 
 
-@njit(cache=_CACHE, inline="always")
+@njit(cache=_CACHE, error_model="numpy", inline="always")
 def _feistel(x, keys, k):
     mask = np.uint64((1 << k) - 1)
     left = x >> np.uint64(k)
@@ -417,7 +422,7 @@ def _feistel(x, keys, k):
     return (left << np.uint64(k)) | right
 
 
-@njit(cache=_CACHE, parallel=True)
+@njit(cache=_CACHE, error_model="numpy", parallel=True)
 def _permutation(n, keys, k, out):
     for i in prange(n):
         x = _feistel(np.uint64(i), keys, k)
@@ -434,7 +439,7 @@ def permutation(n: int, seed: int, epoch: int, out: np.ndarray) -> None:
     _permutation(n, keys, _permute.half_bits(n), out)
 
 
-@njit(cache=_CACHE, parallel=True)
+@njit(cache=_CACHE, error_model="numpy", parallel=True)
 def _gather(X, y, idx, Xb, yb):
     d = X.shape[1]
     for i in prange(idx.shape[0]):
@@ -465,7 +470,7 @@ def _batch_rows(Xb):
     return (Rows(*compress_rows(Xb)), True) if _is_sparse(Xb, len(Xb)) else (_NO_ROWS, False)
 
 
-@njit(cache=_CACHE, parallel=True, fastmath=FASTMATH)
+@njit(cache=_CACHE, error_model="numpy", parallel=True, fastmath=FASTMATH)
 def _forward(Xb, rows, sparse, m, W1, b1, W2, b2, A1, parts, logits):
     h = W1.shape[1]
     n_parts = parts.shape[0]
@@ -491,7 +496,7 @@ def forward(Xb, W1, b1, W2, b2, A1, logits) -> None:
         _forward(Xb, rows, sparse, m, _f32(W1), _f32(b1), _f32(W2), _f32(b2), A1_, parts, logits_)
 
 
-@njit(cache=_CACHE)
+@njit(cache=_CACHE, error_model="numpy")
 def _softmax_xent(logits, m, yb, dlogits):
     return _step_softmax_xent(logits, m, yb, dlogits)
 
@@ -505,7 +510,7 @@ def softmax_xent(logits, yb, dlogits) -> tuple[float, int]:
     return float(loss), int(correct)
 
 
-@njit(cache=_CACHE, parallel=True, fastmath=FASTMATH)
+@njit(cache=_CACHE, error_model="numpy", parallel=True, fastmath=FASTMATH)
 def _backward(Xb, rows, sparse, m, A1, W2, dlogits, dW1, db1, dW2, db2, dA1, cend, crow, cval, n_parts):
     d, h = dW1.shape
     if sparse:
@@ -534,7 +539,7 @@ def backward(Xb, A1, W2, dlogits, dW1, db1, dW2, db2, dA1) -> None:
                   _n_parts(dW1.shape[1]))
 
 
-@njit(cache=_CACHE, parallel=True)
+@njit(cache=_CACHE, error_model="numpy", parallel=True)
 def _update(W1, b1, W2, b2, dW1, db1, dW2, db2, lr):
     w1, g1 = W1.ravel(), dW1.ravel()
     for i in prange(w1.shape[0]):
@@ -550,7 +555,7 @@ def update(W1, b1, W2, b2, dW1, db1, dW2, db2, lr: float) -> None:
         _update(*params, _f32(dW1), _f32(db1), _f32(dW2), _f32(db2), np.float32(lr))
 
 
-@njit(cache=_CACHE)
+@njit(cache=_CACHE, error_model="numpy")
 def _apply(p, g, m, v, lr, rule, wd, bc1, bc2):
     _step_apply(p, g, m, v, lr, rule, wd, bc1, bc2)
 
@@ -648,7 +653,7 @@ def train_steps(X, y, perm, start: int, stop: int, batch_size: int, lr,
     return float(loss), int(correct)
 
 
-@njit(cache=_CACHE, parallel=True)
+@njit(cache=_CACHE, error_model="numpy", parallel=True)
 def _predict_logits(X, W1, b1, W2, b2, A1, out):
     # Inference splits the rows (not the hidden units): no partial sums at all.
     n, d = X.shape
