@@ -7,7 +7,7 @@ Numba backend that agrees with it (``fastnn.backends``).  The public API:
 * training: :class:`TrainConfig`, :func:`train`, :class:`Network`, :func:`init_network`;
 * evaluation: :func:`classification_report`, :func:`confusion_matrix`;
 * prediction: :func:`predict_image`, :func:`predict_batch`, :func:`test_prediction`;
-* model files: :func:`save_network`, :func:`load_network`;
+* model files: :func:`save_network`, :func:`load_network`; ONNX: :func:`export_onnx` (needs onnx);
 * a scikit-learn estimator: :class:`MLPClassifier` (needs scikit-learn; imported on first use);
 * the notebook's helpers: :mod:`fastnn.compat` (``mini_batch_gradient_descent``, ``test_prediction``).
 
@@ -16,6 +16,7 @@ Problems the caller can fix raise :class:`FastnnError` (a ``ValueError``).
 
 from .data import Dataset, load_dataset, read_idx, read_kaggle_csv
 from .errors import FastnnError
+from .export import export_onnx
 from .metrics import classification_report, confusion_matrix
 from .model import History, Network, TrainConfig, init_network, train
 from .modelfile import load_network, save_network
@@ -35,6 +36,6 @@ def __getattr__(name):
 
 __all__ = [
     "Dataset", "FastnnError", "History", "MLPClassifier", "Network", "TrainConfig", "classification_report",
-    "confusion_matrix", "init_network", "load_dataset", "load_network", "predict_batch",
+    "confusion_matrix", "export_onnx", "init_network", "load_dataset", "load_network", "predict_batch",
     "predict_image", "read_idx", "read_kaggle_csv", "save_network", "test_prediction", "train",
 ]
