@@ -118,7 +118,7 @@ def _set_threads(backend: str, threads: int | None) -> dict:
     return {"threads": numba.get_num_threads(), "threading_layer": threading_layer()}
 
 
-COMPILING_NOTE = "fastnn: compiling the numba kernels (first run only, ~15 s)"
+COMPILING_NOTE = "fastnn: compiling the numba kernels (first run only, ~20 s)"
 
 
 def _progress(total: int, quiet: bool, compiling: bool = False):

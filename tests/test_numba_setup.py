@@ -105,7 +105,7 @@ def test_a_cold_compile_cache_is_announced_once_and_then_cached(tmp_path):
 
     first = train("first")
     assert first.returncode == 0, first.stderr
-    assert first.stderr == "fastnn: compiling the numba kernels (first run only, ~15 s)\n"
+    assert first.stderr == "fastnn: compiling the numba kernels (first run only, ~20 s)\n"
     assert run_python(KERNELS_CACHED, cache) == "True"
     second = train("second")
     assert second.returncode == 0 and second.stderr == "", second.stderr

@@ -78,7 +78,7 @@ def kernels_cached() -> bool:
     """Whether numba's compile cache holds a current build of the training kernel.
 
     False before the first run after an install or an edit of the kernels'
-    source (numba then compiles for ~15 s before training starts), and always
+    source (numba then compiles for ~20 s before training starts), and always
     when no cache folder is writable.  It reads the kernel's cache index the way
     numba does when it looks for a compiled version: in the same folder
     (``NUMBA_CACHE_DIR``, the ``__pycache__`` next to the source, or our
