@@ -9,8 +9,9 @@ The graph is the network itself, with nothing fastnn-specific left to do:
   has no extra operator;
 * ``Gemm -> Relu -> Gemm -> Softmax``: output ``probabilities``, float32 ``[N, C]``;
 * ``ArgMax -> Gather`` over the class labels: output ``label``, ``[N]``, int64
-  for integer labels (MNIST's digits), double for float labels, string for any
-  other labels (as ``MLPClassifier`` may have been fitted on).
+  for integer labels (MNIST's digits), double for float labels, and the text
+  of any other labels (strings, booleans; as ``MLPClassifier`` may have been
+  fitted on), the rule model files use.
 
 The model's metadata (``metadata_props``) holds fastnn's version, the input
 convention, the class labels and names, and the shapes.  Opset 17 and IR
@@ -44,17 +45,40 @@ def _onnx():
     return onnx
 
 
-def _label_tensor(onnx, classes: np.ndarray):
-    """The class labels as a constant, and the ONNX element type of the ``label`` output."""
-    if classes.dtype.kind in "iub":
-        values, elem = classes.astype(np.int64), onnx.TensorProto.INT64
-        return onnx.numpy_helper.from_array(values, "classes"), elem
+def _labels(classes: np.ndarray):
+    """The class labels as the graph returns them, by the rule model files use.
+
+    Integer labels stay int64, float labels double (finite only); anything
+    else -- strings, booleans, objects -- becomes its text, as
+    :func:`fastnn.save_network` stores it, so a model exports the same way
+    before and after a save and load.
+    """
+    if classes.dtype.kind in "iu":
+        return classes.astype(np.int64)
     if classes.dtype.kind == "f":
-        values, elem = classes.astype(np.float64), onnx.TensorProto.DOUBLE
-        return onnx.numpy_helper.from_array(values, "classes"), elem
-    strings = [str(c).encode("utf-8") for c in classes]
+        if not np.isfinite(classes).all():
+            raise FastnnError("cannot export class labels that are NaN or infinite")
+        return classes.astype(np.float64)
+    return np.array([str(c) for c in classes], dtype=object)
+
+
+def _label_tensor(onnx, labels: np.ndarray):
+    """The labels as a constant, and the ONNX element type of the ``label`` output."""
+    if labels.dtype == np.int64:
+        return onnx.numpy_helper.from_array(labels, "classes"), onnx.TensorProto.INT64
+    if labels.dtype == np.float64:
+        return onnx.numpy_helper.from_array(labels, "classes"), onnx.TensorProto.DOUBLE
+    strings = [c.encode("utf-8") for c in labels]
     tensor = onnx.helper.make_tensor("classes", onnx.TensorProto.STRING, [len(strings)], strings)
     return tensor, onnx.TensorProto.STRING
+
+
+def _check_shapes(net: Network) -> None:
+    d, h = net.W1.shape
+    c = net.W2.shape[1]
+    if net.b1.shape != (h,) or net.W2.shape != (h, c) or net.b2.shape != (c,):
+        raise FastnnError(f"the network's parameters do not fit together: W1 {net.W1.shape}, b1 {net.b1.shape}, "
+                          f"W2 {net.W2.shape}, b2 {net.b2.shape}")
 
 
 def to_onnx(net: Network, *, raw_pixels: bool = False):
@@ -66,11 +90,13 @@ def to_onnx(net: Network, *, raw_pixels: bool = False):
 
     if not isinstance(net, Network):
         raise FastnnError(f"expected a fastnn Network, got {type(net).__name__}")
+    _check_shapes(net)
+    labels = _labels(np.asarray(net.classes))
     W1 = net.W1 / np.float32(255.0) if raw_pixels else net.W1
     params = {"W1": W1, "b1": net.b1, "W2": net.W2, "b2": net.b2}
     initializers = [numpy_helper.from_array(np.ascontiguousarray(a, np.float32), name)
                     for name, a in params.items()]
-    classes, label_type = _label_tensor(onnx, np.asarray(net.classes))
+    classes, label_type = _label_tensor(onnx, labels)
     initializers.append(classes)
     nodes = [
         helper.make_node("Gemm", [INPUT, "W1", "b1"], ["hidden_pre"], name="layer1"),
@@ -94,11 +120,14 @@ def to_onnx(net: Network, *, raw_pixels: bool = False):
     helper.set_model_props(model, {
         "fastnn_version": __version__,
         "input_scale": "raw_0_255" if raw_pixels else "normalized_0_1",
-        "classes": json.dumps([c.item() if hasattr(c, "item") else c for c in np.asarray(net.classes).tolist()]),
-        "class_names": json.dumps(list(net.class_names)),
+        "classes": json.dumps(labels.tolist()),
+        "class_names": json.dumps([str(n) for n in net.class_names]),
         "shape": json.dumps([net.n_features, net.hidden, net.n_classes]),
     })
-    onnx.checker.check_model(model, full_check=True)
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except onnx.checker.ValidationError as exc:  # a bug of ours, but say it in one line
+        raise FastnnError(f"the exported graph failed onnx's checker: {exc}") from None
     return model
 
 

@@ -91,8 +91,8 @@ def test_the_model_carries_its_labels_version_and_a_dynamic_batch(trained, tmp_p
     assert [o.name for o in model.graph.output] == ["label", "probabilities"]
 
 
-@pytest.mark.parametrize("classes", [np.array(["cat", "dog", "emu"]), np.array([-1.5, 0.25, 7.0]),
-                                     np.array([3, 10, 42])])
+@pytest.mark.parametrize("classes", [np.array(["cat", "dög", "emu"]), np.array([-1.5, 0.25, 7.0]),
+                                     np.array([3, 10, 42]), np.array([True, False, True])])
 def test_models_with_other_features_and_labels_export_too(tmp_path, classes):
     rng = np.random.default_rng(0)
     X = rng.random((90, 13), dtype=np.float32)
@@ -100,8 +100,24 @@ def test_models_with_other_features_and_labels_export_too(tmp_path, classes):
     net, _ = train(X, y, TrainConfig(hidden=5, epochs=2, batch_size=16, lr=0.5))
     net = Network(net.W1, net.b1, net.W2, net.b2, classes=classes)
     label, probs = _run(export_onnx(net, tmp_path / "other.onnx"), X)
+    as_text = classes.dtype.kind in "Ub"  # labels that are not numbers come back as their text
+    if as_text:
+        net = Network(net.W1, net.b1, net.W2, net.b2, classes=classes.astype(str))
     _assert_agrees(net, label, probs, X)
-    assert label.dtype.kind == ("O" if classes.dtype.kind == "U" else classes.dtype.kind)
+    assert label.dtype.kind == ("O" if as_text else classes.dtype.kind)
+
+
+def test_labels_that_cannot_be_exported_or_a_broken_network_are_one_clear_error(tmp_path):
+    rng = np.random.default_rng(1)
+    W1, b1 = rng.random((6, 4), dtype=np.float32), np.zeros(4, np.float32)
+    W2, b2 = rng.random((4, 2), dtype=np.float32), np.zeros(2, np.float32)
+    with pytest.raises(FastnnError, match="NaN or infinite"):
+        export_onnx(Network(W1, b1, W2, b2, classes=np.array([0.5, np.nan])), tmp_path / "nan.onnx")
+    broken = Network(W1, b1, W2, b2)
+    broken.b1 = b1[:2]
+    with pytest.raises(FastnnError, match="do not fit together"):
+        export_onnx(broken, tmp_path / "broken.onnx")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_an_mlpclassifier_with_string_labels_exports(tmp_path):

@@ -110,3 +110,23 @@ def test_a_cold_compile_cache_is_announced_once_and_then_cached(tmp_path):
     second = train("second")
     assert second.returncode == 0 and second.stderr == "", second.stderr
 
+
+
+def test_the_compile_cache_is_keyed_on_every_kernel_source_file(tmp_path, monkeypatch):
+    """numba only notices edits to a cached function's own file; the folder name must change
+    when any module compiled into the kernels (tile kernels, sgemm binding) changes."""
+    from fastnn.backends import _numba_setup
+
+    here = Path(_numba_setup.__file__).parent
+    for name in ("numba_backend.py", "_numba_sparse.py", "_numba_blas.py"):
+        copy = tmp_path / name
+        copy.write_bytes((here / name).read_bytes())
+    (tmp_path / "_numba_setup.py").write_bytes((here / "_numba_setup.py").read_bytes())
+    monkeypatch.setattr(_numba_setup, "__file__", str(tmp_path / "_numba_setup.py"))
+    monkeypatch.undo()
+    assert Path(_numba_setup.CACHE_DIR).name == f"fastnn-kernels-{_numba_setup._sources_hash()}"
+    monkeypatch.setattr(_numba_setup, "__file__", str(tmp_path / "_numba_setup.py"))
+    before = _numba_setup._sources_hash()
+    with open(tmp_path / "_numba_sparse.py", "a") as fh:
+        fh.write("\n# an edit to the tile kernels' module alone\n")
+    assert _numba_setup._sources_hash() != before

@@ -146,7 +146,7 @@ def test_rows_no_image_lit_still_decay_under_every_optimizer(sparse_nb, np_backe
     batch still moves (its gradient is zero, not absent), exactly as in the reference."""
     rng = np.random.default_rng(4)
     X = _sparse_batch(rng, 60, 40, 0.3)
-    X[:30, :10] = 0.0  # pixels 0..9 dark in the first two batches only
+    X[:, :10] = 0.0  # pixels 0..9 dark in every image: their rows get a zero gradient throughout
     y = rng.integers(0, 3, 60)
     perm = np.arange(60, dtype=np.int64)
     results = []
@@ -160,7 +160,26 @@ def test_rows_no_image_lit_still_decay_under_every_optimizer(sparse_nb, np_backe
     for name, a, b in zip(("W1", "b1", "W2", "b2"), *results):
         np.testing.assert_allclose(b, a, rtol=0, atol=1e-5 * max(1.0, float(np.abs(a).max())), err_msg=name)
     start = init_network(40, 9, 3, 0).W1
-    assert np.all(results[1][0][:10] != start[:10])  # decayed, not skipped
+    assert np.all(results[1][0][:10] != start[:10])  # decayed (weight decay, momentum), not skipped
+
+
+def test_a_workspace_refreshed_after_x_changed_in_place_trains_on_the_new_values(sparse_nb):
+    rng = np.random.default_rng(6)
+    X = _sparse_batch(rng, 64, 30, 0.3)
+    y = rng.integers(0, 3, 64)
+    perm = np.arange(64, dtype=np.int64)
+    net = init_network(30, 8, 3, 0)
+    ws = sparse_nb.make_workspace(16, 30, 8, 3)
+    sparse_nb.train_steps(X, y, perm, 0, 32, 16, 0.1, *[p.copy() for p in (net.W1, net.b1, net.W2, net.b2)], ws)
+    X *= 3.0
+    ws.prepare(X, refresh=True)
+    fresh = sparse_nb.make_workspace(16, 30, 8, 3)
+    a = [p.copy() for p in (net.W1, net.b1, net.W2, net.b2)]
+    b = [p.copy() for p in (net.W1, net.b1, net.W2, net.b2)]
+    sparse_nb.train_steps(X, y, perm, 32, 64, 16, 0.1, *a, ws)
+    sparse_nb.train_steps(X, y, perm, 32, 64, 16, 0.1, *b, fresh)
+    for p, q in zip(a, b):
+        np.testing.assert_array_equal(p, q)
 
 
 def test_the_path_is_chosen_by_the_density_of_the_training_data(monkeypatch):

@@ -8,16 +8,19 @@ can load; :func:`threading_layer` reports which one actually ran.  A user's
 own ``NUMBA_THREADING_LAYER`` wins.
 
 Compile cache: kernels are compiled with ``cache=True`` so only the first run
-pays the several seconds of compilation.  Numba caches next to the source
-(``__pycache__``) or in ``NUMBA_CACHE_DIR``; on a read-only install neither may
-be writable, and numba then refuses to create a cached function at import.
-:data:`CACHE` is False only when no writable place exists, so such an install
-compiles on every run instead of failing.
+pays the seconds of compilation.  The cache lives in a folder named after a
+hash of the kernels' source files (:func:`_sources_hash`), inside
+``NUMBA_CACHE_DIR`` if set, else the ``__pycache__`` next to the source; on a
+read-only install neither may be writable, and numba then refuses to create a
+cached function at import, so the user cache folder and then a temporary
+folder are tried.  :data:`CACHE` is False only when no writable place exists,
+so such an install compiles on every run instead of failing.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -51,12 +54,28 @@ def _choose_cache_dir() -> str | None:
     except ImportError:
         pass
     candidates.append(Path(tempfile.gettempdir()) / f"fastnn-numba-{os.getuid() if hasattr(os, 'getuid') else 'user'}")
-    for i, folder in enumerate(candidates):
-        if _writable(folder):
-            if i > 0 or os.environ.get("NUMBA_CACHE_DIR"):
-                numba.config.CACHE_DIR = str(folder)
-            return str(folder)
+    for folder in candidates:
+        kernels = folder / f"fastnn-kernels-{_sources_hash()}"
+        if _writable(kernels):
+            numba.config.CACHE_DIR = str(kernels)
+            return str(kernels)
     return None
+
+
+def _sources_hash() -> str:
+    """A hash of every source file the numba kernels are compiled from.
+
+    numba invalidates a cached function when *its own* file changes, but
+    ``_train_steps`` also compiles in the tile kernels and the sgemm binding
+    from the sibling modules: an edit there alone would leave stale machine code
+    in the cache.  Keying the cache folder on all of them closes that gap.
+    """
+    here = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for path in sorted(here.glob("*numba*.py")):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
 
 
 CACHE_DIR = _choose_cache_dir()

@@ -18,17 +18,23 @@ different here is *how* the work is done:
   same sums, in different orders.
 * **Whole chunks of an epoch run without returning to Python**
   (:func:`train_steps`): per mini-batch two parallel regions (forward,
-  backward+update) and a short serial part between them (partial-logit sums
-  and softmax).
+  backward+update; the dense path gathers the batch in a third) and a short
+  serial part between them (partial-logit sums and softmax).
 
 Every kernel is compiled with ``error_model="numpy"`` (a division by zero
 gives inf, as in the reference): numba's default Python error model puts a
 zero test before every division, which kept LLVM from vectorising Adam's update.
 
 The public per-step kernels and :func:`train_steps` are built from the same
-``inline="always"`` step functions (the ``_step_*`` functions below), so a fix
-in one is a fix in both.  Kernels are compiled with ``cache=True`` where a
-cache folder is writable; see :mod:`._numba_setup`.
+``inline="always"`` step functions (the ``_step_*`` functions below: both paths'
+forward pass, activation, softmax, the small backward products and the
+optimizer rule), so a fix there is a fix in both.  Two parts differ on
+purpose: ``train_steps`` fuses the sparse ``W1`` gradient with the optimizer
+(:func:`_step_w1_sparse`), while the public :func:`backward` stores ``dW1`` from
+the same tile kernel; and the parallel loops call ``_forward_part`` and
+``_backward_part`` rather than inlining everything, which doubled compile
+times.  Kernels are compiled with ``cache=True`` where a cache folder is
+writable; see :mod:`._numba_setup`.
 """
 
 from __future__ import annotations
@@ -582,21 +588,23 @@ class Workspace:
     """Preallocated buffers for one batch size and network shape, and the data's compressed rows.
 
     The compressed rows are made on the first :func:`train_steps` call with a
-    given ``X`` and kept for the next calls with the same array (a run passes
-    the same training set every chunk); the sparse or dense path is chosen then,
-    from ``X``'s density.
+    given ``X`` and kept for the next calls with the same array object (a run
+    passes the same training set every chunk); the sparse or dense path is
+    chosen then, from ``X``'s density.  A caller that changes ``X`` in place
+    between calls must call :meth:`prepare` with ``refresh=True`` (or use a new
+    workspace): the sparse path would otherwise train on the old values.
     """
 
     def __init__(self, batch_size, n_features, hidden, n_classes):
         self.shape = (batch_size, n_features, hidden, n_classes)
         self.source = None  # the X the rows were made from
         self.rows, self.sparse = _NO_ROWS, False
-        self.buffers = _buffers(*self.shape, _n_parts(hidden), sparse=False)
+        self.buffers = None  # made by prepare, for the path the data take
 
-    def prepare(self, X) -> None:
+    def prepare(self, X, refresh: bool = False) -> None:
         """Choose the path for ``X`` and (re)make what it needs; a no-op for the same ``X`` again."""
         n_parts = _n_parts(self.shape[2])
-        if X is not self.source:
+        if refresh or X is not self.source:
             self.sparse = _is_sparse(X, self.shape[0])
             self.rows = Rows(*compress_rows(X)) if self.sparse else _NO_ROWS
             self.source = X
@@ -618,6 +626,8 @@ def train_steps(X, y, perm, start: int, stop: int, batch_size: int, lr,
     :class:`~._optim.OptimizerState` (None: plain SGD, whose update is fused
     into the gradient).  Parameters are updated in place (other layouts than
     C-contiguous float32 through a temporary copy, as in the single kernels).
+    ``ws`` keeps ``X``'s compressed rows between calls with the same array: see
+    :class:`Workspace` before changing ``X`` in place between calls.
     """
     _check_shapes(Xb=X, W1=W1, b1=b1, W2=W2, b2=b2)
     if ws.shape[1:] != (X.shape[1], W1.shape[1], W2.shape[1]):
