@@ -76,6 +76,7 @@ def load_network(path) -> tuple[Network, dict]:
         raise FastnnError(f"{path} is a single NumPy array, not a fastnn model file")
     try:
         with loaded as npz:
+            _check_declared_shapes(path, npz, _check_declared_sizes(path, npz.zip))
             arrays = {name: npz[name] for name in npz.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         why = "it holds pickled objects, which fastnn never loads" if "pickle" in str(exc) else exc
@@ -88,10 +89,53 @@ def load_network(path) -> tuple[Network, dict]:
         raise FastnnError(f"{path}: malformed fastnn model file ({type(exc).__name__}: {exc})") from None
 
 
-def _from_arrays(path: Path, arrays: dict) -> tuple[Network, dict]:
-    missing = [k for k in _PARAMS + ("classes", "meta") if k not in arrays]
-    if missing:
-        raise FastnnError(f"{path} is not a fastnn model file: missing {', '.join(missing)}")
+# A model file is untrusted input: every member's declared size is checked before any
+# member is read, so a hostile header cannot make load_network allocate gigabytes.
+MAX_META_BYTES = 1 << 20
+MAX_ARRAY_BYTES = 1 << 30  # 1 GiB per array: a 784 x 300,000 network
+
+
+def _declared(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[tuple, np.dtype, int]:
+    """The shape and dtype an ``.npy`` member's header declares (reads the header only)."""
+    with zf.open(info) as fh:
+        version = np.lib.format.read_magic(fh)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(fh)
+        header_len = fh.tell()
+    return shape, dtype, header_len
+
+
+def _check_declared_sizes(path: Path, zf: zipfile.ZipFile) -> dict:
+    """Refuse, before reading any data, a member larger than its limit or than its own header says.
+
+    Returns each member's declared ``(shape, dtype)``.
+    """
+    declared = {}
+    try:
+        for info in zf.infolist():
+            name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            limit = MAX_META_BYTES if name == "meta" else MAX_ARRAY_BYTES
+            if info.file_size > limit + 4096:
+                raise FastnnError(f"{path}: member {name!r} is {info.file_size} bytes, over the limit of {limit}")
+            shape, dtype, header_len = _declared(zf, info)
+            n_bytes = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+            if dtype.hasobject or n_bytes > limit or n_bytes != info.file_size - header_len:
+                raise FastnnError(f"{path}: member {name!r} declares {dtype} {shape}, which its "
+                                  f"{info.file_size} bytes do not hold (or which is over the limit)")
+            declared[name] = (shape, dtype)
+    except FastnnError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise FastnnError(f"{path} is not a readable fastnn model file ({exc})") from None
+    return declared
+
+
+def _expected_shapes(meta: dict) -> dict:
+    d, h, c = meta["n_features"], meta["hidden"], meta["n_classes"]
+    return {"W1": (d, h), "b1": (h,), "W2": (h, c), "b2": (c,), "classes": (c,)}
+
+
+def _read_meta(path: Path, arrays: dict) -> dict:
     try:
         meta = json.loads(arrays["meta"].tobytes().decode())
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -103,9 +147,30 @@ def _from_arrays(path: Path, arrays: dict) -> tuple[Network, dict]:
     if meta.get("version") != VERSION:
         raise FastnnError(f"{path} has model format version {meta.get('version')}; "
                           f"this fastnn reads version {VERSION}")
-    d, h, c = meta["n_features"], meta["hidden"], meta["n_classes"]
-    expected = {"W1": (d, h), "b1": (h,), "W2": (h, c), "b2": (c,), "classes": (c,)}
+    return meta
+
+
+def _check_declared_shapes(path: Path, npz, declared: dict) -> None:
+    """The parameters' declared shapes against the metadata, before their data are read."""
+    if "meta" not in declared:
+        return  # reported as a missing member by _from_arrays
+    meta = _read_meta(path, {"meta": npz["meta"]})
+    try:
+        expected = _expected_shapes(meta)
+    except (KeyError, TypeError):
+        return  # malformed metadata: reported with the full check in _from_arrays
     for name, shape in expected.items():
+        if name in declared and tuple(declared[name][0]) != shape:
+            raise FastnnError(f"{path}: {name} has shape {tuple(declared[name][0])}, expected {shape}")
+
+
+def _from_arrays(path: Path, arrays: dict) -> tuple[Network, dict]:
+    missing = [k for k in _PARAMS + ("classes", "meta") if k not in arrays]
+    if missing:
+        raise FastnnError(f"{path} is not a fastnn model file: missing {', '.join(missing)}")
+    meta = _read_meta(path, arrays)
+    c = meta["n_classes"]
+    for name, shape in _expected_shapes(meta).items():
         if arrays[name].shape != shape:
             raise FastnnError(f"{path}: {name} has shape {arrays[name].shape}, expected {shape}")
         if name != "classes" and arrays[name].dtype != np.float32:

@@ -336,3 +336,50 @@ def test_failed_write_keeps_the_old_model_and_leaves_no_temp_file(tmp_path, monk
     monkeypatch.undo()
     assert listing(tmp_path) == ["model.npz"]
     np.testing.assert_array_equal(load_network(path)[0].W1, old.W1)
+
+
+# --- bounded reads: a hostile file is refused before its data are read ------------------
+
+
+def _rewrite_member(src: Path, dst: Path, member: str, shape, pad: int = 64, descr: str = "<f4") -> None:
+    """Copy a model file, replacing ``member``'s .npy with a header declaring ``shape`` and ``pad`` bytes."""
+    import io
+
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename == f"{member}.npy":
+                buf = io.BytesIO()
+                np.lib.format.write_array_header_1_0(buf, {"descr": descr, "fortran_order": False, "shape": shape})
+                data = buf.getvalue() + b"\0" * pad
+            zout.writestr(info.filename, data)
+
+
+def test_a_member_declaring_a_huge_array_is_refused_without_allocating_it(tmp_path):
+    import tracemalloc
+
+    save_network(init_network(784, 16, 10, 0), tmp_path / "good.npz")
+    _rewrite_member(tmp_path / "good.npz", tmp_path / "evil.npz", "W1", (200_000, 200_000))  # 160 GB declared
+    tracemalloc.start()
+    with pytest.raises(FastnnError, match="'W1' declares float32 \\(200000, 200000\\)"):
+        load_network(tmp_path / "evil.npz")
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 50 * 2**20
+
+
+def test_a_member_whose_declared_shape_disagrees_with_the_metadata_is_refused(tmp_path):
+    """Consistent with its own bytes, but not with the network the metadata describes."""
+    save_network(init_network(784, 16, 10, 0), tmp_path / "good.npz")
+    _rewrite_member(tmp_path / "good.npz", tmp_path / "odd.npz", "W2", (16, 11), pad=16 * 11 * 4)
+    with pytest.raises(FastnnError, match="W2 has shape \\(16, 11\\), expected \\(16, 10\\)"):
+        load_network(tmp_path / "odd.npz")
+
+
+def test_a_member_over_the_size_ceiling_is_refused_from_its_zip_entry(tmp_path, monkeypatch):
+    import fastnn.modelfile as modelfile
+
+    save_network(init_network(784, 16, 10, 0), tmp_path / "good.npz")
+    monkeypatch.setattr(modelfile, "MAX_ARRAY_BYTES", 1000)  # W1 is 784 * 16 * 4 = 50 KB
+    with pytest.raises(FastnnError, match="over the limit"):
+        load_network(tmp_path / "good.npz")
