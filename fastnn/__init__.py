@@ -6,10 +6,13 @@ Numba backend that agrees with it (``fastnn.backends``).  The public API:
 * data: :func:`load_dataset`, :func:`read_kaggle_csv`, :func:`read_idx`;
 * training: :class:`TrainConfig`, :func:`train`, :class:`Network`, :func:`init_network`;
 * evaluation: :func:`classification_report`, :func:`confusion_matrix`;
-* prediction: :func:`predict_image`, :func:`predict_batch`, :func:`test_prediction`;
+* prediction: :func:`predict_image`, :func:`predict_batch`; figures: :mod:`fastnn.plots`
+  (``show_sample`` draws one prediction);
 * model files: :func:`save_network`, :func:`load_network`; ONNX: :func:`export_onnx` (needs onnx);
 * a scikit-learn estimator: :class:`MLPClassifier` (needs scikit-learn; imported on first use);
-* the notebook's helpers: :mod:`fastnn.compat` (``mini_batch_gradient_descent``, ``test_prediction``).
+* the notebook's helpers: :mod:`fastnn.compat` (``mini_batch_gradient_descent``, and
+  :func:`test_prediction`, also here);
+* the command line: :mod:`fastnn.cli` (``fastnn train``, ``fastnn predict``, ``fastnn export``).
 
 Problems the caller can fix raise :class:`FastnnError` (a ``ValueError``).
 """
@@ -20,7 +23,8 @@ from .export import export_onnx
 from .metrics import classification_report, confusion_matrix
 from .model import History, Network, TrainConfig, init_network, train
 from .modelfile import load_network, save_network
-from .predict import predict_batch, predict_image, test_prediction
+from .compat import test_prediction
+from .predict import predict_batch, predict_image
 
 __version__ = "0.1.0"
 

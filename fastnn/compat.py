@@ -5,10 +5,10 @@ fastnn started from a NumPy teaching notebook whose users know two calls::
     W1, b1, W2, b2 = mini_batch_gradient_descent(X_train, Y_train, alpha, iterations, batch_size)
     test_prediction(index, W1, b1, W2, b2)
 
-This module keeps those signatures.  Training is :func:`fastnn.model.train`
-(``alpha`` is the learning rate, ``iterations`` the number of epochs) and
-prediction is :func:`fastnn.predict.test_prediction`; only the layouts are
-converted.
+This module keeps those signatures; it is the one home of ``test_prediction``
+(also ``fastnn.test_prediction``).  Training is :func:`fastnn.model.train`
+(``alpha`` is the learning rate, ``iterations`` the number of epochs) and the
+figure is :func:`fastnn.plots.show_sample`'s; only the layouts are converted.
 
 **The notebook's layout** (column vectors, one sample per column)::
 
@@ -22,7 +22,7 @@ so the notebook's arrays are the transposes of a :class:`~fastnn.model.Network`'
 **Which way round X is**: ``X`` must be 2-D with 784 rows or 784 columns.
 784 rows is the notebook's ``(784, m)`` (so a square ``(784, 784)`` array is
 read that way too); otherwise 784 columns is fastnn's ``(m, 784)``.  Pixels
-follow :mod:`fastnn.predict`'s rule: integers are 0-255, floats up to 1 (the
+follow :mod:`fastnn.pixels`' rule: integers are 0-255, floats up to 1 (the
 notebook's ``X / 255``) are used as they are, larger floats are divided by 255.
 """
 
@@ -32,14 +32,13 @@ import sys
 
 import numpy as np
 
-from . import predict as _predict
 from .errors import FastnnError
 from .model import Network, TrainConfig, train
+from .pixels import N_PIXELS, prepare_images
 
 __all__ = ["from_network", "make_predictions", "mini_batch_gradient_descent", "test_prediction",
            "to_network"]
 
-N_PIXELS = 784
 N_CLASSES = 10
 
 
@@ -49,7 +48,7 @@ def _samples_as_rows(X) -> np.ndarray:
     if X.ndim != 2 or N_PIXELS not in X.shape:
         raise FastnnError(f"X must be (784, m) as in the notebook, or (m, 784); got shape {X.shape}")
     rows = X.T if X.shape[0] == N_PIXELS else X
-    return _predict.prepare_images(rows)
+    return prepare_images(rows)
 
 
 def _labels(Y, m: int) -> np.ndarray:
@@ -114,9 +113,9 @@ def make_predictions(X, W1, b1, W2, b2) -> np.ndarray:
 def test_prediction(index: int, W1, b1, W2, b2, X=None, Y=None, path=None, show: bool = False) -> dict:
     """The notebook's ``test_prediction``: predict sample ``index`` and print it.
 
-    Prints ``Prediction: p, Label: l`` and returns what
-    :func:`fastnn.predict.test_prediction` returns (``path``/``show`` save or
-    show the image, as there).  ``X`` in either layout; the notebook read the
+    Prints ``Prediction: p, Label: l`` (``Prediction: p`` without labels) and
+    returns what :func:`fastnn.plots.show_sample` returns (``path``/``show``
+    save or show the image, as there).  ``X`` in either layout; the notebook read the
     globals ``X_train`` and ``Y_train`` instead, so when ``X`` is None they
     are taken from the caller's globals (the notebook's namespace).
     """
@@ -132,7 +131,12 @@ def test_prediction(index: int, W1, b1, W2, b2, X=None, Y=None, path=None, show:
     rows = rows.T if rows.shape[0] == N_PIXELS else rows
     if Y is not None:
         Y = _labels(Y, rows.shape[0])
-    return _predict.test_prediction(index, to_network(W1, b1, W2, b2), rows, Y, path=path, show=show)
+    from .plots import show_sample  # here: only a call that draws pays for matplotlib
+
+    result = show_sample(to_network(W1, b1, W2, b2), rows, index, Y, path=path, show=show)
+    label = "" if result["label"] is None else f", Label: {result['label']}"
+    print(f"Prediction: {result['prediction']}{label}")
+    return result
 
 
 # The names come from the notebook; stop pytest collecting them as tests when imported.

@@ -144,27 +144,3 @@ def export_onnx(net: Network, path, *, raw_pixels: bool = False) -> Path:
     except OSError as exc:
         raise FastnnError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path
-
-
-def main(argv=None) -> int:
-    """``fastnn-export MODEL -o OUT.onnx [--raw-pixels]`` (also ``python scripts/export.py``)."""
-    import argparse
-
-    from .errors import exit_code
-    from .modelfile import load_network
-
-    p = argparse.ArgumentParser(prog="fastnn-export", description="Export a fastnn model file to ONNX.")
-    p.add_argument("model", help="a model file written by fastnn (model.npz)")
-    p.add_argument("-o", "--out", required=True, help="the ONNX file to write (e.g. model.onnx)")
-    p.add_argument("--raw-pixels", action="store_true",
-                   help="the graph takes raw 0-255 pixels (the /255 folded into the first layer); "
-                        "default: normalised features in [0, 1], as fastnn's predict takes")
-    args = p.parse_args(argv)
-
-    def action():
-        net, _ = load_network(args.model)
-        out = export_onnx(net, args.out, raw_pixels=args.raw_pixels)
-        print(f"wrote {out} ({net.n_features}-{net.hidden}-{net.n_classes}, input "
-              f"{'raw 0-255 pixels' if args.raw_pixels else 'normalised features'}, opset {OPSET})")
-
-    return exit_code(action)

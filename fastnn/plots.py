@@ -20,7 +20,7 @@ from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter, StrMethodF
 
 from ._atomic import atomic_write_bytes
 from .errors import FastnnError
-from .predict import SIDE, prepare_image, prepare_images
+from .pixels import SIDE, prepare_image, prepare_images
 
 DPI = 100
 
@@ -143,7 +143,7 @@ def plot_prediction(image784, pred_label, true_label, path, probs=None, class_na
     """The 28x28 image titled ``Predicted: p  True: t``, with a probability bar chart if ``probs``.
 
     ``true_label`` may be None.  The image may be raw or normalised (the rule
-    of :mod:`fastnn.predict`).  A wrong prediction gets a red title.
+    of :mod:`fastnn.pixels`).  A wrong prediction gets a red title.
     """
     figsize = (7, 3.4) if probs is not None else (3.4, 3.6)
     fig = Figure(figsize=figsize, dpi=DPI, layout="constrained")
@@ -158,6 +158,39 @@ def show_prediction(image784, pred_label, true_label, probs=None, class_names=No
     fig = plt.figure(figsize=(7, 3.4) if probs is not None else (3.4, 3.6), layout="constrained")
     _draw_prediction(fig, image784, pred_label, true_label, probs, class_names)
     plt.show()
+
+
+def show_sample(net, X, index: int, y=None, *, path=None, show: bool = False) -> dict:
+    """Predict sample ``index`` of ``X`` with ``net`` and draw it, as the notebook's ``test_prediction`` did.
+
+    ``X`` holds images (raw or normalised, :mod:`fastnn.pixels`' rule); ``y``,
+    if given, their labels in the same terms as ``net.classes``.  Saves the
+    image with its probabilities to ``path`` as a PNG if given, and opens a
+    window if ``show``.  Returns ``{"index", "prediction", "label", "probs"}``
+    with plain Python values (:func:`fastnn.test_prediction` prints them).
+    """
+    from .predict import predict_image
+
+    X = np.asarray(X)
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+        raise FastnnError(f"index must be an integer, got {index!r}")
+    if X.ndim < 1 or not 0 <= index < X.shape[0]:
+        raise FastnnError(f"index {index} is out of range for {X.shape[0] if X.ndim else 0} samples")
+    index = int(index)
+    image = prepare_image(X[index])
+    prediction, probs = predict_image(net, image)
+    label = None
+    if y is not None:
+        y = np.asarray(y)
+        if y.shape != (X.shape[0],):
+            raise FastnnError(f"labels must have shape ({X.shape[0]},) to match the samples, got {y.shape}")
+        label = y[index].item()
+    kwargs = dict(probs=probs, class_names=net.class_names)
+    if path is not None:
+        plot_prediction(image, prediction, label, path, **kwargs)
+    if show:
+        show_prediction(image, prediction, label, **kwargs)
+    return {"index": index, "prediction": prediction, "label": label, "probs": [float(p) for p in probs]}
 
 
 def _draw_prediction(fig, image, pred_label, true_label, probs, class_names) -> None:

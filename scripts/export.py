@@ -1,12 +1,13 @@
 #!/usr/bin/env python
-"""Export a trained fastnn model to ONNX: ``python scripts/export.py runs/latest/model.npz -o model.onnx``."""
+"""Export a fastnn model file to ONNX (``fastnn export``): see --help."""
 
 import sys
 from pathlib import Path
 
+# Run from a source checkout without installing: make the package next door importable.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fastnn.export import main  # noqa: E402
+from fastnn.cli import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(command="export", prog="export.py"))

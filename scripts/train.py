@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Train fastnn on MNIST (or another dataset) and write the report: see --help."""
+"""Train fastnn on MNIST (or another dataset) and write the report (``fastnn train``): see --help."""
 
 import sys
 from pathlib import Path
@@ -10,4 +10,4 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fastnn.cli import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(command="train", prog="train.py"))

@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fastnn.cli import DEFAULTS
+from fastnn.cli.train import DEFAULTS
 from conftest import block_network
 from fastnn import data
-from fastnn.cli import COMPILING_NOTE, main
+from fastnn.cli.train import COMPILING_NOTE, main
 from fastnn.data import IDX_FILES, PIXEL_COLUMNS, load_dataset, write_idx
 from fastnn.modelfile import load_network
 
@@ -601,7 +601,7 @@ def test_non_integer_hidden_is_rejected_by_argparse(capsys, out, tiny_csv):
         main([*FAST, "--data", str(tiny_csv), "--out", str(out), "--hidden", "1.5"])
     assert info.value.code == 2
     err = capsys.readouterr().err
-    assert err.splitlines()[-1] == "train.py: error: argument --hidden: invalid int value: '1.5'"
+    assert err.splitlines()[-1] == "fastnn train: error: argument --hidden: invalid int value: '1.5'"
     assert leftovers(out) == []
 
 
@@ -767,7 +767,7 @@ class _Terminal:
 
 @pytest.mark.parametrize("compiling", [False, True])
 def test_progress_bar_waits_out_the_compiling_first_epoch(monkeypatch, compiling):
-    from fastnn.cli import _progress
+    from fastnn.cli.train import _progress
 
     monkeypatch.delenv("CI", raising=False)
     term = _Terminal()
@@ -783,7 +783,7 @@ def test_progress_bar_waits_out_the_compiling_first_epoch(monkeypatch, compiling
 
 
 def test_progress_is_silent_and_tqdm_free_off_a_terminal(monkeypatch, capsys):
-    from fastnn.cli import _progress
+    from fastnn.cli.train import _progress
 
     close, update = _progress(3, quiet=False, compiling=True)  # pytest's stderr is no terminal
     update({"epoch": 1, "train_loss": 0.5, "train_accuracy": 0.9})

@@ -8,7 +8,7 @@ import pytest
 
 from fastnn import compat
 from fastnn.model import TrainConfig, init_network, train
-from fastnn.predict import test_prediction as network_test_prediction
+from fastnn.plots import show_sample
 
 from conftest import prototype_data
 
@@ -69,9 +69,8 @@ def test_compat_predictions_equal_the_network_path(rows, trained, capsys):
     for index in (0, 17, N - 1):
         got = compat.test_prediction(index, *params, X=X.T, Y=y)
         printed = capsys.readouterr().out
-        want = network_test_prediction(index, net, X, y)
-        assert printed == capsys.readouterr().out == f"Prediction: {got['prediction']}, Label: {y[index]}\n"
-        assert got == want
+        assert printed == f"Prediction: {got['prediction']}, Label: {y[index]}\n"
+        assert got == show_sample(net, X, index, y)
 
 
 def test_test_prediction_reads_the_notebooks_globals(rows, trained, monkeypatch, capsys):
@@ -85,6 +84,20 @@ def test_test_prediction_reads_the_notebooks_globals(rows, trained, monkeypatch,
     monkeypatch.delitem(globals(), "X_train")
     with pytest.raises(ValueError, match="pass X"):
         compat.test_prediction(4, *params)
+
+
+def test_test_prediction_without_labels_prints_the_prediction_only(rows, trained, capsys):
+    X, _ = rows
+    params, net = trained
+    got = compat.test_prediction(3, *params, X=X)
+    assert capsys.readouterr().out == f"Prediction: {net.predict(X[3:4])[0]}\n"
+    assert got["label"] is None
+
+
+def test_the_package_test_prediction_is_the_notebooks():
+    import fastnn
+
+    assert fastnn.test_prediction is compat.test_prediction
 
 
 def test_integer_pixels_train_like_their_normalised_floats(rows):

@@ -19,7 +19,8 @@ import pytest
 
 import fastnn
 from fastnn import FastnnError
-from fastnn.export import export_onnx, main, to_onnx
+from fastnn.cli.export import main
+from fastnn.export import export_onnx, to_onnx
 from fastnn.model import Network, TrainConfig, train
 
 from conftest import prototype_data

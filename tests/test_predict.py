@@ -102,45 +102,55 @@ def test_bad_batches(images):
         predict.prepare_images(images)
 
 
-def test_test_prediction_prints_and_plots(tmp_path, capsys):
+def test_show_sample_returns_the_prediction_and_draws_it(tmp_path, capsys):
+    from fastnn.plots import show_sample
+
     net = _band_network()
     X = np.stack([_image(b) for b in (0, 1, 2)]).reshape(3, 784) / 255.0
     y = CLASSES[[0, 1, 0]]  # the last sample is deliberately mislabelled
     path = tmp_path / "pred.png"
-    result = predict.test_prediction(2, net, X, y, path=path)
-    assert capsys.readouterr().out == "Prediction: 5, Label: 7\n"
+    result = show_sample(net, X, 2, y, path=path)
+    assert capsys.readouterr().out == ""  # drawing prints nothing; fastnn.test_prediction prints
     assert result["index"] == 2 and result["prediction"] == 5 and result["label"] == 7
     assert len(result["probs"]) == 3 and all(type(p) is float for p in result["probs"])
     assert path.read_bytes().startswith(PNG_SIGNATURE)
     assert [p.name for p in tmp_path.iterdir()] == ["pred.png"]
 
 
-def test_test_prediction_without_labels_or_path(capsys):
+def test_show_sample_without_labels_or_path_draws_nothing(tmp_path, monkeypatch):
+    from fastnn.plots import show_sample
+
+    monkeypatch.chdir(tmp_path)
     X = np.stack([_image(1)]).reshape(1, 784)
-    result = predict.test_prediction(0, _band_network(), X)
-    assert capsys.readouterr().out == "Prediction: 3\n"
-    assert result["label"] is None
+    result = show_sample(_band_network(), X, 0)
+    assert result["label"] is None and result["prediction"] == 3
+    assert list(tmp_path.iterdir()) == []
 
 
-def test_test_prediction_show_uses_pyplot(monkeypatch):
+def test_show_sample_show_uses_pyplot(monkeypatch):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from fastnn.plots import show_sample
+
     shown = []
     monkeypatch.setattr(plt, "show", lambda: shown.append(plt.gcf()))
-    predict.test_prediction(0, _band_network(), _image(0).reshape(1, 784), show=True)
+    show_sample(_band_network(), _image(0).reshape(1, 784), 0, show=True)
     assert len(shown) == 1
     plt.close("all")
 
 
 @pytest.mark.parametrize("index", [3, -1, 1.0, True])
-def test_test_prediction_bad_index(index):
-    X = np.zeros((3, 784))
+def test_show_sample_bad_index(index):
+    from fastnn.plots import show_sample
+
     with pytest.raises(FastnnError, match="index"):
-        predict.test_prediction(index, _band_network(), X)
+        show_sample(_band_network(), np.zeros((3, 784)), index)
 
 
-def test_test_prediction_mismatched_labels():
+def test_show_sample_mismatched_labels():
+    from fastnn.plots import show_sample
+
     with pytest.raises(FastnnError, match="labels"):
-        predict.test_prediction(0, _band_network(), np.zeros((3, 784)), y=[1, 2])
+        show_sample(_band_network(), np.zeros((3, 784)), 0, y=[1, 2])

@@ -1,8 +1,8 @@
-"""``python scripts/train.py``: train on a dataset, evaluate, and write the report.
+"""``fastnn train``: train on a dataset, evaluate, and write the report folder.
 
-Every problem the user can fix (bad options, bad data, an unwritable output
-folder, a diverging run) ends as one ``error: ...`` line on stderr and exit
-status 2, never a traceback.
+Also ``fastnn-train`` and ``python scripts/train.py``.  Every problem the user
+can fix (bad options, bad data, an unwritable output folder, a diverging run)
+ends as one ``error: ...`` line on stderr and exit status 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import FastnnError, exit_code
+from ..errors import FastnnError
+
+HELP = "train a network on a dataset and write its report folder"
 
 DEFAULTS = dict(hidden=256, epochs=15, batch_size=128, lr=0.5, seed=0, dev_size=5000,
                 optimizer="sgd", momentum=0.9, weight_decay=0.0, schedule="constant", patience=0)
@@ -30,10 +32,8 @@ PRESETS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="train.py",
-        description="Train a 784-H-10 ReLU/softmax network with mini-batch SGD and write a report.")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``fastnn train``."""
     p.add_argument("--backend", default="numba", help="numba (fast, default) or numpy (reference)")
     p.add_argument("--data", default="mnist",
                    help="mnist, fashion-mnist, a Kaggle-style train.csv, or a folder of IDX files")
@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", default=None, help="a folder holding the dataset's IDX files, tried before downloading")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
-    return p
+    p.set_defaults(_memory_hint="; try a smaller --hidden or --batch-size")
 
 
 def _dev_size(value: float):
@@ -108,7 +108,7 @@ def _set_threads(backend: str, threads: int | None) -> dict:
         return {"threads": threads}
     import numba
 
-    from .backends._numba_setup import threading_layer
+    from ..backends._numba_setup import threading_layer
 
     if threads is not None:
         if not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
@@ -160,7 +160,7 @@ def _compiling(backend: str, epochs: int) -> bool:
     """Whether training is about to wait for numba to compile the kernels (a cold compile cache)."""
     if backend != "numba" or epochs == 0:
         return False
-    from .backends._numba_setup import kernels_cached
+    from ..backends._numba_setup import kernels_cached
 
     return not kernels_cached()
 
@@ -175,11 +175,11 @@ def resolve_options(args: argparse.Namespace) -> dict:
     return options
 
 
-def run(args: argparse.Namespace) -> dict:
+def train_and_report(args: argparse.Namespace) -> dict:
     """Train, evaluate and write the report described by parsed ``args``; returns metrics."""
-    from .backends import get_backend
-    from .data import load_dataset
-    from .model import TrainConfig, train
+    from ..backends import get_backend
+    from ..data import load_dataset
+    from ..model import TrainConfig, train
 
     options = resolve_options(args)
     config = TrainConfig(backend=args.backend, log_every=args.log_every,
@@ -228,7 +228,7 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def _evaluate(net, splits, backend, metrics) -> dict:
-    from .metrics import classification_report
+    from ..metrics import classification_report
 
     predictions = {}
     for name, (X, y) in splits.items():
@@ -275,15 +275,15 @@ def _write_report(out, net, metrics, history, splits, predictions, data, no_plot
 
 
 def _render_report(folder, net, metrics, history, splits, predictions, data, no_plots) -> None:
-    from ._atomic import atomic_write_text
-    from .modelfile import save_network
+    from .._atomic import atomic_write_text
+    from ..modelfile import save_network
 
     save_network(net, folder / "model.npz", {"dataset": metrics["dataset"], "config": metrics["config"],
                                              "backend": metrics["backend"]})
     if not no_plots:
         import numpy as np
 
-        from . import plots
+        from .. import plots
 
         figures = {"history": "history.png"}
         plots.plot_history(history.to_dict(), folder / "history.png")
@@ -333,30 +333,15 @@ def _summary(metrics: dict, out: str) -> str:
     return "\n".join(lines)
 
 
+def run(args: argparse.Namespace) -> None:
+    """``fastnn train``: train, evaluate, write the report and print the summary."""
+    metrics = train_and_report(args)
+    if not args.quiet:
+        print(_summary(metrics, args.out))
+
+
 def main(argv=None) -> int:
-    """Entry point of ``scripts/train.py`` and the ``fastnn-train`` command."""
-    args = build_parser().parse_args(argv)
+    """Entry point of ``fastnn-train`` and ``scripts/train.py``: ``fastnn train`` alone."""
+    from . import main as fastnn_main
 
-    def action():
-        metrics = run(args)
-        if not args.quiet:
-            print(_summary(metrics, args.out))
-
-    code = exit_code(action, "; try a smaller --hidden or --batch-size")
-    if argv is None:  # run as the program (scripts/train.py, fastnn-train), which ends now
-        _skip_final_collection()
-    return code
-
-
-def _skip_final_collection() -> None:
-    """Spare the exiting interpreter its last garbage collections.
-
-    Once numba has loaded a kernel, ~100k of its objects are alive, and
-    collecting and freeing them at interpreter exit took ~0.2 s of every
-    numba run.  ``gc.freeze()`` hides them from the collector; the operating
-    system takes the memory back when the process ends.  Only for a process
-    about to exit: in-process callers pass ``argv`` and are left alone.
-    """
-    import gc
-
-    gc.freeze()
+    return fastnn_main(argv, command="train")

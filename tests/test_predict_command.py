@@ -1,4 +1,4 @@
-"""Tests for ``scripts/predict.py`` and fastnn.images (a user's own image, made MNIST-style).
+"""Tests for ``fastnn predict`` (also ``scripts/predict.py``) and fastnn.images (a user's own image, made MNIST-style).
 
 The model is trained here, in a second, on drawn shapes that survive MNIST's
 crop-scale-centre step (a ring is "0", a vertical bar "1", a hook "7"), so an
@@ -8,7 +8,6 @@ Most runs call the script's ``main`` in-process; two go through a subprocess.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess
@@ -20,6 +19,7 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageDraw
 
+from fastnn.cli import main as fastnn_main
 from fastnn.data import PIXEL_COLUMNS
 from fastnn.estimator import MLPClassifier
 from fastnn.images import mnist_style, read_image
@@ -28,9 +28,6 @@ from fastnn.predict import predict_batch, predict_image
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "predict.py"
-_spec = importlib.util.spec_from_file_location("predict_script", SCRIPT)
-predict_script = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(predict_script)
 
 LABELS = {"ring": 0, "bar": 1, "hook": 7}
 
@@ -82,7 +79,7 @@ def workdir(tmp_path, monkeypatch):
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:
-    rc = predict_script.main([str(a) for a in argv])
+    rc = fastnn_main(["predict", *map(str, argv)])
     out, err = capsys.readouterr()
     return rc, out, err
 
