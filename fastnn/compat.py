@@ -40,6 +40,8 @@ __all__ = ["from_network", "make_predictions", "mini_batch_gradient_descent", "t
            "to_network"]
 
 N_CLASSES = 10
+# alpha, iterations and hidden default to the notebook's values; the rest are fastnn's defaults.
+_D = TrainConfig()
 
 
 def _samples_as_rows(X) -> np.ndarray:
@@ -80,9 +82,9 @@ def from_network(net: Network) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
             np.ascontiguousarray(net.W2.T), net.b2.reshape(-1, 1).copy())
 
 
-def mini_batch_gradient_descent(X, Y, alpha: float = 0.1, iterations: int = 10, batch_size: int = 128,
-                                hidden: int = 10, backend: str = "numpy", seed: int = 0,
-                                verbose: bool = False):
+def mini_batch_gradient_descent(X, Y, alpha: float = 0.1, iterations: int = 10,
+                                batch_size: int = _D.batch_size, hidden: int = 10,
+                                backend: str = _D.backend, seed: int = _D.seed, verbose: bool = False):
     """Train the notebook's network with fastnn; returns ``W1, b1, W2, b2`` in the notebook's layout.
 
     ``X`` is ``(784, m)`` (or ``(m, 784)``; see the module for the rule), ``Y``

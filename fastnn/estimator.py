@@ -34,7 +34,6 @@ without it.
 from __future__ import annotations
 
 import dataclasses
-import numbers
 
 import numpy as np
 
@@ -49,11 +48,31 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
                       "pip install scikit-learn") from exc
 
 from .errors import FastnnError
-from .model import History, Network, TrainConfig, _is_int, train
+from .config import RULES, Rule, TrainConfig, int_rule, is_int, real_rule
+from .model import History, Network, train
 
 __all__ = ["MLPClassifier"]
 
 _PREDICT_CHUNK = 4096  # rows per float64 forward pass when predicting
+_D = TrainConfig()  # the defaults, from their one source (fastnn.config)
+
+#: Each parameter's rule (scikit-learn's ``_parameter_constraints``, in fastnn's terms): the
+#: TrainConfig field's own rule where a parameter is a field under another name.
+_PARAMETER_RULES = {
+    "hidden": RULES["hidden"],
+    "backend": RULES["backend"],
+    "batch_size": RULES["batch_size"],
+    "max_iter": int_rule("max_iter", 1),
+    "learning_rate_init": RULES["lr"],
+    "optimizer": RULES["optimizer"],
+    "momentum": RULES["momentum"],
+    "weight_decay": RULES["weight_decay"],
+    "schedule": RULES["schedule"],
+    "early_stopping": Rule(lambda v: isinstance(v, (bool, np.bool_)),
+                           "early_stopping must be True or False, got {value!r}"),
+    "validation_fraction": real_rule("validation_fraction", 0, open_low=True, high=1, phrase="in (0, 1)"),
+    "n_iter_no_change": int_rule("n_iter_no_change", 1),
+}
 
 class MLPClassifier(ClassifierMixin, BaseEstimator):
     """A d-H-c ReLU/softmax network trained by fastnn, as a scikit-learn classifier.
@@ -113,9 +132,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         Held-out accuracy per epoch and its best value, with ``early_stopping``.
     """
 
-    def __init__(self, hidden=256, *, backend="numba", batch_size=128, max_iter=15,
-                 learning_rate_init=0.5, optimizer="sgd", momentum=0.9, weight_decay=0.0,
-                 schedule="constant", early_stopping=False, validation_fraction=0.1,
+    def __init__(self, hidden=_D.hidden, *, backend=_D.backend, batch_size=_D.batch_size,
+                 max_iter=_D.epochs, learning_rate_init=_D.lr, optimizer=_D.optimizer,
+                 momentum=_D.momentum, weight_decay=_D.weight_decay, schedule=_D.schedule, early_stopping=False, validation_fraction=0.1,
                  n_iter_no_change=3, random_state=None, warm_start=False, verbose=False):
         self.hidden = hidden
         self.backend = backend
@@ -154,23 +173,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return est
 
     def _check_params(self) -> None:
-        """Validate the estimator-only parameters (TrainConfig validates the rest)."""
-        checks = [
-            (_is_int(self.max_iter) and self.max_iter >= 1, f"max_iter must be an integer >= 1, got {self.max_iter!r}"),
-            (isinstance(self.early_stopping, (bool, np.bool_)),
-             f"early_stopping must be True or False, got {self.early_stopping!r}"),
-            (isinstance(self.validation_fraction, numbers.Real) and 0 < self.validation_fraction < 1,
-             f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}"),
-            (_is_int(self.n_iter_no_change) and self.n_iter_no_change >= 1,
-             f"n_iter_no_change must be an integer >= 1, got {self.n_iter_no_change!r}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise FastnnError(message)
+        """Validate every parameter by its rule (:data:`_PARAMETER_RULES`)."""
+        for name, rule in _PARAMETER_RULES.items():
+            rule.validate(getattr(self, name))
 
     def _seed(self) -> int:
         """The run's base seed: ``random_state`` itself if an int, else drawn from it."""
-        if _is_int(self.random_state):
+        if is_int(self.random_state):
             return int(self.random_state)  # TrainConfig refuses negative ones
         return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 
@@ -197,9 +206,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         net, history = train(X, y_idx, config, X_dev=X_dev, y_dev=y_dev,
                              n_classes=len(classes),
                              network=None if network is None else network.copy(),
-                             progress=report if self.verbose else None)
+                             progress=report if self.verbose else None,
+                             class_names=[str(c) for c in classes])
         net.classes = classes.copy()
-        net.class_names = tuple(str(c) for c in classes)
         return net, history
 
     def _record(self, history: History, continued: bool) -> None:

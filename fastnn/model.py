@@ -1,5 +1,8 @@
 """The network's parameters, their initialisation, and the training loop.
 
+(The options of a run, :class:`~fastnn.config.TrainConfig`, are defined in
+:mod:`fastnn.config` and re-exported here.)
+
 The loop is backend-agnostic: it asks :func:`fastnn.backends.get_backend` for
 a module once and then only calls that module's kernels, so the NumPy
 reference and the Numba backend run exactly the same loop.
@@ -15,10 +18,11 @@ from typing import Callable
 import numpy as np
 
 from . import _aligned
-from .backends import BACKENDS, get_backend
-from .backends._optim import OPTIMIZERS, make_optimizer
+from .backends import DEFAULT_BACKEND, get_backend
+from .backends._optim import make_optimizer
+from .config import TrainConfig
 from .errors import FastnnError
-from .schedules import SCHEDULES, learning_rates
+from .schedules import learning_rates
 
 
 @dataclass
@@ -70,14 +74,14 @@ class Network:
         return Network(self.W1.copy(), self.b1.copy(), self.W2.copy(), self.b2.copy(),
                        self.classes.copy(), self.class_names)
 
-    def logits(self, X: np.ndarray, backend: str = "numpy") -> np.ndarray:
+    def logits(self, X: np.ndarray, backend: str = DEFAULT_BACKEND) -> np.ndarray:
         """Raw scores ``(n, c)`` for normalised inputs ``X (n, d)`` in [0, 1]."""
         X = _as_features(X, self.n_features)
         out = np.empty((X.shape[0], self.n_classes), np.float32)
         get_backend(backend).predict_logits(X, self.W1, self.b1, self.W2, self.b2, out)
         return out
 
-    def predict_proba(self, X: np.ndarray, backend: str = "numpy") -> np.ndarray:
+    def predict_proba(self, X: np.ndarray, backend: str = DEFAULT_BACKEND) -> np.ndarray:
         """Class probabilities ``(n, c)``, rows summing to 1."""
         z = self.logits(X, backend)
         z -= z.max(axis=1, keepdims=True)
@@ -85,7 +89,7 @@ class Network:
         z /= z.sum(axis=1, keepdims=True)
         return z
 
-    def predict(self, X: np.ndarray, backend: str = "numpy") -> np.ndarray:
+    def predict(self, X: np.ndarray, backend: str = DEFAULT_BACKEND) -> np.ndarray:
         """Predicted output indices ``(n,)`` (map through ``classes`` for labels)."""
         return self.logits(X, backend).argmax(axis=1)
 
@@ -103,63 +107,6 @@ def init_network(n_features: int, hidden: int, n_classes: int, seed: int) -> Net
     W1 = rng.standard_normal((n_features, hidden), dtype=np.float32) * np.float32(math.sqrt(2.0 / n_features))
     W2 = rng.standard_normal((hidden, n_classes), dtype=np.float32) * np.float32(math.sqrt(2.0 / hidden))
     return Network(W1, np.zeros(hidden, np.float32), W2, np.zeros(n_classes, np.float32))
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-@dataclass
-class TrainConfig:
-    """Hyperparameters of one training run; validated by :meth:`validate`.
-
-    ``optimizer`` is one of ``sgd``, ``momentum``, ``nesterov``, ``adam`` (rules in
-    :mod:`fastnn.backends._optim`; ``momentum`` is Adam's beta1); ``schedule``
-    one of ``constant``, ``step``, ``cosine``, ``onecycle`` (see
-    :mod:`fastnn.schedules`); ``weight_decay`` is L2 on the weights.  With
-    ``patience > 0`` training stops once the dev accuracy has not improved for
-    that many epochs, and the weights of the best dev epoch are restored.
-    """
-
-    hidden: int = 256
-    epochs: int = 15
-    batch_size: int = 128
-    lr: float = 0.5
-    seed: int = 0
-    backend: str = "numpy"
-    log_every: int = 0  # also record train loss every N steps (0: per epoch only)
-    optimizer: str = "sgd"
-    momentum: float = 0.9
-    beta2: float = 0.999
-    weight_decay: float = 0.0
-    schedule: str = "constant"
-    patience: int = 0
-
-    def validate(self) -> "TrainConfig":
-        """Check every option; raise :class:`FastnnError` naming the first bad one, else return self."""
-        def number(v):
-            return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) \
-                and math.isfinite(v)
-
-        checks = [
-            (_is_int(self.hidden) and self.hidden > 0, f"hidden size must be a positive integer, got {self.hidden!r}"),
-            (_is_int(self.epochs) and self.epochs >= 0, f"epochs must be an integer >= 0, got {self.epochs!r}"),
-            (_is_int(self.batch_size) and self.batch_size > 0, f"batch size must be a positive integer, got {self.batch_size!r}"),
-            (number(self.lr) and self.lr > 0, f"learning rate must be a finite number > 0, got {self.lr!r}"),
-            (_is_int(self.log_every) and self.log_every >= 0, f"log_every must be an integer >= 0, got {self.log_every!r}"),
-            (_is_int(self.seed) and 0 <= self.seed < 2**63, f"seed must be an integer >= 0, got {self.seed!r}"),
-            (self.backend in BACKENDS, f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}"),
-            (self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"),
-            (number(self.momentum) and 0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum!r}"),
-            (number(self.beta2) and 0 <= self.beta2 < 1, f"beta2 must be in [0, 1), got {self.beta2!r}"),
-            (number(self.weight_decay) and self.weight_decay >= 0, f"weight decay must be a finite number >= 0, got {self.weight_decay!r}"),
-            (self.schedule in SCHEDULES, f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}"),
-            (_is_int(self.patience) and self.patience >= 0, f"patience must be an integer >= 0, got {self.patience!r}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise FastnnError(message)
-        return self
 
 
 @dataclass
@@ -209,7 +156,7 @@ def check_training_data(X, y, n_classes: int | None = None) -> tuple[np.ndarray,
 
 def train(X, y, config: TrainConfig, *, X_dev=None, y_dev=None, n_classes: int | None = None,
           network: Network | None = None, progress: Callable | None = None,
-          ) -> tuple[Network, History]:
+          class_names=None) -> tuple[Network, History]:
     """Train a network with mini-batch gradient descent; returns it and its :class:`History`.
 
     ``X (n, d)`` float (normalised to [0, 1] for images) and ``y (n,)`` integer
@@ -221,7 +168,8 @@ def train(X, y, config: TrainConfig, *, X_dev=None, y_dev=None, n_classes: int |
     ``network`` continues training an existing network in place (its shape,
     not ``config.hidden``, decides the hidden size).  Same seed and backend give
     identical results run to run.  ``progress``, if given, is called as
-    ``progress(epoch_row)`` after every epoch.  Raises :class:`FastnnError` on
+    ``progress(epoch_row)`` after every epoch.  ``class_names`` (one per
+    class) name the network's outputs for display (default ``"0"``, ``"1"``, ...).  Raises :class:`FastnnError` on
     invalid options or data, or if the loss becomes NaN or infinite.
     """
     config.validate()
@@ -234,6 +182,10 @@ def train(X, y, config: TrainConfig, *, X_dev=None, y_dev=None, n_classes: int |
         raise FastnnError(f"the network expects {network.n_features} features and {network.n_classes} "
                           f"classes, but the data has {d} features and {c} classes")
     net = network
+    if class_names is not None:
+        if len(class_names) != c:
+            raise FastnnError(f"class_names has {len(class_names)} names for {c} classes")
+        net.class_names = tuple(str(name) for name in class_names)
     if X_dev is not None and len(X_dev):
         X_dev, y_dev, _ = check_training_data(X_dev, y_dev, c)
     else:

@@ -27,7 +27,7 @@ def trained(rows):
     X, y = rows
     params = compat.mini_batch_gradient_descent(X.T, y, alpha=0.1, iterations=3, batch_size=32,
                                                 hidden=10, backend="numpy", seed=5)
-    net, _ = train(X, y, TrainConfig(hidden=10, epochs=3, batch_size=32, lr=0.1, seed=5),
+    net, _ = train(X, y, TrainConfig(hidden=10, epochs=3, batch_size=32, lr=0.1, seed=5, backend="numpy"),
                    n_classes=10)
     return params, net
 
@@ -56,7 +56,8 @@ def test_mini_batch_gradient_descent_trains_exactly_what_fastnn_train_does(train
 def test_samples_as_rows_give_the_same_result_as_the_notebook_layout(rows, trained):
     X, y = rows
     params, _ = trained
-    again = compat.mini_batch_gradient_descent(X, y, alpha=0.1, iterations=3, batch_size=32, seed=5)
+    again = compat.mini_batch_gradient_descent(X, y, alpha=0.1, iterations=3, batch_size=32, seed=5,
+                                               backend="numpy")
     for a, b in zip(params, again):
         np.testing.assert_array_equal(a, b)
 

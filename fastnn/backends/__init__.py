@@ -1,8 +1,8 @@
 """Backend registry: the one place a backend is chosen by name.
 
 A backend is a module exposing the same kernels with the same signatures
-(:data:`KERNELS`; ``tests/test_backend_contract.py`` checks both modules
-against it).  The training loop only ever calls :func:`get_backend` and those
+(:data:`KERNELS`), and the same thread controls (:data:`CONTROLS`);
+``tests/test_backend_contract.py`` checks both modules against them.  The training loop only ever calls :func:`get_backend` and those
 names.
 """
 
@@ -20,8 +20,14 @@ _MODULES = {
 
 BACKENDS = tuple(_MODULES)
 
+#: The backend used wherever none is named: training, prediction, the CLI and the estimator.
+DEFAULT_BACKEND = "numba"
+
 KERNELS = ("permutation", "gather", "forward", "softmax_xent", "backward", "update",
            "apply_update", "make_workspace", "train_steps", "predict_logits")
+
+#: What every backend exports besides its kernels: its thread controls.
+CONTROLS = ("set_threads", "thread_info")
 
 
 def get_backend(name: str) -> ModuleType:
