@@ -109,3 +109,13 @@ def block_network(monkeypatch) -> list:
     monkeypatch.setattr(data, "_http_get", no_http)
     monkeypatch.setattr(data, "_pip_download", no_pip)
     return calls
+
+
+@pytest.fixture
+def restore_numba_threads():
+    """Put numba's thread count back after a test that changes it."""
+    import numba
+
+    before = numba.get_num_threads()
+    yield
+    numba.set_num_threads(before)

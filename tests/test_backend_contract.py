@@ -1,4 +1,4 @@
-"""The backend contract: both modules offer the same kernels with the same signatures.
+"""The backend contract: both modules offer the same kernels and thread controls, with the same signatures.
 
 The training loop, the estimator and the tests call a backend only through
 these names, so a kernel missing from one backend, or taking its arguments in
@@ -11,18 +11,19 @@ import inspect
 
 import pytest
 
-from fastnn.backends import BACKENDS, KERNELS, get_backend
+from fastnn.backends import BACKENDS, CONTROLS, KERNELS, get_backend
+from fastnn.errors import FastnnError
 
 
 def test_every_backend_exports_every_kernel_of_the_contract():
     for name in BACKENDS:
         module = get_backend(name)
-        missing = [k for k in KERNELS if not callable(getattr(module, k, None))]
+        missing = [k for k in KERNELS + CONTROLS if not callable(getattr(module, k, None))]
         assert not missing, f"{name} lacks {missing}"
         assert module.NAME == name
 
 
-@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("kernel", KERNELS + CONTROLS)
 def test_both_backends_give_each_kernel_the_same_signature(kernel):
     signatures = {name: inspect.signature(getattr(get_backend(name), kernel)) for name in BACKENDS}
     reference = signatures["numpy"]
@@ -40,3 +41,22 @@ def test_the_contract_lists_what_the_training_loop_calls():
 
     called = set(re.findall(r"backend\.(\w+)\(", inspect.getsource(model)))
     assert called and called <= set(KERNELS), called - set(KERNELS)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("threads", [0, -1, 10**6, 1.5, True])
+def test_both_backends_refuse_a_bad_thread_count_with_the_same_error(name, threads):
+    with pytest.raises(FastnnError, match=rf"^threads must be between 1 and \d+ \(.*\), got {threads}$"):
+        get_backend(name).set_threads(threads)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_thread_info_reports_what_set_threads_set(name, restore_numba_threads):
+    from threadpoolctl import threadpool_limits
+
+    backend = get_backend(name)
+    with threadpool_limits(limits=None, user_api="blas"):  # puts BLAS's threads back on exit
+        backend.set_threads(1)
+        info = backend.thread_info()
+    assert info["threads"] == 1
+    assert ("threading_layer" in info) == (name == "numba")

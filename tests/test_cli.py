@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fastnn.cli.train import DEFAULTS
+from fastnn.config import TrainConfig
 from conftest import block_network
 from fastnn import data
 from fastnn.cli.train import COMPILING_NOTE, main
@@ -149,15 +149,6 @@ def out(tmp_path) -> Path:
 @pytest.fixture
 def tiny_csv(tmp_path) -> Path:
     return write_kaggle_csv(tmp_path / "train.csv")
-
-
-@pytest.fixture
-def restore_numba_threads():
-    import numba
-
-    before = numba.get_num_threads()
-    yield
-    numba.set_num_threads(before)
 
 
 # ----------------------------------------------------------------------------
@@ -554,7 +545,7 @@ OPTION_PROBLEMS = {
     "weight-decay-negative": (["--weight-decay=-1e-4"], r"weight decay must be a finite number >= 0"),
     "patience-negative": (["--patience", "-2"], r"patience must be an integer >= 0"),
     "backend-unknown": (["--backend", "torch"], r"unknown backend 'torch'; choose one of numpy, numba"),
-    "threads-0-numpy": (["--threads", "0"], r"--threads must be between 1 and \d+ \(the CPU count\), got 0"),
+    "threads-0-numpy": (["--threads", "0"], r"threads must be between 1 and \d+ \(the CPU count\), got 0"),
 }
 
 
@@ -572,7 +563,7 @@ def test_numba_threads_out_of_range(capsys, out, tiny_csv, restore_numba_threads
         threads = max(99, numba.config.NUMBA_NUM_THREADS + 1)
     assert_clean_error(cli(capsys, *FAST, "--backend", "numba", "--threads", threads,
                            "--data", tiny_csv, "--out", out),
-                       rf"--threads must be between 1 and {numba.config.NUMBA_NUM_THREADS} "
+                       rf"threads must be between 1 and {numba.config.NUMBA_NUM_THREADS} "
                        rf"\(NUMBA_NUM_THREADS\), got {threads}", out)
 
 
@@ -620,10 +611,8 @@ def check_report(out: Path, metrics: dict, *, n_train: int, n_dev: int, epochs: 
     """metrics.json's structure and internal consistency, the model file and the four PNGs."""
     assert metrics["dataset"] == dataset
     assert (metrics["n_train"], metrics["n_dev"]) == (n_train, n_dev)
-    expected_config = {**{k: v for k, v in DEFAULTS.items() if k != "dev_size"},
-                       "hidden": hidden, "epochs": epochs, "log_every": 0}
+    expected_config = dataclasses.asdict(TrainConfig(hidden=hidden, epochs=epochs, backend=backend))
     assert metrics["config"] == expected_config
-    assert metrics["backend"] == backend
     if backend == "numba":
         assert metrics["threads"] >= 1 and isinstance(metrics["threading_layer"], str)
 
@@ -667,7 +656,8 @@ def check_report(out: Path, metrics: dict, *, n_train: int, n_dev: int, epochs: 
 
     net, meta = load_network(out / "model.npz")
     assert net.hidden == hidden and net.n_classes == 10 and net.class_names == tuple("0123456789")
-    assert meta == {"dataset": dataset, "config": metrics["config"], "backend": backend}
+    assert meta == {"dataset": dataset, "config": metrics["config"],
+                    "accuracy": {split: metrics[split]["accuracy"] for split in splits}}
 
 
 def reproduce_confusion(out: Path, metrics: dict, data_arg, split: str = "dev") -> None:
@@ -744,7 +734,7 @@ def test_numba_run_with_one_thread(tmp_path, capsys, tiny_csv, restore_numba_thr
     assert code == 0, stderr
     assert "backend numba (1 thread" in stdout
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["threads"] == 1 and metrics["backend"] == "numba"
+    assert metrics["threads"] == 1 and metrics["config"]["backend"] == "numba"
     assert "figures" not in metrics
     assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "model.npz"]
 

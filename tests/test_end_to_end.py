@@ -39,7 +39,7 @@ def test_train_script_on_mnist_reaches_95_percent_in_two_epochs(tmp_path):
     assert "Traceback" not in proc.stderr
 
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["dataset"] == "mnist" and metrics["backend"] == "numba"
+    assert metrics["dataset"] == "mnist" and metrics["config"]["backend"] == "numba"
     assert (metrics["n_train"], metrics["n_dev"]) == (55000, 5000)
     assert len(metrics["history"]["epochs"]) == 2
     test_cm = np.array(metrics["test"]["confusion_matrix"])

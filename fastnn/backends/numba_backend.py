@@ -410,6 +410,27 @@ def _outputs(*arrays):
             a[...] = w
 
 
+# --- threads -----------------------------------------------------------------
+
+def set_threads(threads: int | None) -> None:
+    """Set the kernels' thread count, at most ``NUMBA_NUM_THREADS`` (``None``: leave it)."""
+    from ..errors import FastnnError
+
+    if threads is None:
+        return
+    most = numba.config.NUMBA_NUM_THREADS
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= most:
+        raise FastnnError(f"threads must be between 1 and {most} (NUMBA_NUM_THREADS), got {threads}")
+    numba.set_num_threads(threads)
+
+
+def thread_info() -> dict:
+    """The threads this backend computes with, and numba's threading layer (nothing is compiled)."""
+    from ._numba_setup import threading_layer
+
+    return {"threads": numba.get_num_threads(), "threading_layer": threading_layer()}
+
+
 @contextlib.contextmanager
 def _compiled():
     """Around every call into the training kernels: BLAS on one thread, SLP on if they compile."""

@@ -239,3 +239,29 @@ def predict_logits(X, W1, b1, W2, b2, out) -> None:
         np.maximum(A1, 0, out=A1)
         np.matmul(A1, W2, out=out[lo:hi])
         out[lo:hi] += b2
+
+
+# --- threads -----------------------------------------------------------------
+
+def set_threads(threads: int | None) -> None:
+    """Cap the threads of BLAS, the reference's only parallel part (``None``: leave them)."""
+    import os
+
+    from ..errors import FastnnError
+
+    if threads is None:
+        return
+    cpus = os.cpu_count() or 1
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= cpus:
+        raise FastnnError(f"threads must be between 1 and {cpus} (the CPU count), got {threads}")
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(threads, user_api="blas")
+
+
+def thread_info() -> dict:
+    """The threads this backend computes with: ``{"threads": BLAS's thread count}``."""
+    from threadpoolctl import threadpool_info
+
+    blas = [pool["num_threads"] for pool in threadpool_info() if pool.get("user_api") == "blas"]
+    return {"threads": max(blas, default=1)}

@@ -8,53 +8,33 @@ ends as one ``error: ...`` line on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 
 from ..errors import FastnnError
 
 HELP = "train a network on a dataset and write its report folder"
 
-DEFAULTS = dict(hidden=256, epochs=15, batch_size=128, lr=0.5, seed=0, dev_size=5000,
-                optimizer="sgd", momentum=0.9, weight_decay=0.0, schedule="constant", patience=0)
-
-# Named recipes; options given explicitly on the command line override them.
-PRESETS = {
-    "default": {},
-    # 784-800-10, Nesterov momentum with a one-cycle schedule, trained on all but 1000 of
-    # the 60k MNIST training images: 98.5% test accuracy (see the README for the spread).
-    "best": dict(hidden=800, epochs=30, lr=0.2, optimizer="nesterov", momentum=0.9,
-                 weight_decay=1e-4, schedule="onecycle", dev_size=1000),
-}
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``fastnn train``."""
-    p.add_argument("--backend", default="numba", help="numba (fast, default) or numpy (reference)")
+    """The options of ``fastnn train``: one per :class:`~fastnn.config.TrainConfig` field, and the run's own."""
+    from ..config import DEV_SIZE, PRESETS, TrainConfig
+
     p.add_argument("--data", default="mnist",
                    help="mnist, fashion-mnist, a Kaggle-style train.csv, or a folder of IDX files")
     p.add_argument("--preset", choices=sorted(PRESETS), default="default",
                    help="a named recipe: 'default' (fast, plain SGD) or 'best' (784-800-10, Nesterov, "
                         "one-cycle; explicit options override it)")
     # Options default to None so that a preset can tell given options from defaults.
-    p.add_argument("--hidden", type=int, help=f"hidden units (default {DEFAULTS['hidden']})")
-    p.add_argument("--epochs", type=int, help=f"passes over the training set (default {DEFAULTS['epochs']})")
-    p.add_argument("--batch-size", type=int, help=f"mini-batch size (default {DEFAULTS['batch_size']})")
-    p.add_argument("--lr", type=float, help=f"(peak) learning rate (default {DEFAULTS['lr']})")
-    p.add_argument("--optimizer", help="sgd (default), momentum, nesterov or adam")
-    p.add_argument("--momentum", type=float, help="momentum, or Adam's beta1 (default 0.9)")
-    p.add_argument("--weight-decay", type=float, help="L2 weight decay on the weights (default 0)")
-    p.add_argument("--schedule", help="learning-rate schedule: constant (default), step, cosine or onecycle")
-    p.add_argument("--patience", type=int,
-                   help="stop after this many epochs without a better dev accuracy, keeping the best weights (default 0: off)")
-    p.add_argument("--seed", type=int, help="seed for init, shuffling and the dev split (default 0)")
+    for f in fields(TrainConfig):
+        p.add_argument("--" + f.name.replace("_", "-"), type=f.metadata["type"], default=None,
+                       help=f"{f.metadata['help']} (default {f.default})")
     p.add_argument("--dev-size", type=float,
-                   help=f"rows held out for the dev set: a count, or a fraction < 1 (default {DEFAULTS['dev_size']})")
-    p.add_argument("--log-every", type=int, default=0, help="also record the train loss every N steps")
+                   help=f"rows held out for the dev set: a count, or a fraction < 1 (default {DEV_SIZE})")
     p.add_argument("--threads", type=int, default=None,
                    help="threads: the numba kernels' (default NUMBA_NUM_THREADS or all cores), or BLAS's for numpy")
     p.add_argument("--out", default="runs/latest", help="folder for the report (default %(default)s)")
@@ -89,33 +69,6 @@ def _prepare_out(out: str) -> Path:
     except OSError as exc:
         raise FastnnError(f"cannot write to output folder {path}: {exc.strerror or exc}") from None
     return path
-
-
-def _set_threads(backend: str, threads: int | None) -> dict:
-    """Apply --threads and report the threading setup the run actually used.
-
-    For numba it is the kernel thread count (at most NUMBA_NUM_THREADS); for the
-    NumPy reference it caps BLAS's threads (the only parallel part of it).
-    """
-    if backend != "numba":
-        if threads is None:
-            return {}
-        if not 1 <= threads <= (os.cpu_count() or 1):
-            raise FastnnError(f"--threads must be between 1 and {os.cpu_count()} (the CPU count), got {threads}")
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(threads, user_api="blas")
-        return {"threads": threads}
-    import numba
-
-    from ..backends._numba_setup import threading_layer
-
-    if threads is not None:
-        if not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
-            raise FastnnError(f"--threads must be between 1 and {numba.config.NUMBA_NUM_THREADS} "
-                              f"(NUMBA_NUM_THREADS), got {threads}")
-        numba.set_num_threads(threads)
-    return {"threads": numba.get_num_threads(), "threading_layer": threading_layer()}
 
 
 COMPILING_NOTE = "fastnn: compiling the numba kernels (first run only, ~20 s)"
@@ -165,29 +118,32 @@ def _compiling(backend: str, epochs: int) -> bool:
     return not kernels_cached()
 
 
-def resolve_options(args: argparse.Namespace) -> dict:
-    """Training options: the defaults, then the preset, then what was given explicitly."""
-    options = dict(DEFAULTS)
-    options.update(PRESETS[args.preset])
-    for name in DEFAULTS:
+def resolve_options(args: argparse.Namespace):
+    """The run's :class:`~fastnn.config.TrainConfig` and dev size: the defaults, then the preset,
+    then the options given explicitly (validated)."""
+    from ..config import DEV_SIZE, PRESETS, TrainConfig
+
+    values = {f.name: f.default for f in fields(TrainConfig)}
+    values["dev_size"] = DEV_SIZE
+    values.update(PRESETS[args.preset])
+    for name in values:
         if getattr(args, name) is not None:
-            options[name] = getattr(args, name)
-    return options
+            values[name] = getattr(args, name)
+    dev_size = _dev_size(values.pop("dev_size"))
+    return TrainConfig(**values).validate(), dev_size
 
 
-def train_and_report(args: argparse.Namespace) -> dict:
-    """Train, evaluate and write the report described by parsed ``args``; returns metrics."""
+def train_and_report(args: argparse.Namespace):
+    """Train, evaluate and write the report described by parsed ``args``; returns the metrics written."""
     from ..backends import get_backend
     from ..data import load_dataset
-    from ..model import TrainConfig, train
+    from ..model import train
+    from ..report import RunResult, evaluate, metrics, splits_of, write_report
 
-    options = resolve_options(args)
-    config = TrainConfig(backend=args.backend, log_every=args.log_every,
-                         **{k: v for k, v in options.items() if k != "dev_size"}).validate()
-    dev_size = _dev_size(options["dev_size"])
+    config, dev_size = resolve_options(args)
     out = _prepare_out(args.out)
-    get_backend(config.backend)  # fail on a missing backend before loading data
-    threading = _set_threads(config.backend, args.threads)
+    backend = get_backend(config.backend)  # fail on a missing backend before loading data
+    backend.set_threads(args.threads)
 
     data = load_dataset(args.data, dev_size=dev_size, seed=config.seed,
                         cache=args.cache, source=args.source)
@@ -198,114 +154,22 @@ def train_and_report(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     try:
         net, history = train(data.X_train, data.y_train, config, X_dev=data.X_dev, y_dev=data.y_dev,
-                             n_classes=len(data.class_names), progress=update)
+                             n_classes=len(data.class_names), progress=update,
+                             class_names=data.class_names)
     finally:
         close_bar()
     train_seconds = time.perf_counter() - t0
-    net.class_names = tuple(data.class_names)
 
-    metrics = {
-        "dataset": data.name,
-        "n_train": int(len(data.y_train)), "n_dev": int(len(data.y_dev)),
-        "preset": args.preset,
-        "config": {k: getattr(config, k) for k in (
-            "hidden", "epochs", "batch_size", "lr", "seed", "log_every", "optimizer", "momentum",
-            "weight_decay", "schedule", "patience")},
-        "backend": config.backend,
-        **threading,
-        "history": history.to_dict(),
-        "epoch_seconds": [row["seconds"] for row in history.epochs],
-        "train_seconds": train_seconds,
-        "platform": {"python": platform.python_version(), "machine": platform.machine(),
-                     "cpus": os.cpu_count()},
-    }
-    splits = {"dev": (data.X_dev, data.y_dev)}
-    if data.X_test is not None:
-        splits["test"] = (data.X_test, data.y_test)
-    predictions = _evaluate(net, splits, config.backend, metrics)
-    _write_report(out, net, metrics, history, splits, predictions, data, args.no_plots)
-    return metrics
-
-
-def _evaluate(net, splits, backend, metrics) -> dict:
-    from ..metrics import classification_report
-
-    predictions = {}
-    for name, (X, y) in splits.items():
-        if len(y) == 0:
-            continue
-        pred = net.predict(X, backend)
-        predictions[name] = pred
-        metrics[name] = classification_report(y, pred, net.n_classes, net.class_names)
-    return predictions
-
-
-def _write_report(out, net, metrics, history, splits, predictions, data, no_plots) -> None:
-    """Write every report file into a staging folder, then move them into ``out`` together.
-
-    A failure part way (a full disk, a name taken by a folder) leaves no new
-    report file behind, and never a half-written one: files already moved are
-    removed again.  (Files of an earlier run that they had replaced are gone.)
-    """
-    import shutil
-    import tempfile
-
-    try:
-        stage = Path(tempfile.mkdtemp(prefix=".fastnn-report-", dir=out))
-    except OSError as exc:
-        raise FastnnError(f"cannot write to output folder {out}: {exc.strerror or exc}") from None
-    try:
-        _render_report(stage, net, metrics, history, splits, predictions, data, no_plots)
-        names = sorted(p.name for p in stage.iterdir())
-        for name in names:
-            if (out / name).is_dir():
-                raise FastnnError(f"cannot write {out / name}: a folder of that name is in the way")
-        moved = []
-        try:
-            # metrics.json goes last: its presence means the report is complete.
-            for name in sorted(names, key=lambda n: n == "metrics.json"):
-                os.replace(stage / name, out / name)
-                moved.append(name)
-        except OSError as exc:
-            for name in moved:
-                (out / name).unlink(missing_ok=True)
-            raise FastnnError(f"cannot write the report into {out}: {exc.strerror or exc}") from None
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-
-
-def _render_report(folder, net, metrics, history, splits, predictions, data, no_plots) -> None:
-    from .._atomic import atomic_write_text
-    from ..modelfile import save_network
-
-    save_network(net, folder / "model.npz", {"dataset": metrics["dataset"], "config": metrics["config"],
-                                             "backend": metrics["backend"]})
-    if not no_plots:
-        import numpy as np
-
-        from .. import plots
-
-        figures = {"history": "history.png"}
-        plots.plot_history(history.to_dict(), folder / "history.png")
-        shown = "test" if "test" in predictions else "dev" if "dev" in predictions else None
-        if shown:
-            X, y = splits[shown]
-            pred = predictions[shown]
-            report = metrics[shown]
-            plots.plot_confusion_matrix(
-                np.array(report["confusion_matrix"]), net.class_names, folder / "confusion_matrix.png",
-                title=f"Confusion matrix ({data.name} {shown}, accuracy {report['accuracy']:.4f})")
-            probs = net.predict_proba(X[:1])[0]
-            plots.plot_prediction(X[0], net.class_names[pred[0]], net.class_names[y[0]],
-                                  folder / "prediction.png", probs=probs, class_names=net.class_names)
-            plots.plot_misclassified(X, y, pred, folder / "misclassified.png", class_names=net.class_names)
-            figures.update(confusion_matrix="confusion_matrix.png", prediction="prediction.png",
-                           misclassified="misclassified.png")
-        metrics["figures"] = figures
-    try:
-        atomic_write_text(folder / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    except OSError as exc:
-        raise FastnnError(f"cannot write metrics.json: {exc.strerror or exc}") from None
+    splits = splits_of(data)
+    environment = {**backend.thread_info(),
+                   "platform": {"python": platform.python_version(), "machine": platform.machine(),
+                                "cpus": os.cpu_count()}}
+    result = RunResult(dataset=data.name, config=config, network=net, history=history,
+                       evaluation=evaluate(net, splits, config.backend), n_train=len(data.y_train),
+                       n_dev=len(data.y_dev), train_seconds=train_seconds, preset=args.preset,
+                       environment=environment)
+    write_report(out, result, splits, plots=not args.no_plots)
+    return metrics(result)
 
 
 def _threads_note(metrics: dict) -> str:
@@ -319,7 +183,7 @@ def _threads_note(metrics: dict) -> str:
 def _summary(metrics: dict, out: str) -> str:
     secs = metrics["epoch_seconds"]
     lines = [f"fastnn: {metrics['dataset']} ({metrics['n_train']} train / {metrics['n_dev']} dev), "
-             f"backend {metrics['backend']}"
+             f"backend {metrics['config']['backend']}"
              + _threads_note(metrics)]
     if secs:
         steady = sorted(secs[1:] or secs)[len(secs[1:] or secs) // 2]

@@ -1,0 +1,83 @@
+"""fastnn.report: a pure evaluation, and the whole report folder written from one result, from Python."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fastnn.config import TrainConfig
+from fastnn.errors import FastnnError
+from fastnn.metrics import classification_report
+from fastnn.model import train
+from fastnn.modelfile import load_network
+from fastnn.report import FIGURES, RunResult, evaluate, metrics, write_report
+
+from conftest import prototype_data
+
+NAMES = tuple("abcdefghij")
+
+
+@pytest.fixture(scope="module")
+def run():
+    X, y = prototype_data(n=400, d=784, c=10, seed=4)
+    splits = {"dev": (X[300:350], y[300:350]), "test": (X[350:], y[350:])}
+    config = TrainConfig(hidden=16, epochs=2, backend="numpy")
+    net, history = train(X[:300], y[:300], config, X_dev=X[300:350], y_dev=y[300:350], class_names=NAMES)
+    result = RunResult(dataset="protos", config=config, network=net, history=history,
+                       evaluation=evaluate(net, splits, "numpy"), n_train=300, n_dev=50)
+    return result, splits
+
+
+def test_train_names_the_classes_it_is_given():
+    X, y = prototype_data(n=100, d=784, c=10)
+    net, _ = train(X, y, TrainConfig(hidden=4, epochs=1, backend="numpy"), class_names=NAMES)
+    assert net.class_names == NAMES
+
+
+def test_train_refuses_a_wrong_number_of_class_names():
+    X, y = prototype_data(n=100, d=784, c=10)
+    with pytest.raises(FastnnError, match="class_names has 3 names for 10 classes"):
+        train(X, y, TrainConfig(hidden=4, epochs=1, backend="numpy"), class_names=("a", "b", "c"))
+
+
+def test_evaluate_reports_every_nonempty_split_and_writes_nothing(run, tmp_path, monkeypatch):
+    result, splits = run
+    monkeypatch.chdir(tmp_path)
+    net = result.network
+    empty = {"none": (splits["dev"][0][:0], splits["dev"][1][:0])}
+    reports = evaluate(net, {**splits, **empty}, "numpy")
+    assert set(reports) == {"dev", "test"}
+    for name, (X, y) in splits.items():
+        assert reports[name] == classification_report(y, net.predict(X, "numpy"), 10, NAMES)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_report_written_from_python_is_complete_and_consistent(run, tmp_path):
+    result, splits = run
+    out = write_report(tmp_path / "report", result, splits)
+    assert sorted(p.name for p in out.iterdir()) == sorted(["metrics.json", "model.npz", *FIGURES.values()])
+    written = json.loads((out / "metrics.json").read_text())
+    assert written == {**json.loads(json.dumps(metrics(result))), "figures": FIGURES}
+    assert written["config"]["hidden"] == 16 and written["test"]["n"] == 50
+    net, meta = load_network(out / "model.npz")
+    np.testing.assert_array_equal(net.W1, result.network.W1)
+    assert net.class_names == NAMES
+    assert meta["accuracy"] == {"dev": written["dev"]["accuracy"], "test": written["test"]["accuracy"]}
+
+
+def test_a_report_without_plots_has_no_figures(run, tmp_path):
+    result, splits = run
+    out = write_report(tmp_path / "report", result, splits, plots=False)
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "model.npz"]
+    assert "figures" not in json.loads((out / "metrics.json").read_text())
+
+
+def test_a_report_that_cannot_be_completed_leaves_nothing(run, tmp_path):
+    result, splits = run
+    out = tmp_path / "report"
+    (out / "history.png").mkdir(parents=True)  # a folder where a figure must go
+    with pytest.raises(FastnnError, match="a folder of that name is in the way"):
+        write_report(out, result, splits)
+    assert [p.name for p in out.iterdir()] == ["history.png"]
