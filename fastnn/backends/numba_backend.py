@@ -45,6 +45,8 @@ import numpy as np
 from numba import njit, prange
 
 from . import _optim, _permute
+from ._checks import check_labels as _check_labels
+from ._checks import check_shapes as _check_shapes
 from ._numba_blas import N as _N
 from ._numba_blas import T as _T
 from ._numba_blas import blas_single_threaded, gemm
@@ -357,37 +359,7 @@ def predict_logits(X, W1, b1, W2, b2, out) -> None:
         _predict_logits(_f32(X), _f32(W1), _f32(b1), _f32(W2), _f32(b2), A1, out_)
 
 
-# --- argument checks ------------------------------------------------------------
-
-_SHAPES = {"Xb": "md", "W1": "dh", "b1": "h", "W2": "hc", "dW2": "hc", "b2": "c",
-           "A1": "mh", "dA1": "mh", "logits": "mc", "dlogits": "mc"}
-
-
-def _check_labels(y, n_classes: int, n: int) -> None:
-    """Labels index the logits' columns in compiled code: they must lie in [0, c)."""
-    if np.shape(y) != (n,):
-        raise ValueError(f"expected {n} labels, got shape {np.shape(y)}")
-    if n and (y.min() < 0 or y.max() >= n_classes):
-        raise ValueError(f"labels must lie in [0, {n_classes}), found {y.min()}..{y.max()}")
-
-
-def _check_shapes(**arrays):
-    """Refuse arrays whose shapes disagree: the compiled kernels index without bounds checks.
-
-    Each array's axes are named (m batch, d features, h hidden, c classes) and
-    every name must mean the same length everywhere.
-    """
-    sizes = {}
-    for name, a in arrays.items():
-        axes = _SHAPES[name]
-        shape = np.shape(a)
-        if len(shape) != len(axes):
-            raise ValueError(f"{name} must have {len(axes)} dimensions, got shape {shape}")
-        for axis, n in zip(axes, shape):
-            if sizes.setdefault(axis, (n, name))[0] != n:
-                raise ValueError(f"{name} has shape {shape}, which does not match "
-                                 f"{sizes[axis][1]} (shape {np.shape(arrays[sizes[axis][1]])})")
-
+# --- argument layout ------------------------------------------------------------
 
 def _f32(a):
     """Inputs as C-contiguous float32: the compiled kernels address flat buffers by row stride.

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _optim, _permute
+from ._checks import check_labels, check_shapes
 
 NAME = "numpy"
 
@@ -69,6 +70,11 @@ def gather(X: np.ndarray, y: np.ndarray, idx: np.ndarray, Xb: np.ndarray, yb: np
 
 def forward(Xb, W1, b1, W2, b2, A1, logits) -> None:
     """A1 = relu(Xb @ W1 + b1);  logits = A1 @ W2 + b2."""
+    check_shapes(Xb=Xb, W1=W1, b1=b1, W2=W2, b2=b2, A1=A1, logits=logits)
+    _forward(Xb, W1, b1, W2, b2, A1, logits)
+
+
+def _forward(Xb, W1, b1, W2, b2, A1, logits) -> None:
     np.matmul(Xb, W1, out=A1)
     A1 += b1
     np.maximum(A1, 0, out=A1)
@@ -83,6 +89,12 @@ def softmax_xent(logits, yb, dlogits) -> tuple[float, int]:
     that exp never overflows;  dlogits = (softmax(z) - onehot(y)) / m, the
     gradient of the *mean* loss.  Returns (sum of losses, number correct).
     """
+    check_shapes(logits=logits, dlogits=dlogits)
+    check_labels(yb, logits.shape[1], logits.shape[0])
+    return _softmax_xent(logits, yb, dlogits)
+
+
+def _softmax_xent(logits, yb, dlogits) -> tuple[float, int]:
     m = logits.shape[0]
     rows = np.arange(m)
     with np.errstate(over="ignore"):  # a logit span beyond float32 gives -inf: exp -> 0, as it should
@@ -109,6 +121,11 @@ def backward(Xb, A1, W2, dlogits, dW1, db1, dW2, db2, dA1) -> None:
     dZ1 = (dlogits W2^T) * [A1 > 0]   (ReLU passes gradient where it was active),
     dW1 = Xb^T dZ1,      db1 = sum_rows dZ1.   ``dA1`` holds dZ1 afterwards.
     """
+    check_shapes(Xb=Xb, A1=A1, W2=W2, logits=dlogits, W1=dW1, b1=db1, dW2=dW2, b2=db2, dA1=dA1)
+    _backward(Xb, A1, W2, dlogits, dW1, db1, dW2, db2, dA1)
+
+
+def _backward(Xb, A1, W2, dlogits, dW1, db1, dW2, db2, dA1) -> None:
     np.matmul(A1.T, dlogits, out=dW2)
     np.sum(dlogits, axis=0, out=db2)
     np.matmul(dlogits, W2.T, out=dA1)
@@ -206,6 +223,10 @@ def train_steps(X, y, perm, start: int, stop: int, batch_size: int, lr,
     The last batch may be shorter.  Returns (sum of per-sample losses, number
     of correct predictions), both measured on each batch before its update.
     """
+    check_shapes(Xb=X, W1=W1, b1=b1, W2=W2, b2=b2)
+    check_labels(y, W2.shape[1], len(y))
+    # The per-batch steps below skip the public kernels' checks: the batches are
+    # made here from arrays just checked.
     loss_sum, correct = 0.0, 0
     # A diverging run overflows; the caller sees it as a non-finite loss and stops with a
     # clear message, so NumPy's RuntimeWarnings would only be noise before it.
@@ -217,9 +238,9 @@ def train_steps(X, y, perm, start: int, stop: int, batch_size: int, lr,
             Xb, yb, A1, logits, dlogits, dA1 = (
                 ws.Xb[:m], ws.yb[:m], ws.A1[:m], ws.logits[:m], ws.dlogits[:m], ws.dA1[:m])
             gather(X, y, perm[lo:hi], Xb, yb)
-            forward(Xb, W1, b1, W2, b2, A1, logits)
-            batch_loss, batch_correct = softmax_xent(logits, yb, dlogits)
-            backward(Xb, A1, W2, dlogits, ws.dW1, ws.db1, ws.dW2, ws.db2, dA1)
+            _forward(Xb, W1, b1, W2, b2, A1, logits)
+            batch_loss, batch_correct = _softmax_xent(logits, yb, dlogits)
+            _backward(Xb, A1, W2, dlogits, ws.dW1, ws.db1, ws.dW2, ws.db2, dA1)
             if opt is None:
                 update(W1, b1, W2, b2, ws.dW1, ws.db1, ws.dW2, ws.db2, step_lr)
             else:
@@ -231,6 +252,7 @@ def train_steps(X, y, perm, start: int, stop: int, batch_size: int, lr,
 
 def predict_logits(X, W1, b1, W2, b2, out) -> None:
     """Logits for every row of ``X`` into ``out (n, c)``; no activations are kept."""
+    check_shapes(Xb=X, W1=W1, b1=b1, W2=W2, b2=b2, logits=out)
     chunk = 4096
     for lo in range(0, X.shape[0], chunk):
         hi = min(lo + chunk, X.shape[0])
