@@ -160,7 +160,8 @@ def train(X, y, config: TrainConfig, *, X_dev=None, y_dev=None, n_classes: int |
     """Train a network with mini-batch gradient descent; returns it and its :class:`History`.
 
     ``X (n, d)`` float (normalised to [0, 1] for images) and ``y (n,)`` integer
-    labels in ``[0, c)``, with ``c = n_classes`` or ``max(y) + 1``.  Each epoch
+    labels in ``[0, c)``, with ``c = n_classes``, else the given ``network``'s
+    outputs, else ``max(y) + 1``.  Each epoch
     visits every sample once in a fresh order drawn from ``(seed, epoch)``; the
     last batch of an epoch may be short.  The optimizer, schedule and early
     stopping come from ``config``.  ``X_dev, y_dev`` (optional) give the dev
@@ -173,6 +174,8 @@ def train(X, y, config: TrainConfig, *, X_dev=None, y_dev=None, n_classes: int |
     invalid options or data, or if the loss becomes NaN or infinite.
     """
     config.validate()
+    if n_classes is None and network is not None:
+        n_classes = network.n_classes  # fine-tuning: labels index the network's outputs
     X, y, c = check_training_data(X, y, n_classes)
     n, d = X.shape
     backend = get_backend(config.backend)
