@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import FastnnError
+from .pixels import SIDE  # MNIST's box
 
-SIDE = 28          # MNIST's box
 INK_SIDE = 20      # the longer side of the ink after scaling
 CENTRE = 14.0      # where the ink's centre of mass goes (row and column)
 INK_THRESHOLD = 0.2  # after background removal, values below this are background
