@@ -127,8 +127,9 @@ def _check_image(data: bytes) -> None:
     try:
         with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as img:
             width, height = img.size
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError,
-            SyntaxError, EOFError):
+    except Image.DecompressionBombError:  # Pillow's own ceiling, far above ours
+        raise RequestError(413, f'"image" is over the limit of {MAX_IMAGE_PIXELS} pixels') from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
         raise RequestError(400, f'"image" is not a {", ".join(IMAGE_FORMATS)} image Pillow can read') from None
     if width * height > MAX_IMAGE_PIXELS:
         raise RequestError(413, f'"image" is {width}x{height} pixels, over the limit of {MAX_IMAGE_PIXELS}')
