@@ -277,6 +277,7 @@ def _write_report(out, net, metrics, history, splits, predictions, data, no_plot
 def _render_report(folder, net, metrics, history, splits, predictions, data, no_plots) -> None:
     from .._atomic import atomic_write_text
     from ..modelfile import save_network
+    from ..report_html import write_report_html
 
     save_network(net, folder / "model.npz", {"dataset": metrics["dataset"], "config": metrics["config"],
                                              "backend": metrics["backend"]})
@@ -302,6 +303,7 @@ def _render_report(folder, net, metrics, history, splits, predictions, data, no_
             figures.update(confusion_matrix="confusion_matrix.png", prediction="prediction.png",
                            misclassified="misclassified.png")
         metrics["figures"] = figures
+    write_report_html(folder, metrics)
     try:
         atomic_write_text(folder / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     except OSError as exc:
