@@ -124,9 +124,16 @@
     ctx.lineCap = "round";
     ctx.lineJoin = "round";
     ctx.beginPath();
-    ctx.moveTo(from[0], from[1]);
-    ctx.lineTo(to[0], to[1]);
-    ctx.stroke();
+    if (from[0] === to[0] && from[1] === to[1]) {
+      // a zero-length line draws nothing: a tap is a round dot
+      ctx.fillStyle = "#fff";
+      ctx.arc(from[0], from[1], INK / 2, 0, 2 * Math.PI);
+      ctx.fill();
+    } else {
+      ctx.moveTo(from[0], from[1]);
+      ctx.lineTo(to[0], to[1]);
+      ctx.stroke();
+    }
     state.drawn += 1;
   }
   pad.addEventListener("pointerdown", function (event) {
