@@ -95,10 +95,16 @@ def _splits(metrics: dict) -> list[str]:
     return [s for s in _SPLITS if isinstance(metrics.get(s), dict) and "accuracy" in metrics[s]]
 
 
+def _backend(metrics: dict):
+    """The backend: top-level in older metrics.json files, in ``config`` in newer ones."""
+    config = metrics.get("config")
+    return metrics.get("backend", config.get("backend") if isinstance(config, dict) else None)
+
+
 def _run_section(metrics: dict) -> str:
     rows = [("dataset", metrics.get("dataset")), ("training images", metrics.get("n_train")),
             ("dev images", metrics.get("n_dev")), ("preset", metrics.get("preset")),
-            ("backend", metrics.get("backend")), ("threads", metrics.get("threads")),
+            ("backend", _backend(metrics)), ("threads", metrics.get("threads")),
             ("threading layer", metrics.get("threading_layer"))]
     if isinstance(metrics.get("train_seconds"), (int, float)):
         rows.append(("training time", f"{metrics['train_seconds']:.2f} s"))

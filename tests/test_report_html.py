@@ -142,6 +142,14 @@ def test_dev_only_run_without_figures(tmp_path):
     assert "Confusion matrix" in text  # the table stands in for the missing figure
 
 
+def test_backend_read_from_the_config_too(tmp_path):
+    m = metrics_for()
+    del m["backend"]
+    m["config"]["backend"] = "numpy-reference"
+    page = render_report_html(m, tmp_path)
+    assert page.count("numpy-reference") == 2  # in the run table and the config table
+
+
 def test_write_report_html_writes_the_rendered_page(tmp_path):
     m = metrics_for(figures={})
     path = write_report_html(tmp_path, m)
