@@ -16,7 +16,8 @@ folder from it::
     fastnn.report.write_report("runs/mine", result, splits)
 
 The folder holds ``model.npz``, ``metrics.json`` (:func:`metrics` of the
-result) and, unless ``plots=False``, the figures: ``history.png``,
+result), ``report.html`` (one self-contained page of it all, the page to open
+first: :mod:`fastnn.report_html`) and, unless ``plots=False``, the figures: ``history.png``,
 ``confusion_matrix.png``, ``prediction.png`` and ``misclassified.png`` of the
 test split (the dev split when there is no test split).
 """
@@ -152,11 +153,13 @@ def _render(folder: Path, result: RunResult, splits: dict, plots: bool) -> None:
     """Every report file, into ``folder``."""
     from ._atomic import atomic_write_text
     from .modelfile import save_network
+    from .report_html import write_report_html
 
     save_network(result.network, folder / "model.npz", model_metadata(result))
     record = metrics(result)
     if plots:
         record["figures"] = _draw(folder, result, splits)
+    write_report_html(folder, record)
     try:
         atomic_write_text(folder / "metrics.json", json.dumps(record, indent=2) + "\n")
     except OSError as exc:

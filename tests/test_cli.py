@@ -652,7 +652,7 @@ def check_report(out: Path, metrics: dict, *, n_train: int, n_dev: int, epochs: 
         assert Path(metrics["figures"][name]).name == png.name
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["metrics.json", "model.npz"] + [f"{n}.png" for n in FIGURES])
+        ["metrics.json", "model.npz", "report.html"] + [f"{n}.png" for n in FIGURES])
 
     net, meta = load_network(out / "model.npz")
     assert net.hidden == hidden and net.n_classes == 10 and net.class_names == tuple("0123456789")
@@ -736,7 +736,7 @@ def test_numba_run_with_one_thread(tmp_path, capsys, tiny_csv, restore_numba_thr
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["threads"] == 1 and metrics["config"]["backend"] == "numba"
     assert "figures" not in metrics
-    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "model.npz"]
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "model.npz", "report.html"]
 
 
 class _Terminal:

@@ -57,7 +57,10 @@ def test_evaluate_reports_every_nonempty_split_and_writes_nothing(run, tmp_path,
 def test_a_report_written_from_python_is_complete_and_consistent(run, tmp_path):
     result, splits = run
     out = write_report(tmp_path / "report", result, splits)
-    assert sorted(p.name for p in out.iterdir()) == sorted(["metrics.json", "model.npz", *FIGURES.values()])
+    assert sorted(p.name for p in out.iterdir()) == sorted(["metrics.json", "model.npz", "report.html",
+                                                            *FIGURES.values()])
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == len(FIGURES) and "protos" in page
     written = json.loads((out / "metrics.json").read_text())
     assert written == {**json.loads(json.dumps(metrics(result))), "figures": FIGURES}
     assert written["config"]["hidden"] == 16 and written["test"]["n"] == 50
@@ -70,7 +73,7 @@ def test_a_report_written_from_python_is_complete_and_consistent(run, tmp_path):
 def test_a_report_without_plots_has_no_figures(run, tmp_path):
     result, splits = run
     out = write_report(tmp_path / "report", result, splits, plots=False)
-    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "model.npz"]
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "model.npz", "report.html"]
     assert "figures" not in json.loads((out / "metrics.json").read_text())
 
 

@@ -1,0 +1,13 @@
+#!/usr/bin/env python
+"""Serve the draw-a-digit page for a saved fastnn model (``fastnn serve``): see --help."""
+
+import sys
+from pathlib import Path
+
+# Run from a source checkout without installing: make the package next door importable.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from fastnn.cli import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main(command="serve", prog="serve.py"))
