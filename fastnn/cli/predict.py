@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FastnnError
-from ..pixels import N_PIXELS
+from ..pixels import N_PIXELS, SHAPES, scale_bytes
 
 HELP = "predict with a saved model: an image file, a .npy array or a Kaggle CSV"
 DEFAULT_OUT = "submission.csv"
@@ -61,7 +61,7 @@ def load_input(path: Path, net) -> tuple[np.ndarray, bool, np.ndarray | None]:
 
         _need_pixels(d, path)
         X, y = read_kaggle_csv(path)
-        return X.astype(np.float32) / np.float32(255), False, y
+        return scale_bytes(X), False, y
     if suffix == ".npy":
         return (*_load_npy(path, d), None)
     from ..images import read_image
@@ -91,9 +91,9 @@ def _load_npy(path: Path, d: int) -> tuple[np.ndarray, bool]:
     if not isinstance(arr, np.ndarray):
         raise FastnnError(f"{path} is an .npz archive, not a single .npy array")
     if d == N_PIXELS:
-        if arr.shape in ((N_PIXELS,), (28, 28)):
+        if arr.shape in SHAPES:
             return prepare_image(arr)[None, :], True
-        if arr.ndim in (2, 3) and arr.shape[1:] in ((N_PIXELS,), (28, 28)):
+        if arr.ndim in (2, 3) and arr.shape[1:] in SHAPES:
             return prepare_images(arr), False
         raise FastnnError(f"{path} holds an array of shape {arr.shape}; expected one image "
                           f"({N_PIXELS},) or (28, 28), or a batch (n, {N_PIXELS}) or (n, 28, 28)")
