@@ -76,3 +76,16 @@ def test_the_pixel_rule_has_one_home():
                     and node.value.value in (784, 28):
                 offenders.append(f"{name}: {ast.unparse(node)}")
     assert not offenders, offenders
+
+
+def test_the_readmes_layout_names_every_module_and_only_real_ones():
+    readme = (PACKAGE.parent / "README.md").read_text()
+    block = readme.split("## Layout", 1)[1].split("```text", 1)[1].split("```", 1)[0]
+    import re
+
+    named = set(re.findall(r"([A-Za-z_]\w*\.py)", block))
+    real = {path.name for path in PACKAGE.rglob("*.py")}
+    assert named - real - {"compare.py"} == set()  # benchmarks/compare.py is outside the package
+    assert real - named == set(), f"modules missing from the README's layout: {real - named}"
+    for folder in ("data/", "backends/", "cli/", "serve/"):
+        assert folder in block
