@@ -35,11 +35,15 @@ def __getattr__(name):
         from .estimator import MLPClassifier
 
         return MLPClassifier
+    if name == "sweep":  # needs dask[distributed] and pandas, imported when a sweep runs
+        from .sweeps import sweep
+
+        return sweep
     raise AttributeError(f"module 'fastnn' has no attribute {name!r}")
 
 
 __all__ = [
     "Dataset", "FastnnError", "History", "MLPClassifier", "Network", "TrainConfig", "classification_report",
     "confusion_matrix", "export_onnx", "init_network", "load_dataset", "load_network", "predict_batch",
-    "predict_image", "read_idx", "read_kaggle_csv", "save_network", "test_prediction", "train",
+    "predict_image", "read_idx", "read_kaggle_csv", "save_network", "sweep", "test_prediction", "train",
 ]
