@@ -23,7 +23,7 @@ import sys
 from ..errors import exit_code
 
 #: The subcommands, in the order ``fastnn --help`` lists them; each is ``fastnn.cli.<name>``.
-SUBCOMMANDS = ("train", "predict", "export")
+SUBCOMMANDS = ("train", "predict", "export", "sweep")
 
 
 def _module(name: str):
