@@ -10,6 +10,7 @@ Numba backend that agrees with it (``fastnn.backends``).  The public API:
   (``show_sample`` draws one prediction);
 * model files: :func:`save_network`, :func:`load_network`; ONNX: :func:`export_onnx` (needs onnx);
 * a scikit-learn estimator: :class:`MLPClassifier` (needs scikit-learn; imported on first use);
+* sweeps on a Dask cluster: :func:`sweep` (needs dask[distributed]; imported on first use);
 * the notebook's helpers: :mod:`fastnn.compat` (``mini_batch_gradient_descent``, and
   :func:`test_prediction`, also here);
 * the command line: :mod:`fastnn.cli` (``fastnn train``, ``fastnn predict``, ``fastnn export``).
