@@ -425,7 +425,6 @@ def sweep(grid: dict, data="mnist", scheduler=None, *, seeds: int = 1, fixed: di
     out = _prepare_out(out) if out is not None else None
 
     t0 = time.perf_counter()
-    results = [None] * len(trials)
     connect_timeout = 30 if timeout is None else min(30, timeout)
     with _connect(scheduler, threads_per_trial, n_workers, connect_timeout) as client:
         workers = len(client.nthreads())
@@ -442,11 +441,19 @@ def sweep(grid: dict, data="mnist", scheduler=None, *, seeds: int = 1, fixed: di
         table[column] = table[column].astype("Int64")  # whole numbers, missing for failed trials
     best = _best(rows)
     table.attrs.update(grid=grid, fixed=fixed, seeds=seeds, best=best, wall_seconds=wall, workers=workers,
-                       data=str(data), scheduler=scheduler if isinstance(scheduler, str) else "local")
+                       data=str(data), scheduler=_scheduler_name(scheduler))
     if out is not None:
         _write_outputs(out, table, results[best] if best is not None else None, data_ref, cache, source,
                        plots)
     return table
+
+
+def _scheduler_name(scheduler) -> str:
+    if scheduler is None:
+        return "local"
+    if isinstance(scheduler, str):
+        return scheduler
+    return getattr(getattr(scheduler, "scheduler", None), "address", "client")  # a Client
 
 
 def _gather(client, trials, ref, dev_size, threads, progress, timeout, retries) -> list:
