@@ -10,6 +10,7 @@ Numba backend that agrees with it (``fastnn.backends``).  The public API:
   (``show_sample`` draws one prediction);
 * model files: :func:`save_network`, :func:`load_network`; ONNX: :func:`export_onnx` (needs onnx);
 * a scikit-learn estimator: :class:`MLPClassifier` (needs scikit-learn; imported on first use);
+* sweeps on a Dask cluster: :func:`sweep` (needs dask[distributed]; imported on first use);
 * the notebook's helpers: :mod:`fastnn.compat` (``mini_batch_gradient_descent``, and
   :func:`test_prediction`, also here);
 * the command line: :mod:`fastnn.cli` (``fastnn train``, ``fastnn predict``, ``fastnn export``).
@@ -35,11 +36,15 @@ def __getattr__(name):
         from .estimator import MLPClassifier
 
         return MLPClassifier
+    if name == "sweep":  # needs dask[distributed] and pandas, imported when a sweep runs
+        from .sweeps import sweep
+
+        return sweep
     raise AttributeError(f"module 'fastnn' has no attribute {name!r}")
 
 
 __all__ = [
     "Dataset", "FastnnError", "History", "MLPClassifier", "Network", "TrainConfig", "classification_report",
     "confusion_matrix", "export_onnx", "init_network", "load_dataset", "load_network", "predict_batch",
-    "predict_image", "read_idx", "read_kaggle_csv", "save_network", "test_prediction", "train",
+    "predict_image", "read_idx", "read_kaggle_csv", "save_network", "sweep", "test_prediction", "train",
 ]

@@ -23,7 +23,7 @@ import sys
 from ..errors import exit_code
 
 #: The subcommands, in the order ``fastnn --help`` lists them; each is ``fastnn.cli.<name>``.
-SUBCOMMANDS = ("train", "predict", "export", "serve")
+SUBCOMMANDS = ("train", "predict", "export", "serve", "sweep")
 
 
 def _module(name: str):

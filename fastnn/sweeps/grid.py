@@ -1,0 +1,149 @@
+"""The grid of a sweep: parsing ``--grid field=a,b``, checking it before any cluster starts, the trials."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from pathlib import Path
+
+from ..config import TrainConfig
+from ..errors import FastnnError
+from ..backends import DEFAULT_BACKEND
+
+#: TrainConfig fields a sweep may vary or fix (log_every only adds history rows).
+FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name != "log_every")
+_TYPES = {f.name: type(f.default) for f in dataclasses.fields(TrainConfig)}
+#: The options a sweep fixes unless told otherwise: TrainConfig's, with the fast backend.
+#: Columns of the result table after the config, in order.
+RESULT_COLUMNS = ("dev_accuracy", "dev_f1", "test_accuracy", "test_f1", "epochs_run", "train_seconds",
+                  "threads", "worker", "error")
+
+
+# --------------------------------------------------------------------------
+# The grid: parsing and validation (client side, before any cluster exists)
+# --------------------------------------------------------------------------
+
+def parse_grid(items) -> dict:
+    """``["hidden=128,256", "lr=0.1,0.5"]`` -> ``{"hidden": ["128", "256"], "lr": ["0.1", "0.5"]}``.
+
+    Values stay strings here; :func:`check_grid` converts them to the field's type.
+    """
+    grid = {}
+    for item in items:
+        name, sep, values = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not name:
+            raise FastnnError(f"--grid takes FIELD=V1,V2,..., got {item!r}")
+        if name in grid:
+            raise FastnnError(f"--grid {name} is given twice; list all its values in one --grid")
+        grid[name] = [v.strip() for v in values.split(",")] if values.strip() else []
+    return grid
+
+
+def _convert(name: str, value):
+    """``value`` as the type of TrainConfig's field ``name`` (strings from the command line are parsed)."""
+    kind = _TYPES[name]
+    if isinstance(value, str) and kind is not str:
+        text = value.strip()
+        try:
+            value = int(text) if kind is int else float(text)
+        except ValueError:
+            raise FastnnError(f"{name} takes {'an integer' if kind is int else 'a number'}, "
+                              f"got {value!r}") from None
+    elif kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        value = value.item()  # plain Python values in the table and the JSON
+    if kind is int and isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise FastnnError(f"{name} takes {kind.__name__} values, got {value!r}")
+    return value
+
+
+def _check_field(name: str, where: str) -> None:
+    if name not in FIELDS:
+        raise FastnnError(f"{where} {name!r} is not a training option; choose from {', '.join(FIELDS)}")
+
+
+def check_grid(grid: dict, fixed: dict | None = None, seeds: int = 1) -> tuple[dict, dict]:
+    """Validate a grid and the fixed options; return both with values converted to the fields' types.
+
+    Raises :class:`FastnnError` for an unknown field, a value of the wrong type
+    or out of range, an empty or repeated value list, a field both fixed and
+    varied, or ``seed`` in the grid together with ``seeds > 1``.
+    """
+    if not isinstance(grid, dict) or not grid:
+        raise FastnnError("the grid is empty: give at least one field and its values, "
+                          "e.g. {'hidden': [128, 256]} or --grid hidden=128,256")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise FastnnError(f"seeds must be a positive integer (repeats per grid point), got {seeds!r}")
+    fixed = dict(fixed or {})
+    for name in fixed:
+        _check_field(name, "fixed option")
+    fixed = {name: _convert(name, value) for name, value in fixed.items()}
+    checked = {}
+    for name, values in grid.items():
+        _check_field(str(name), "grid field")
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+            values = [values]
+        values = [_convert(name, v) for v in values]
+        if not values:
+            raise FastnnError(f"grid field {name!r} has no values")
+        if len(set(values)) != len(values):
+            raise FastnnError(f"grid field {name!r} lists a value twice: {values}")
+        if name in fixed:
+            raise FastnnError(f"{name} is both fixed and varied; give it in the grid only")
+        checked[name] = values
+    if "backend" not in checked:
+        fixed.setdefault("backend", DEFAULT_BACKEND)
+    if "seed" in checked and seeds > 1:
+        raise FastnnError("seed is in the grid, so --seeds (repeats with consecutive seeds) must be 1")
+    # Every value must make a valid config with the fixed options (lr=-1, optimizer=foo, ...).
+    TrainConfig(**fixed).validate()
+    for name, values in checked.items():
+        for value in values:
+            TrainConfig(**{**fixed, name: value}).validate()
+    return checked, fixed
+
+
+def make_trials(grid: dict, fixed: dict, seeds: int = 1) -> list[dict]:
+    """Every grid point (in grid order, last field fastest) times ``seeds`` consecutive seeds."""
+    names = list(grid)
+    base_seed = fixed.get("seed", 0)
+    trials = []
+    for point in itertools.product(*(grid[n] for n in names)):
+        for k in range(seeds if "seed" not in grid else 1):
+            config = {**fixed, **dict(zip(names, point))}
+            if "seed" not in grid:
+                config["seed"] = base_seed + k
+            trials.append({field: config[field] for field in FIELDS if field in config})
+    return trials
+
+
+def _check_dev_size(dev_size):
+    import numbers
+
+    if isinstance(dev_size, bool) or not isinstance(dev_size, numbers.Real) or not math.isfinite(dev_size) \
+            or dev_size < 0:
+        raise FastnnError(f"dev size must be a row count >= 0 or a fraction below 1, got {dev_size!r}")
+    if dev_size >= 1 or dev_size == 0:
+        if dev_size != int(dev_size):
+            raise FastnnError(f"dev size {dev_size:g} is neither a whole row count nor a fraction below 1")
+        return int(dev_size)
+    return float(dev_size)
+
+
+def _check_data(data) -> None:
+    """A dataset that cannot exist anywhere fails here, before any cluster starts."""
+    from .. import data as datasets
+
+    names = tuple(getattr(datasets, "_DATASETS", ()))  # the named datasets (mnist, ...)
+    if isinstance(data, str) and data.strip().lower().replace("_", "-") in names or Path(data).exists():
+        return
+    if names:
+        raise FastnnError(f"unknown dataset {str(data)!r}: not one of {', '.join(names)} "
+                          f"and no such file or folder")

@@ -1,0 +1,13 @@
+#!/usr/bin/env python
+"""Train a grid of configs on a Dask cluster (``fastnn sweep``): see --help."""
+
+import sys
+from pathlib import Path
+
+# Run from a source checkout without installing: make the package next door importable.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from fastnn.cli import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main(command="sweep", prog="sweep.py"))
