@@ -18,9 +18,9 @@ HELP = "train a grid of configs x seeds on a Dask cluster and write a results ta
 
 
 def _fields():
-    from ..model import TrainConfig
+    from ..config import TrainConfig
 
-    return [f for f in dataclasses.fields(TrainConfig) if f.name not in ("log_every", "backend")]
+    return [f for f in dataclasses.fields(TrainConfig) if f.name != "log_every"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,15 +33,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(repeatable; any option below, or backend)")
     p.add_argument("--seeds", type=int, default=1,
                    help="trials per grid point, with seeds --seed, --seed+1, ... (default 1)")
+    from ..config import DEV_SIZE
+
     fixed = p.add_argument_group("fixed training options (TrainConfig's defaults unless given)")
-    fixed.add_argument("--backend", default=None, help="numba (default) or numpy")
-    for f in _fields():
-        kind = type(f.default)
-        fixed.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=None, dest=f.name,
-                           help=f"(default {f.default})" if f.name != "seed" else
-                           "the first seed (default 0)")
-    fixed.add_argument("--dev-size", type=float, default=5000,
-                       help="rows held out for the dev set: a count, or a fraction < 1 (default 5000)")
+    for f in _fields():  # the same options as fastnn train, from the same source
+        what = "the first seed" if f.name == "seed" else f.metadata["help"]
+        fixed.add_argument(f"--{f.name.replace('_', '-')}", type=f.metadata["type"], default=None,
+                           dest=f.name, help=f"{what} (default {f.default})")
+    fixed.add_argument("--dev-size", type=float, default=DEV_SIZE,
+                       help=f"rows held out for the dev set: a count, or a fraction < 1 (default {DEV_SIZE})")
     fixed.add_argument("--cache", default=None, help="dataset cache folder (default: $FASTNN_DATA_DIR or the user cache)")
     fixed.add_argument("--source", default=None, help="a folder holding the dataset's IDX files")
     dask = p.add_argument_group("cluster")
@@ -75,8 +75,6 @@ def run(args: argparse.Namespace) -> None:
         raise FastnnError("give at least one --grid FIELD=V1,V2,... (e.g. --grid hidden=128,256)")
     grid = sweeps.parse_grid(args.grid)
     fixed = {f.name: getattr(args, f.name) for f in _fields() if getattr(args, f.name) is not None}
-    if args.backend is not None:
-        fixed["backend"] = args.backend
     if args.scheduler is None and not args.quiet and "backend" not in grid \
             and fixed.get("backend", DEFAULT_BACKEND) == "numba":
         sweeps.check_grid(grid, fixed, args.seeds)  # a bad grid fails before the compile note

@@ -7,6 +7,7 @@ import os
 import sys
 import time
 
+from ..config import DEV_SIZE
 from ..errors import FastnnError
 from .grid import RESULT_COLUMNS, _check_data, _check_dev_size, check_grid, make_trials
 from .results import _prepare_out, _write_outputs
@@ -61,7 +62,7 @@ def _progress(total: int, enabled: bool):
 
 
 def sweep(grid: dict, data="mnist", scheduler=None, *, seeds: int = 1, fixed: dict | None = None,
-          dev_size=5000, threads_per_trial: int | None = None, n_workers: int | None = None,
+          dev_size=DEV_SIZE, threads_per_trial: int | None = None, n_workers: int | None = None,
           out=None, scatter: bool = False, cache=None, source=None, plots: bool = True,
           progress: bool = False, timeout: float | None = None, retries: int = 1):
     """Train every config of ``grid`` x ``seeds`` on a Dask cluster; return a DataFrame, one row per trial.
