@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 
 from . import _aligned
+from .augment import AUGMENTS, check_images, spec_from_config
 from .backends import BACKENDS, get_backend
 from .backends._optim import OPTIMIZERS, make_optimizer
 from .errors import FastnnError
@@ -119,6 +120,15 @@ class TrainConfig:
     :mod:`fastnn.schedules`); ``weight_decay`` is L2 on the weights.  With
     ``patience > 0`` training stops once the dev accuracy has not improved for
     that many epochs, and the weights of the best dev epoch are restored.
+
+    ``augment`` (``none``, ``affine``, ``elastic``) distorts every training image
+    afresh each epoch (28x28 images only): a random affine map with rotation up
+    to ``augment_rotation`` degrees, zoom ``1 +- augment_scale`` (x and y
+    independently), shear up to ``augment_shear`` and shift up to
+    ``augment_shift`` pixels, and for ``elastic`` also an elastic distortion of
+    strength ``augment_alpha`` and smoothness ``augment_sigma`` (pixels).  The
+    exact definition is in :mod:`fastnn.augment`; dev and test data are never
+    distorted.
     """
 
     hidden: int = 256
@@ -134,6 +144,13 @@ class TrainConfig:
     weight_decay: float = 0.0
     schedule: str = "constant"
     patience: int = 0
+    augment: str = "none"
+    augment_rotation: float = 10.0
+    augment_scale: float = 0.1
+    augment_shear: float = 0.2
+    augment_shift: float = 1.5
+    augment_alpha: float = 34.0
+    augment_sigma: float = 4.0
 
     def validate(self) -> "TrainConfig":
         """Check every option; raise :class:`FastnnError` naming the first bad one, else return self."""
@@ -155,6 +172,19 @@ class TrainConfig:
             (number(self.weight_decay) and self.weight_decay >= 0, f"weight decay must be a finite number >= 0, got {self.weight_decay!r}"),
             (self.schedule in SCHEDULES, f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}"),
             (_is_int(self.patience) and self.patience >= 0, f"patience must be an integer >= 0, got {self.patience!r}"),
+            (self.augment in AUGMENTS, f"unknown augmentation {self.augment!r}; choose one of {', '.join(AUGMENTS)}"),
+            (number(self.augment_rotation) and 0 <= self.augment_rotation <= 180,
+             f"augment_rotation must be in [0, 180] degrees, got {self.augment_rotation!r}"),
+            (number(self.augment_scale) and 0 <= self.augment_scale < 1,
+             f"augment_scale must be in [0, 1), got {self.augment_scale!r}"),
+            (number(self.augment_shear) and 0 <= self.augment_shear <= 10,
+             f"augment_shear must be in [0, 10], got {self.augment_shear!r}"),
+            (number(self.augment_shift) and 0 <= self.augment_shift <= 28,
+             f"augment_shift must be in [0, 28] pixels, got {self.augment_shift!r}"),
+            (number(self.augment_alpha) and 0 <= self.augment_alpha <= 1000,
+             f"augment_alpha must be in [0, 1000], got {self.augment_alpha!r}"),
+            (number(self.augment_sigma) and 1 <= self.augment_sigma <= 28,
+             f"augment_sigma must be in [1, 28] pixels, got {self.augment_sigma!r}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -240,6 +270,11 @@ def train(X, y, config: TrainConfig, *, X_dev=None, y_dev=None, n_classes: int |
         X_dev = None
 
     ws = backend.make_workspace(min(config.batch_size, n), d, net.hidden, c)
+    X_source = X
+    if config.augment != "none":
+        check_images(d)
+        augment_spec = spec_from_config(config)
+        X = _aligned.empty((n, d))  # each epoch's distorted copy of the training set
     params = (net.W1, net.b1, net.W2, net.b2)
     opt = make_optimizer(config.optimizer, params, momentum=config.momentum, beta2=config.beta2,
                          weight_decay=config.weight_decay)
@@ -260,6 +295,8 @@ def train(X, y, config: TrainConfig, *, X_dev=None, y_dev=None, n_classes: int |
     for epoch in range(config.epochs):
         t0 = time.perf_counter()
         backend.permutation(n, config.seed, epoch, perm)
+        if X is not X_source:
+            backend.augment(X_source, config.seed, epoch, augment_spec, X, ws)
         loss_sum, correct = 0.0, 0
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)

@@ -21,7 +21,7 @@ _MODULES = {
 BACKENDS = tuple(_MODULES)
 
 KERNELS = ("permutation", "gather", "forward", "softmax_xent", "backward", "update",
-           "apply_update", "make_workspace", "train_steps", "predict_logits")
+           "apply_update", "make_workspace", "train_steps", "predict_logits", "augment")
 
 
 def get_backend(name: str) -> ModuleType:

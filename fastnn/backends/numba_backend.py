@@ -44,7 +44,9 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from .. import augment as _aug
 from . import _optim, _permute
+from ._numba_augment import augment_rows as _augment_rows
 from ._numba_blas import N as _N
 from ._numba_blas import T as _T
 from ._numba_blas import blas_single_threaded, gemm
@@ -240,6 +242,39 @@ def apply_update(p, g, m, v, lr: float, kind: int, momentum: float, beta2: float
         v_ = v.reshape(-1) if v.size else flat
         with _outputs(m_, v_) as (m2, v2):
             _apply(flat, _f32(g).reshape(-1), m2, v2, f32(lr), rule, f32(weight_decay), f32(bc1), f32(bc2))
+
+
+# --- augmentation -------------------------------------------------------------
+
+
+def augment(X, seed: int, epoch: int, spec, out, ws=None) -> None:
+    """Write epoch ``epoch``'s random distortion of every image of ``X (n, 784)`` into ``out``.
+
+    The same images as the reference's (to :data:`fastnn.augment.AGREEMENT_ATOL`), in one
+    parallel pass over the samples.  With the training workspace ``ws``, ``out`` is then
+    made the data ``ws`` trains on (its path chosen and, on the sparse path, its rows
+    compressed anew: :meth:`Workspace.prepare` with ``refresh=True``).
+    """
+    X = np.asarray(X)
+    n = X.shape[0]
+    if X.ndim != 2 or X.shape[1] != _aug.SIDE * _aug.SIDE:
+        raise ValueError(f"augmentation takes (n, {_aug.SIDE * _aug.SIDE}) images, got shape {X.shape}")
+    if not (isinstance(out, np.ndarray) and out.shape == X.shape and out.dtype == np.float32
+            and out.flags.c_contiguous and out.flags.writeable):
+        raise ValueError(f"out must be a writable C-contiguous float32 array of shape {X.shape}")
+    X = _f32(X)
+    if np.shares_memory(X, out):
+        raise ValueError("augment cannot write over its own input")
+    if spec.elastic:
+        A, lo, hi = _aug.elastic_grid(spec.sigma)
+    else:
+        A, lo, hi = np.zeros((_aug.SIDE, 1)), np.zeros(_aug.SIDE, np.int64), np.zeros(_aug.SIDE, np.int64)
+    n_chunks = max(1, min(n, numba.get_num_threads()))
+    _augment_rows(X, out, np.uint64(_aug.epoch_key(seed, epoch)), n_chunks, float(spec.rotation),
+                  float(spec.shear), float(spec.scale), float(spec.shift), spec.elastic,
+                  float(spec.alpha) * float(spec.sigma), A, lo, hi)
+    if ws is not None:
+        ws.prepare(out, refresh=True)
 
 
 # --- whole steps ----------------------------------------------------------------
