@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from fastnn import augment as aug
-from fastnn.augment import AGREEMENT_ATOL, AugmentSpec
+from fastnn.augment import AugmentSpec, agreement_atol
 from fastnn.backends import get_backend
 from fastnn.backends._permute import splitmix64
 from fastnn.errors import FastnnError
@@ -21,6 +21,7 @@ SPECS = {
     "elastic": AugmentSpec("elastic", rotation=10, scale=0.1, shear=0.2, shift=1.5, alpha=34, sigma=4),
     "elastic-only": AugmentSpec("elastic", alpha=40, sigma=6),
     "elastic-fine": AugmentSpec("elastic", rotation=5, alpha=8, sigma=1.5),
+    "elastic-strong": AugmentSpec("elastic", rotation=30, scale=0.3, shear=1, shift=5, alpha=200, sigma=1),
 }
 
 
@@ -113,7 +114,7 @@ def test_backends_agree_on_the_distorted_images(images, name, numba_threads, thr
     for threads in thread_counts:
         with numba_threads(threads):
             outs.append(run("numba", images, 3, 11, SPECS[name]))
-    np.testing.assert_allclose(outs[0], ref, rtol=0, atol=AGREEMENT_ATOL)
+    np.testing.assert_allclose(outs[0], ref, rtol=0, atol=agreement_atol(SPECS[name]))
     for other in outs[1:]:  # the thread count changes nothing at all
         np.testing.assert_array_equal(other, outs[0])
 
@@ -234,3 +235,20 @@ def test_augmenting_other_than_28x28_images_is_refused(backend_name):
 def test_invalid_augmentation_options_raise_fastnn_error(bad):
     with pytest.raises(FastnnError):
         TrainConfig(**bad).validate()
+
+
+@pytest.mark.parametrize("threshold", [0.4, -1.0])
+def test_the_numba_workspace_adopts_the_augmented_data_as_prepare_would(images, threshold, monkeypatch):
+    from fastnn.backends._numba_sparse import compress_rows
+
+    nb = get_backend("numba")
+    monkeypatch.setattr(nb, "SPARSE_MAX_DENSITY", threshold)
+    out = np.empty_like(images)
+    ws = nb.make_workspace(32, 784, 16, 10)
+    nb.augment(images, 0, 1, SPECS["elastic"], out, ws)
+    expected = nb.make_workspace(32, 784, 16, 10)
+    expected.prepare(out.copy())
+    assert ws.source is out and ws.sparse == expected.sparse == (threshold > 0)
+    if ws.sparse:
+        for a, b in zip(ws.rows, compress_rows(out)):
+            np.testing.assert_array_equal(a, b)

@@ -47,6 +47,7 @@ from numba import njit, prange
 from .. import augment as _aug
 from . import _optim, _permute
 from ._numba_augment import augment_rows as _augment_rows
+from ._numba_augment import fill_rows as _fill_rows
 from ._numba_blas import N as _N
 from ._numba_blas import T as _T
 from ._numba_blas import blas_single_threaded, gemm
@@ -270,11 +271,13 @@ def augment(X, seed: int, epoch: int, spec, out, ws=None) -> None:
     else:
         A, lo, hi = np.zeros((_aug.SIDE, 1)), np.zeros(_aug.SIDE, np.int64), np.zeros(_aug.SIDE, np.int64)
     n_chunks = max(1, min(n, numba.get_num_threads()))
-    _augment_rows(X, out, np.uint64(_aug.epoch_key(seed, epoch)), n_chunks, float(spec.rotation),
-                  float(spec.shear), float(spec.scale), float(spec.shift), spec.elastic,
-                  float(spec.alpha) * float(spec.sigma), A, lo, hi)
+    counts = np.zeros(n + 1, np.int64)
+    with vectorizing():
+        _augment_rows(X, out, counts, np.uint64(_aug.epoch_key(seed, epoch)), n_chunks,
+                      float(spec.rotation), float(spec.shear), float(spec.scale), float(spec.shift),
+                      spec.elastic, float(spec.alpha) * float(spec.sigma), A, lo, hi)
     if ws is not None:
-        ws.prepare(out, refresh=True)
+        ws.adopt(out, counts, n_chunks)
 
 
 # --- whole steps ----------------------------------------------------------------
@@ -307,6 +310,24 @@ class Workspace:
             self.buffers = _buffers(*self.shape, n_parts, self.sparse)
         elif self.buffers.parts.shape[0] != n_parts:  # thread count changed since
             self.buffers = _buffers(*self.shape, n_parts, self.sparse)
+
+    def adopt(self, X, counts, n_chunks: int) -> None:
+        """:meth:`prepare` ``(X, refresh=True)`` for data just written by :func:`augment`,
+        which also counted each row's nonzeros into ``counts[1:]``: the density test and the
+        compressed rows come from those counts, the rows filled in parallel."""
+        sparse = bool(X.shape[1] <= 65536 and self.shape[0] <= 65536 and X.size > 0) and bool(
+            counts.sum() <= SPARSE_MAX_DENSITY * X.size)
+        if sparse:
+            indptr = np.cumsum(counts)
+            idx, val = np.empty(indptr[-1], np.uint16), np.empty(indptr[-1], np.float32)
+            _fill_rows(X, indptr, idx, val, n_chunks)
+            self.rows = Rows(indptr, idx, val)
+        else:
+            self.rows = _NO_ROWS
+        n_parts = _n_parts(self.shape[2])
+        if self.buffers is None or sparse != self.sparse or self.buffers.parts.shape[0] != n_parts:
+            self.buffers = _buffers(*self.shape, n_parts, sparse)
+        self.sparse, self.source = sparse, X
 
 
 def make_workspace(batch_size: int, n_features: int, hidden: int, n_classes: int) -> Workspace:
