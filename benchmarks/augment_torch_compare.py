@@ -57,7 +57,26 @@ def main():
 
     import torch
     from torch import nn
-    from torchvision.transforms import v2
+
+    # PyPI's Linux torchvision wheels are CUDA builds: beside a CPU-only torch their C++ ops
+    # (detection ops, never called here) cannot load, and importing torchvision then fails
+    # registering fake kernels for them.  Skipping those registrations lets the import go
+    # through; the transforms used here are pure PyTorch (affine_grid / grid_sample).
+    real_register_fake = torch.library.register_fake
+
+    def lenient_register_fake(op, func=None, /, **kwargs):
+        def register(f):
+            try:
+                return real_register_fake(op, **kwargs)(f)
+            except RuntimeError:
+                return f
+        return register(func) if func is not None else register
+
+    torch.library.register_fake = lenient_register_fake
+    try:
+        from torchvision.transforms import v2
+    finally:
+        torch.library.register_fake = real_register_fake
 
     import fastnn
 

@@ -143,14 +143,22 @@ def augment_rows(X, out, counts, ekey, n_chunks, rotation, shear, scale, shift, 
 
 @njit(cache=_CACHE, parallel=True)
 def fill_rows(X, indptr, idx, val, n_chunks):
-    """The CSR rows of ``X`` (as :func:`._numba_sparse.compress_rows` makes them), in parallel."""
-    n = X.shape[0]
+    """The CSR rows of ``X`` (as :func:`._numba_sparse.compress_rows` makes them), in parallel.
+
+    Branch-free: every pixel is written at the next free place of its row, which only a
+    nonzero one advances; once the row is full, the remaining zeros go to the spare
+    slot ``idx[nnz]`` at the very end (never into the next row, which may be another
+    thread's).
+    """
+    n, d = X.shape
+    spare = idx.shape[0] - 1
     for t in prange(n_chunks):
         for i in range(t * n // n_chunks, (t + 1) * n // n_chunks):
             k = indptr[i]
-            row = X[i]
-            for j in range(row.shape[0]):
-                if row[j] != 0.0:
-                    idx[k] = j
-                    val[k] = row[j]
-                    k += 1
+            end = indptr[i + 1]
+            for j in range(d):
+                v = X[i, j]
+                kk = k if k < end else spare
+                idx[kk] = j
+                val[kk] = v
+                k += v != 0.0

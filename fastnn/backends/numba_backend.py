@@ -319,9 +319,10 @@ class Workspace:
             counts.sum() <= SPARSE_MAX_DENSITY * X.size)
         if sparse:
             indptr = np.cumsum(counts)
-            idx, val = np.empty(indptr[-1], np.uint16), np.empty(indptr[-1], np.float32)
+            nnz = indptr[-1]
+            idx, val = np.empty(nnz + 1, np.uint16), np.empty(nnz + 1, np.float32)  # +1: see fill_rows
             _fill_rows(X, indptr, idx, val, n_chunks)
-            self.rows = Rows(indptr, idx, val)
+            self.rows = Rows(indptr, idx[:nnz], val[:nnz])
         else:
             self.rows = _NO_ROWS
         n_parts = _n_parts(self.shape[2])
