@@ -164,3 +164,24 @@ def elastic_grid(sigma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     lo = nonzero.argmax(axis=1)
     hi = K - nonzero[:, ::-1].argmax(axis=1)
     return A, lo.astype(np.int64), hi.astype(np.int64)
+
+
+def distort(X, spec: AugmentSpec, *, seed: int = 0, epoch: int = 0, backend: str = "numpy") -> np.ndarray:
+    """Distorted copies of images ``X (n, 784)`` or ``(n, 28, 28)`` in [0, 1], as training epoch
+    ``epoch`` of a run with ``seed`` sees them (row ``i`` keyed as training row ``i``); same shape.
+
+    For figures (originals beside their distorted versions) and for looking at a spec's effect.
+    """
+    from .backends import get_backend
+
+    X = np.asarray(X)
+    shape = X.shape
+    if X.ndim == 3 and shape[1:] == (SIDE, SIDE):
+        X = X.reshape(len(X), SIDE * SIDE)
+    if X.ndim != 2:
+        raise FastnnError(f"expected images of shape (n, 784) or (n, 28, 28), got {shape}")
+    check_images(X.shape[1])
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    out = np.empty_like(X)
+    get_backend(backend).augment(X, seed, epoch, spec, out)
+    return out.reshape(shape)

@@ -252,3 +252,12 @@ def test_the_numba_workspace_adopts_the_augmented_data_as_prepare_would(images, 
     if ws.sparse:
         for a, b in zip(ws.rows, compress_rows(out)):
             np.testing.assert_array_equal(a, b)
+
+
+def test_distort_gives_what_training_sees(images):
+    spec = SPECS["elastic"]
+    as_images = aug.distort(images[:10].reshape(10, 28, 28), spec, seed=4, epoch=2)
+    assert as_images.shape == (10, 28, 28)
+    np.testing.assert_array_equal(as_images.reshape(10, 784), run("numpy", images[:10], 4, 2, spec))
+    with pytest.raises(FastnnError, match="28x28"):
+        aug.distort(np.zeros((3, 100)), spec)
