@@ -250,7 +250,11 @@ def train(X, y, config: TrainConfig, *, X_dev=None, y_dev=None, n_classes: int |
     accuracy recorded after every epoch, which early stopping watches.
     ``network`` continues training an existing network in place (its shape,
     not ``config.hidden``, decides the hidden size).  Same seed and backend give
-    identical results run to run.  ``progress``, if given, is called as
+    identical results run to run.  With ``config.augment`` other than ``"none"``
+    each epoch trains on a fresh distortion of every training image (drawn from
+    ``(seed, epoch, row)``, see :mod:`fastnn.augment`; ``X`` itself is not
+    changed, and ``X_dev`` never distorted); ``X`` must then hold 28x28 images
+    (784 features).  ``progress``, if given, is called as
     ``progress(epoch_row)`` after every epoch.  Raises :class:`FastnnError` on
     invalid options or data, or if the loss becomes NaN or infinite.
     """
