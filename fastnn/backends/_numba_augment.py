@@ -113,7 +113,17 @@ def augment_rows(X, out, counts, ekey, n_chunks, rotation, shear, scale, shift, 
                         _rows32(T, lo[r], hi[r], A32[r], lo[r], R, 0)
                         for q in range(SIDE):
                             S[r, q] += amp * R[q]
-            # bilinear interpolation, zero outside the image
+            # bilinear interpolation, zero outside the image; the taps are read only where
+            # one of them can lie in the ink's bounding box [r0, r1] x [c0, c1] (elsewhere
+            # all four are zero: the same 0 without the loads)
+            r0, r1, c0, c1 = SIDE, -1, SIDE, -1
+            for r in range(SIDE):
+                for q in range(SIDE):
+                    if X[i, r * SIDE + q] != 0.0:
+                        r0 = min(r0, r)
+                        r1 = max(r1, r)
+                        c0 = min(c0, q)
+                        c1 = max(c1, q)
             for r in range(SIDE):
                 for q in range(SIDE):
                     x = sx[r, q]
@@ -125,16 +135,17 @@ def augment_rows(X, out, counts, ekey, n_chunks, rotation, shear, scale, shift, 
                     ix = int(fx)
                     iy = int(fy)
                     v = 0.0
-                    if 0 <= iy < SIDE:
-                        if 0 <= ix < SIDE:
-                            v += (1.0 - ay) * (1.0 - ax) * X[i, iy * SIDE + ix]
-                        if 0 <= ix + 1 < SIDE:
-                            v += (1.0 - ay) * ax * X[i, iy * SIDE + ix + 1]
-                    if 0 <= iy + 1 < SIDE:
-                        if 0 <= ix < SIDE:
-                            v += ay * (1.0 - ax) * X[i, (iy + 1) * SIDE + ix]
-                        if 0 <= ix + 1 < SIDE:
-                            v += ay * ax * X[i, (iy + 1) * SIDE + ix + 1]
+                    if iy + 1 >= r0 and iy <= r1 and ix + 1 >= c0 and ix <= c1:
+                        if 0 <= iy < SIDE:
+                            if 0 <= ix < SIDE:
+                                v += (1.0 - ay) * (1.0 - ax) * X[i, iy * SIDE + ix]
+                            if 0 <= ix + 1 < SIDE:
+                                v += (1.0 - ay) * ax * X[i, iy * SIDE + ix + 1]
+                        if 0 <= iy + 1 < SIDE:
+                            if 0 <= ix < SIDE:
+                                v += ay * (1.0 - ax) * X[i, (iy + 1) * SIDE + ix]
+                            if 0 <= ix + 1 < SIDE:
+                                v += ay * ax * X[i, (iy + 1) * SIDE + ix + 1]
                     fv = np.float32(v)
                     out[i, r * SIDE + q] = fv
                     nonzero += fv != 0.0
