@@ -22,6 +22,7 @@ import numbers
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
+from .augment import AUGMENTS
 from .backends import BACKENDS, DEFAULT_BACKEND
 from .backends._optim import OPTIMIZERS
 from .errors import FastnnError
@@ -67,10 +68,13 @@ def int_rule(what: str, low: int, *, high: int | None = None, phrase: str | None
 
 
 def real_rule(what: str, low: float, *, open_low: bool = False, high: float | None = None,
-              phrase: str = "") -> Rule:
-    """A finite real number ``>= low`` (``> low`` if ``open_low``; ``< high`` if given)."""
+              closed_high: bool = False, phrase: str = "") -> Rule:
+    """A finite real number ``>= low`` (``> low`` if ``open_low``; ``< high``, or ``<= high`` if
+    ``closed_high``, when ``high`` is given)."""
     def ok(v):
-        return is_real(v) and (v > low if open_low else v >= low) and (high is None or v < high)
+        if not is_real(v) or not (v > low if open_low else v >= low):
+            return False
+        return high is None or (v <= high if closed_high else v < high)
     bound = phrase or f"a finite number {'>' if open_low else '>='} {low:g}"
     return Rule(ok, f"{what} must be {bound}, got {{value!r}}")
 
@@ -96,6 +100,15 @@ class TrainConfig:
     :mod:`fastnn.schedules`); ``weight_decay`` is L2 on the weights.  With
     ``patience > 0`` training stops once the dev accuracy has not improved for
     that many epochs, and the weights of the best dev epoch are restored.
+
+    ``augment`` (``none``, ``affine``, ``elastic``) distorts every training image
+    afresh each epoch (28x28 images only): a random affine map with rotation up
+    to ``augment_rotation`` degrees, zoom ``1 +- augment_scale`` (x and y
+    independently), shear up to ``augment_shear`` and shift up to
+    ``augment_shift`` pixels, and for ``elastic`` also an elastic distortion of
+    strength ``augment_alpha`` and smoothness ``augment_sigma`` (pixels).  The
+    exact definition is in :mod:`fastnn.augment`; dev and test data are never
+    distorted.
     """
 
     hidden: int = _option(256, int_rule("hidden size", 1, phrase="a positive integer"),
@@ -123,6 +136,26 @@ class TrainConfig:
     patience: int = _option(0, int_rule("patience", 0),
                             "stop after this many epochs without a better dev accuracy, "
                             "keeping the best weights (0: off)", int)
+    augment: str = _option("none", choice_rule("augmentation", AUGMENTS),
+                           "distort every training image afresh each epoch (28x28 images only): "
+                           "none, affine (a random affine map), elastic (affine plus an elastic "
+                           "distortion)", str)
+    augment_rotation: float = _option(10.0, real_rule("augment_rotation", 0, high=180, closed_high=True,
+                                                      phrase="in [0, 180] degrees"),
+                                      "maximum rotation, degrees", float)
+    augment_scale: float = _option(0.1, real_rule("augment_scale", 0, high=1, phrase="in [0, 1)"),
+                                   "zoom drawn from 1 +- this, x and y independently", float)
+    augment_shear: float = _option(0.2, real_rule("augment_shear", 0, high=10, closed_high=True, phrase="in [0, 10]"),
+                                   "maximum shear factor", float)
+    augment_shift: float = _option(1.5, real_rule("augment_shift", 0, high=28, closed_high=True,
+                                                  phrase="in [0, 28] pixels"),
+                                   "maximum shift, pixels", float)
+    augment_alpha: float = _option(34.0, real_rule("augment_alpha", 0, high=1000, closed_high=True,
+                                                   phrase="in [0, 1000]"),
+                                   "elastic strength (Simard's alpha)", float)
+    augment_sigma: float = _option(4.0, real_rule("augment_sigma", 1, high=28, closed_high=True,
+                                                  phrase="in [1, 28] pixels"),
+                                   "elastic smoothness, pixels (the field's Gaussian width)", float)
 
     def validate(self) -> "TrainConfig":
         """Check every option; raise :class:`FastnnError` naming the first bad one, else return self."""
@@ -141,4 +174,16 @@ PRESETS = {
     # the 60k MNIST training images: 98.5% test accuracy (see the README for the spread).
     "best": dict(hidden=800, epochs=30, lr=0.2, optimizer="nesterov", momentum=0.9,
                  weight_decay=1e-4, schedule="onecycle", dev_size=1000),
+    # best's network and recipe, on affine-distorted digits for 12 epochs: 99.1% MNIST test
+    # accuracy (median of 3 seeds) in about half of best's time.  Not best itself: the same
+    # distortions cost Fashion-MNIST 3 points.
+    "max": dict(hidden=800, epochs=12, lr=0.2, optimizer="nesterov", momentum=0.9,
+                weight_decay=1e-4, schedule="onecycle", dev_size=1000, augment="affine"),
+}
+
+#: One line per preset, for ``--help``.
+PRESET_HELP = {
+    "default": "784-256-10, plain SGD, 15 epochs (fast)",
+    "best": "784-800-10, Nesterov, one-cycle, 30 epochs: 98.5% on MNIST",
+    "max": "best's recipe on affine-distorted digits, 12 epochs: 99.1% on MNIST (28x28 images only)",
 }

@@ -55,6 +55,8 @@ __all__ = ["MLPClassifier"]
 
 _PREDICT_CHUNK = 4096  # rows per float64 forward pass when predicting
 _D = TrainConfig()  # the defaults, from their one source (fastnn.config)
+_AUGMENT_PARAMS = ("augment", "augment_rotation", "augment_scale", "augment_shear", "augment_shift",
+                   "augment_alpha", "augment_sigma")  # TrainConfig's fields, under their own names
 
 #: Each parameter's rule (scikit-learn's ``_parameter_constraints``, in fastnn's terms): the
 #: TrainConfig field's own rule where a parameter is a field under another name.
@@ -72,6 +74,7 @@ _PARAMETER_RULES = {
                            "early_stopping must be True or False, got {value!r}"),
     "validation_fraction": real_rule("validation_fraction", 0, open_low=True, high=1, phrase="in (0, 1)"),
     "n_iter_no_change": int_rule("n_iter_no_change", 1),
+    **{name: RULES[name] for name in _AUGMENT_PARAMS},
 }
 
 class MLPClassifier(ClassifierMixin, BaseEstimator):
@@ -98,6 +101,15 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         L2 penalty on the weights.
     schedule : {"constant", "step", "cosine", "onecycle"}, default "constant"
         Learning-rate schedule over the ``max_iter`` epochs of one ``fit``.
+    augment : {"none", "affine", "elastic"}, default "none"
+        Distort every training image afresh each epoch (``X`` must be 28x28
+        images, 784 features; see :mod:`fastnn.augment`).  Validation and
+        prediction data are never distorted.  Each ``fit`` starts again at
+        epoch 0, so refits see the same distortions.
+    augment_rotation, augment_scale, augment_shear, augment_shift : float, default 10.0, 0.1, 0.2, 1.5
+        The affine ranges: degrees, zoom ``1 +- scale``, shear factor, pixels.
+    augment_alpha, augment_sigma : float, default 34.0, 4.0
+        The elastic distortion's strength and smoothness (pixels).
     early_stopping : bool, default False
         Hold out ``validation_fraction`` of the training data (stratified), stop
         once its accuracy has not improved for ``n_iter_no_change`` epochs, and
@@ -134,7 +146,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, hidden=_D.hidden, *, backend=_D.backend, batch_size=_D.batch_size,
                  max_iter=_D.epochs, learning_rate_init=_D.lr, optimizer=_D.optimizer,
-                 momentum=_D.momentum, weight_decay=_D.weight_decay, schedule=_D.schedule, early_stopping=False, validation_fraction=0.1,
+                 momentum=_D.momentum, weight_decay=_D.weight_decay, schedule=_D.schedule,
+                 augment=_D.augment, augment_rotation=_D.augment_rotation, augment_scale=_D.augment_scale,
+                 augment_shear=_D.augment_shear, augment_shift=_D.augment_shift,
+                 augment_alpha=_D.augment_alpha, augment_sigma=_D.augment_sigma, early_stopping=False, validation_fraction=0.1,
                  n_iter_no_change=3, random_state=None, warm_start=False, verbose=False):
         self.hidden = hidden
         self.backend = backend
@@ -145,6 +160,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.momentum = momentum
         self.weight_decay = weight_decay
         self.schedule = schedule
+        self.augment = augment
+        self.augment_rotation = augment_rotation
+        self.augment_scale = augment_scale
+        self.augment_shear = augment_shear
+        self.augment_shift = augment_shift
+        self.augment_alpha = augment_alpha
+        self.augment_sigma = augment_sigma
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
@@ -187,7 +209,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return TrainConfig(
             hidden=self.hidden, epochs=epochs, batch_size=self.batch_size, lr=self.learning_rate_init,
             seed=seed, backend=self.backend, optimizer=self.optimizer, momentum=self.momentum,
-            weight_decay=self.weight_decay, schedule=self.schedule, patience=patience).validate()
+            weight_decay=self.weight_decay, schedule=self.schedule, patience=patience,
+            **{name: getattr(self, name) for name in _AUGMENT_PARAMS}).validate()
 
     def _validate_Xy(self, X, y, reset: bool):
         X, y = validate_data(self, X, y, reset=reset, dtype=np.float32, order="C")

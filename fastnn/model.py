@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from . import _aligned
+from .augment import check_images, spec_from_config
 from .backends import DEFAULT_BACKEND, get_backend
 from .backends._optim import make_optimizer
 from .config import TrainConfig
@@ -168,7 +169,11 @@ def train(X, y, config: TrainConfig, *, X_dev=None, y_dev=None, n_classes: int |
     accuracy recorded after every epoch, which early stopping watches.
     ``network`` continues training an existing network in place (its shape,
     not ``config.hidden``, decides the hidden size).  Same seed and backend give
-    identical results run to run.  ``progress``, if given, is called as
+    identical results run to run.  With ``config.augment`` other than ``"none"``
+    each epoch trains on a fresh distortion of every training image (drawn from
+    ``(seed, epoch, row)``, see :mod:`fastnn.augment`; ``X`` itself is not
+    changed, and ``X_dev`` never distorted); ``X`` must then hold 28x28 images
+    (784 features).  ``progress``, if given, is called as
     ``progress(epoch_row)`` after every epoch.  ``class_names`` (one per
     class) name the network's outputs for display (default ``"0"``, ``"1"``, ...).  Raises :class:`FastnnError` on
     invalid options or data, or if the loss becomes NaN or infinite.
@@ -195,6 +200,11 @@ def train(X, y, config: TrainConfig, *, X_dev=None, y_dev=None, n_classes: int |
         X_dev = None
 
     ws = backend.make_workspace(min(config.batch_size, n), d, net.hidden, c)
+    X_source = X
+    if config.augment != "none":
+        check_images(d)
+        augment_spec = spec_from_config(config)
+        X = _aligned.empty((n, d))  # each epoch's distorted copy of the training set
     params = (net.W1, net.b1, net.W2, net.b2)
     opt = make_optimizer(config.optimizer, params, momentum=config.momentum, beta2=config.beta2,
                          weight_decay=config.weight_decay)
@@ -215,6 +225,8 @@ def train(X, y, config: TrainConfig, *, X_dev=None, y_dev=None, n_classes: int |
     for epoch in range(config.epochs):
         t0 = time.perf_counter()
         backend.permutation(n, config.seed, epoch, perm)
+        if X is not X_source:
+            backend.augment(X_source, config.seed, epoch, augment_spec, X, ws)
         loss_sum, correct = 0.0, 0
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)

@@ -253,3 +253,26 @@ def plot_misclassified(X, y_true, y_pred, path, class_names=None, max_images: in
         ax.set_title(f"{label(y_true[i])}→{label(y_pred[i])}", fontsize=9)
     fig.suptitle(f"Misclassified (true→predicted): showing {len(shown)} of {len(wrong)}")
     return _save(fig, path)
+
+
+def plot_augmentation(originals, distorted, path, max_images: int = 12) -> Path:
+    """Originals (top row of each pair) above their distorted versions: what the network was shown.
+
+    ``originals`` and ``distorted`` are ``(n, 784)`` or ``(n, 28, 28)`` in [0, 1], row ``i`` of one
+    the distortion of row ``i`` of the other (:func:`fastnn.augment.distort`).
+    """
+    originals, distorted = np.asarray(originals), np.asarray(distorted)
+    if originals.shape != distorted.shape or originals.ndim < 2 or len(originals) == 0:
+        raise FastnnError(f"originals {originals.shape} and distorted {distorted.shape} must be "
+                          f"matching non-empty batches of images")
+    n = min(len(originals), max_images)
+    fig = Figure(figsize=(1.1 * n + 0.6, 2.6), dpi=DPI, layout="constrained")
+    axes = fig.subplots(2, n, squeeze=False)
+    for row, images, label in ((0, originals, "original"), (1, distorted, "distorted")):
+        for k in range(n):
+            ax = axes[row, k]
+            ax.imshow(prepare_image(images[k]).reshape(SIDE, SIDE), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([]), ax.set_yticks([])
+        axes[row, 0].set_ylabel(label)
+    fig.suptitle("What training saw: originals and one epoch's distortions")
+    return _save(fig, path)

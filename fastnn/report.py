@@ -19,7 +19,8 @@ The folder holds ``model.npz``, ``metrics.json`` (:func:`metrics` of the
 result), ``report.html`` (one self-contained page of it all, the page to open
 first: :mod:`fastnn.report_html`) and, unless ``plots=False``, the figures: ``history.png``,
 ``confusion_matrix.png``, ``prediction.png`` and ``misclassified.png`` of the
-test split (the dev split when there is no test split).
+test split (the dev split when there is no test split), and with augmentation
+``augmentation.png``: some of those images beside their distorted versions.
 """
 
 from __future__ import annotations
@@ -37,10 +38,13 @@ from .config import TrainConfig
 from .errors import FastnnError
 from .metrics import classification_report
 from .model import History, Network
+from .pixels import N_PIXELS
 
 #: Figure name -> file, in the order they are drawn.
 FIGURES = {"history": "history.png", "confusion_matrix": "confusion_matrix.png",
            "prediction": "prediction.png", "misclassified": "misclassified.png"}
+#: With augmentation: originals beside their distortions (held-out images, distorted as training was).
+AUGMENTATION_FIGURE = "augmentation.png"
 
 
 @dataclass
@@ -185,4 +189,13 @@ def _draw(folder: Path, result: RunResult, splits: dict) -> dict:
     plots.plot_prediction(X[0], net.class_names[pred[0]], net.class_names[y[0]],
                           folder / FIGURES["prediction"], probs=probs, class_names=net.class_names)
     plots.plot_misclassified(X, y, pred, folder / FIGURES["misclassified"], class_names=net.class_names)
-    return dict(FIGURES)
+    drawn = dict(FIGURES)
+    if result.config.augment != "none" and X.shape[1] == N_PIXELS:
+        from .augment import distort, spec_from_config
+
+        originals = X[:12]
+        plots.plot_augmentation(originals, distort(originals, spec_from_config(result.config),
+                                                   seed=result.config.seed),
+                                folder / AUGMENTATION_FIGURE)
+        drawn["augmentation"] = AUGMENTATION_FIGURE
+    return drawn

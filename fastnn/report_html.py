@@ -30,6 +30,7 @@ _FIGURES = (  # (key in metrics["figures"], heading, alt text)
     ("confusion_matrix", "Confusion matrix", "confusion matrix heatmap with counts"),
     ("misclassified", "Misclassified images", "gallery of misclassified images with true and predicted labels"),
     ("prediction", "One prediction", "the first image with its predicted and true label"),
+    ("augmentation", "What training saw", "original images beside their distorted versions"),
 )
 
 _STYLE = """

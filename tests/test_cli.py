@@ -545,6 +545,9 @@ OPTION_PROBLEMS = {
     "weight-decay-negative": (["--weight-decay=-1e-4"], r"weight decay must be a finite number >= 0"),
     "patience-negative": (["--patience", "-2"], r"patience must be an integer >= 0"),
     "backend-unknown": (["--backend", "torch"], r"unknown backend 'torch'; choose one of numpy, numba"),
+    "augment-unknown": (["--augment", "warp"], r"unknown augmentation 'warp'; choose one of none, affine, elastic"),
+    "augment-rotation-too-big": (["--augment", "affine", "--augment-rotation", "181"],
+                                 r"augment_rotation must be in \[0, 180\] degrees, got 181\.0"),
     "threads-0-numpy": (["--threads", "0"], r"threads must be between 1 and \d+ \(the CPU count\), got 0"),
 }
 
@@ -816,3 +819,14 @@ def test_early_stopping_records_the_best_epoch_and_keeps_its_weights(capsys, out
         assert len(dev) - best == 2
     # The evaluated model is the restored best one, not the last epoch's.
     assert metrics["dev"]["accuracy"] == pytest.approx(max(dev))
+
+
+def test_preset_max_augments_and_the_report_shows_it(capsys, out, tiny_csv):
+    code, stdout, stderr = cli(capsys, "--backend", "numpy", "--preset", "max", "--hidden", "8",
+                               "--epochs", "1", "--dev-size", "50", "--data", tiny_csv, "--out", out)
+    assert code == 0, stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["augment"] == "affine" and metrics["config"]["epochs"] == 1
+    assert metrics["figures"]["augmentation"] == "augmentation.png"
+    assert (out / "augmentation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+

@@ -111,3 +111,27 @@ def test_the_estimator_refuses_bad_parameters_with_the_configs_messages(name, va
     with pytest.raises(FastnnError) as info:
         MLPClassifier(**{name: value}).fit(X, y)
     assert str(info.value) == message
+
+
+def test_every_preset_is_described_and_valid():
+    from fastnn.config import PRESET_HELP
+
+    assert set(PRESET_HELP) == set(PRESETS)
+    for name, recipe in PRESETS.items():
+        TrainConfig(**{k: v for k, v in recipe.items() if k != "dev_size"}).validate()
+    assert PRESETS["max"]["augment"] == "affine"
+
+
+def test_the_estimator_augments_only_images():
+    import numpy as np
+
+    from fastnn.estimator import MLPClassifier
+
+    rng = np.random.default_rng(0)
+    with pytest.raises(FastnnError, match="28x28"):
+        MLPClassifier(hidden=4, max_iter=1, augment="affine", backend="numpy").fit(
+            rng.random((40, 10), dtype=np.float32), np.arange(40) % 2)
+    X, y = rng.random((60, 784), dtype=np.float32), np.arange(60) % 3
+    plain = MLPClassifier(hidden=4, max_iter=2, random_state=0, backend="numpy").fit(X, y)
+    seen = MLPClassifier(hidden=4, max_iter=2, random_state=0, backend="numpy", augment="affine").fit(X, y)
+    assert not np.array_equal(plain.network_.W1, seen.network_.W1)  # it trained on other images

@@ -84,3 +84,27 @@ def test_a_report_that_cannot_be_completed_leaves_nothing(run, tmp_path):
     with pytest.raises(FastnnError, match="a folder of that name is in the way"):
         write_report(out, result, splits)
     assert [p.name for p in out.iterdir()] == ["history.png"]
+
+
+def test_a_run_with_augmentation_shows_what_training_saw(tmp_path):
+    import dataclasses
+
+    from fastnn.augment import distort, spec_from_config
+    from fastnn.report import AUGMENTATION_FIGURE
+
+    X, y = prototype_data(n=200, d=784, c=10, seed=5)
+    config = TrainConfig(hidden=8, epochs=1, backend="numpy", augment="affine")
+    net, history = train(X[:150], y[:150], config)
+    splits = {"dev": (X[150:], y[150:])}
+    result = RunResult(dataset="protos", config=config, network=net, history=history,
+                       evaluation=evaluate(net, splits, "numpy"), n_train=150, n_dev=50)
+    out = write_report(tmp_path / "aug", result, splits)
+    written = json.loads((out / "metrics.json").read_text())
+    assert written["figures"]["augmentation"] == AUGMENTATION_FIGURE
+    assert (out / AUGMENTATION_FIGURE).read_bytes()[:4] == b"\x89PNG"
+    assert "What training saw" in (out / "report.html").read_text()
+    # the figure's distortions are real ones: not the originals
+    shown = distort(X[150:162], spec_from_config(config))
+    assert not np.allclose(shown, X[150:162])
+    plain = dataclasses.replace(result, config=dataclasses.replace(config, augment="none"))
+    assert AUGMENTATION_FIGURE not in {p.name for p in write_report(tmp_path / "plain", plain, splits).iterdir()}

@@ -24,7 +24,7 @@ BACKENDS = tuple(_MODULES)
 DEFAULT_BACKEND = "numba"
 
 KERNELS = ("permutation", "gather", "forward", "softmax_xent", "backward", "update",
-           "apply_update", "make_workspace", "train_steps", "predict_logits")
+           "apply_update", "make_workspace", "train_steps", "predict_logits", "augment")
 
 #: What every backend exports besides its kernels: its thread controls.
 CONTROLS = ("set_threads", "thread_info")

@@ -4,10 +4,13 @@ The compiled kernels index without bounds checks, so the numba backend must
 refuse inconsistent arrays before they reach compiled code; the reference
 runs the same checks, so a caller sees one behaviour whichever backend runs.
 Errors are ``ValueError``: a kernel called with mismatched buffers is a
-programming error, not a user's bad input.
+programming error, not a user's bad input.  The numba backend's layout helpers
+(:func:`f32`, :func:`outputs`: float32, C-contiguous) live here too, for its modules to share.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 
@@ -39,3 +42,26 @@ def check_shapes(**arrays):
             if sizes.setdefault(axis, (n, name))[0] != n:
                 raise ValueError(f"{name} has shape {shape}, which does not match "
                                  f"{sizes[axis][1]} (shape {np.shape(arrays[sizes[axis][1]])})")
+
+
+# --- the numba backend's argument layout -----------------------------------------
+
+def f32(a):
+    """Inputs as C-contiguous float32: the compiled kernels address flat buffers by row stride.
+
+    A no-op for the arrays the training loop passes; other layouts are copied.
+    """
+    a = np.asarray(a)
+    if a.dtype != np.float32:
+        raise TypeError(f"the numba backend computes in float32, got an array of {a.dtype}")
+    return np.ascontiguousarray(a)
+
+
+@contextlib.contextmanager
+def outputs(*arrays):
+    """Yield C-contiguous float32 stand-ins for output arrays; copy back any that were not."""
+    work = [f32(a) for a in arrays]
+    yield work
+    for a, w in zip(arrays, work):
+        if w is not a:
+            a[...] = w

@@ -47,6 +47,10 @@ from numba import njit, prange
 from . import _optim, _permute
 from ._checks import check_labels as _check_labels
 from ._checks import check_shapes as _check_shapes
+from ._checks import f32 as _f32
+from ._checks import outputs as _outputs
+from ._numba_augment import augment  # noqa: F401  (a kernel of this backend)
+from ._numba_augment import fill_rows as _fill_rows
 from ._numba_blas import N as _N
 from ._numba_blas import T as _T
 from ._numba_blas import blas_single_threaded, gemm
@@ -275,6 +279,25 @@ class Workspace:
         elif self.buffers.parts.shape[0] != n_parts:  # thread count changed since
             self.buffers = _buffers(*self.shape, n_parts, self.sparse)
 
+    def adopt(self, X, counts, n_chunks: int) -> None:
+        """:meth:`prepare` ``(X, refresh=True)`` for data just written by :func:`augment`,
+        which also counted each row's nonzeros into ``counts[1:]``: the density test and the
+        compressed rows come from those counts, the rows filled in parallel."""
+        sparse = bool(X.shape[1] <= 65536 and self.shape[0] <= 65536 and X.size > 0) and bool(
+            counts.sum() <= SPARSE_MAX_DENSITY * X.size)
+        if sparse:
+            indptr = np.cumsum(counts)
+            nnz = indptr[-1]
+            idx, val = np.empty(nnz + 1, np.uint16), np.empty(nnz + 1, np.float32)  # +1: see fill_rows
+            _fill_rows(X, indptr, idx, val, n_chunks)
+            self.rows = Rows(indptr, idx[:nnz], val[:nnz])
+        else:
+            self.rows = _NO_ROWS
+        n_parts = _n_parts(self.shape[2])
+        if self.buffers is None or sparse != self.sparse or self.buffers.parts.shape[0] != n_parts:
+            self.buffers = _buffers(*self.shape, n_parts, sparse)
+        self.sparse, self.source = sparse, X
+
 
 def make_workspace(batch_size: int, n_features: int, hidden: int, n_classes: int) -> Workspace:
     """Allocate the buffers :func:`train_steps` needs."""
@@ -357,29 +380,6 @@ def predict_logits(X, W1, b1, W2, b2, out) -> None:
     A1 = np.empty((n_threads, 256, W1.shape[1]), np.float32)
     with _outputs(out) as (out_,), blas_single_threaded():
         _predict_logits(_f32(X), _f32(W1), _f32(b1), _f32(W2), _f32(b2), A1, out_)
-
-
-# --- argument layout ------------------------------------------------------------
-
-def _f32(a):
-    """Inputs as C-contiguous float32: the compiled kernels address flat buffers by row stride.
-
-    A no-op for the arrays the training loop passes; other layouts are copied.
-    """
-    a = np.asarray(a)
-    if a.dtype != np.float32:
-        raise TypeError(f"the numba backend computes in float32, got an array of {a.dtype}")
-    return np.ascontiguousarray(a)
-
-
-@contextlib.contextmanager
-def _outputs(*arrays):
-    """Yield C-contiguous float32 stand-ins for output arrays; copy back any that were not."""
-    work = [_f32(a) for a in arrays]
-    yield work
-    for a, w in zip(arrays, work):
-        if w is not a:
-            a[...] = w
 
 
 # --- threads -----------------------------------------------------------------

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import augment as _aug
 from . import _optim, _permute
 from ._checks import check_labels, check_shapes
 
@@ -63,6 +64,57 @@ def gather(X: np.ndarray, y: np.ndarray, idx: np.ndarray, Xb: np.ndarray, yb: np
     """Copy the rows ``idx`` of ``X, y`` into the batch buffers ``Xb, yb`` (length ``len(idx)``)."""
     np.take(X, idx, axis=0, out=Xb)
     np.take(y, idx, out=yb)
+
+
+# --- augmentation -------------------------------------------------------------
+
+
+def augment(X, seed: int, epoch: int, spec, out, ws=None) -> None:
+    """Write epoch ``epoch``'s random distortion of every image of ``X (n, 784)`` into ``out``.
+
+    ``spec`` is an :class:`fastnn.augment.AugmentSpec`; the exact definition (affine map,
+    elastic field, bilinear interpolation with zeros outside, per-sample keyed draws) is
+    in :mod:`fastnn.augment`.  Computed in float64, 4096 images at a time; ``ws`` is
+    the training workspace (unused here: this backend reads ``out`` afresh every step).
+    """
+    from scipy import ndimage
+
+    n, side = X.shape[0], _aug.SIDE
+    c = _aug.CENTRE
+    if spec.elastic:
+        A, _, _ = _aug.elastic_grid(spec.sigma)
+        K = A.shape[1]
+    yy, xx = np.meshgrid(np.arange(side, dtype=np.float64) - c, np.arange(side, dtype=np.float64) - c,
+                         indexing="ij")
+    keys = _aug.sample_keys(seed, epoch, n)
+    for lo in range(0, n, 4096):
+        hi = min(lo + 4096, n)
+        u = 2.0 * _aug.draws(keys[lo:hi], spec.n_draws()) - 1.0  # uniform in [-1, 1)
+        theta = np.deg2rad(spec.rotation * u[:, 0])[:, None, None]
+        k = (spec.shear * u[:, 1])[:, None, None]
+        zx = (1.0 + spec.scale * u[:, 2])[:, None, None]
+        zy = (1.0 + spec.scale * u[:, 3])[:, None, None]
+        tx = (spec.shift * u[:, 4])[:, None, None]
+        ty = (spec.shift * u[:, 5])[:, None, None]
+        # src = c + Rot(theta) Shear(k) diag(1/zx, 1/zy) (p - c) - t
+        qx, qy = xx / zx, yy / zy
+        qx = qx + k * qy
+        sx = c + np.cos(theta) * qx - np.sin(theta) * qy - tx
+        sy = c + np.sin(theta) * qx + np.cos(theta) * qy - ty
+        if spec.elastic:
+            # D = alpha * sigma * A U A^T, U the K x K grid noise (draws 6.. row by row, x then y)
+            scale = spec.alpha * spec.sigma
+            Ux = u[:, 6:6 + K * K].reshape(-1, K, K)
+            Uy = u[:, 6 + K * K:6 + 2 * K * K].reshape(-1, K, K)
+            sx = sx + scale * (A @ Ux @ A.T)
+            sy = sy + scale * (A @ Uy @ A.T)
+        # Bilinear interpolation, zero outside the image: scipy's order-1 spline in
+        # 'grid-constant' mode, over the stack of images (the sample coordinate is exact).
+        m = hi - lo
+        images = X[lo:hi].reshape(m, side, side).astype(np.float64)
+        ii = np.broadcast_to(np.arange(m, dtype=np.float64)[:, None, None], sx.shape)
+        res = ndimage.map_coordinates(images, [ii, sy, sx], order=1, mode="grid-constant", cval=0.0)
+        out[lo:hi] = res.reshape(m, side * side)
 
 
 # --- forward ------------------------------------------------------------------

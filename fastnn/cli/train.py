@@ -22,13 +22,13 @@ HELP = "train a network on a dataset and write its report folder"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``fastnn train``: one per :class:`~fastnn.config.TrainConfig` field, and the run's own."""
-    from ..config import DEV_SIZE, PRESETS, TrainConfig
+    from ..config import DEV_SIZE, PRESET_HELP, PRESETS, TrainConfig
 
     p.add_argument("--data", default="mnist",
                    help="mnist, fashion-mnist, a Kaggle-style train.csv, or a folder of IDX files")
     p.add_argument("--preset", choices=sorted(PRESETS), default="default",
-                   help="a named recipe: 'default' (fast, plain SGD) or 'best' (784-800-10, Nesterov, "
-                        "one-cycle; explicit options override it)")
+                   help="a named recipe (explicit options override it): "
+                        + "; ".join(f"'{name}' {PRESET_HELP[name]}" for name in PRESETS).replace("%", "%%"))
     # Options default to None so that a preset can tell given options from defaults.
     for f in fields(TrainConfig):
         p.add_argument("--" + f.name.replace("_", "-"), type=f.metadata["type"], default=None,

@@ -1,0 +1,263 @@
+"""On-the-fly augmentation (:mod:`fastnn.augment`): the two backends' kernels against each
+other and against a per-pixel transcription of the definition, the keyed randomness, and
+the hook in the training loop."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from fastnn import augment as aug
+from fastnn.augment import AugmentSpec, agreement_atol
+from fastnn.backends import get_backend
+from fastnn.backends._permute import splitmix64
+from fastnn.errors import FastnnError
+from fastnn.model import TrainConfig, train
+
+SPECS = {
+    "affine": AugmentSpec("affine", rotation=15, scale=0.15, shear=0.3, shift=2.5),
+    "elastic": AugmentSpec("elastic", rotation=10, scale=0.1, shear=0.2, shift=1.5, alpha=34, sigma=4),
+    "elastic-only": AugmentSpec("elastic", alpha=40, sigma=6),
+    "elastic-fine": AugmentSpec("elastic", rotation=5, alpha=8, sigma=1.5),
+    "elastic-strong": AugmentSpec("elastic", rotation=30, scale=0.3, shear=1, shift=5, alpha=200, sigma=1),
+}
+
+
+def digits(n: int, seed: int = 0) -> np.ndarray:
+    """Digit-like 28x28 images in [0, 1]: a few thick random strokes, zero background."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:28, 0:28].astype(np.float32)
+    X = np.zeros((n, 28, 28), np.float32)
+    for i in range(n):
+        for _ in range(3):
+            (x0, y0), (x1, y1) = rng.uniform(5, 22, (2, 2))
+            t = np.clip(((xx - x0) * (x1 - x0) + (yy - y0) * (y1 - y0))
+                        / max((x1 - x0) ** 2 + (y1 - y0) ** 2, 1e-6), 0, 1)
+            dist = np.hypot(xx - x0 - t * (x1 - x0), yy - y0 - t * (y1 - y0))
+            X[i] = np.maximum(X[i], np.clip(2.0 - dist, 0, 1))
+    return X.reshape(n, 784)
+
+
+@pytest.fixture(scope="module")
+def images():
+    return digits(300)
+
+
+def run(backend_name, X, seed, epoch, spec):
+    out = np.full(X.shape, np.nan, np.float32)
+    get_backend(backend_name).augment(X, seed, epoch, spec, out)
+    return out
+
+
+def naive_augment(x, key, spec):
+    """One image by the letter of the definition in fastnn.augment: Python floats, per pixel."""
+    def u(j):
+        z = splitmix64((key + (j + 1) * aug.GOLDEN) % 2**64)
+        return 2 * ((z >> 11) * 2.0 ** -53) - 1
+
+    c = 13.5
+    theta = math.radians(spec.rotation * u(0))
+    k, zx, zy = spec.shear * u(1), 1 + spec.scale * u(2), 1 + spec.scale * u(3)
+    tx, ty = spec.shift * u(4), spec.shift * u(5)
+    s = spec.sigma
+    K = math.ceil((27 + 6 * s) / s) + 1
+    grid = [c + (i - (K - 1) / 2) * s for i in range(K)]
+
+    def g(t):
+        return 0.0 if abs(t) > 3 * s else math.exp(-t * t / (2 * s * s)) / (math.sqrt(2 * math.pi) * s)
+
+    img = x.reshape(28, 28).astype(np.float64)
+    out = np.zeros((28, 28))
+    for r in range(28):
+        for q in range(28):
+            px, py = (q - c) / zx, (r - c) / zy
+            px += k * py
+            sx = c + math.cos(theta) * px - math.sin(theta) * py - tx
+            sy = c + math.sin(theta) * px + math.cos(theta) * py - ty
+            if spec.elastic:
+                for comp in range(2):
+                    base = 6 + comp * K * K
+                    d = spec.alpha * s * sum(g(r - grid[i]) * g(q - grid[j]) * u(base + i * K + j)
+                                             for i in range(K) for j in range(K)
+                                             if abs(r - grid[i]) <= 3 * s and abs(q - grid[j]) <= 3 * s)
+                    if comp == 0:
+                        sx += d
+                    else:
+                        sy += d
+            x0, y0 = math.floor(sx), math.floor(sy)
+            v = 0.0
+            for yy, wy in ((y0, 1 - (sy - y0)), (y0 + 1, sy - y0)):
+                for xx, wx in ((x0, 1 - (sx - x0)), (x0 + 1, sx - x0)):
+                    if 0 <= yy < 28 and 0 <= xx < 28:
+                        v += wy * wx * img[yy, xx]
+            out[r, q] = v
+    return out.reshape(784)
+
+
+@pytest.mark.parametrize("name", ["affine", "elastic"])
+def test_the_reference_computes_the_documented_definition(images, name):
+    spec = SPECS[name]
+    ref = run("numpy", images[:4], 7, 3, spec)
+    keys = aug.sample_keys(7, 3, 4)
+    for i in range(2):
+        np.testing.assert_allclose(ref[i], naive_augment(images[i], int(keys[i]), spec), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_backends_agree_on_the_distorted_images(images, name, numba_threads, thread_counts):
+    ref = run("numpy", images, 3, 11, SPECS[name])
+    assert np.isfinite(ref).all() and ref.min() >= 0 and ref.max() <= 1
+    assert np.abs(ref - images).max() > 0.5  # the images did change
+    outs = []
+    for threads in thread_counts:
+        with numba_threads(threads):
+            outs.append(run("numba", images, 3, 11, SPECS[name]))
+    np.testing.assert_allclose(outs[0], ref, rtol=0, atol=agreement_atol(SPECS[name]))
+    for other in outs[1:]:  # the thread count changes nothing at all
+        np.testing.assert_array_equal(other, outs[0])
+
+
+@pytest.mark.parametrize("backend_name", ["numpy", "numba"])
+def test_zero_ranges_give_the_images_back_exactly(images, backend_name):
+    for spec in (AugmentSpec("affine"), AugmentSpec("elastic", alpha=0.0, sigma=3)):
+        np.testing.assert_array_equal(run(backend_name, images, 0, 0, spec), images)
+
+
+@pytest.mark.parametrize("backend_name", ["numpy", "numba"])
+def test_a_whole_pixel_shift_moves_the_image(backend_name):
+    """A single bright pixel, shifted only: its bilinear splat keeps its mass and its centre
+    of mass lands exactly at the drawn shift."""
+    X = np.zeros((50, 784), np.float32)
+    X[:, 14 * 28 + 14] = 1.0
+    spec = AugmentSpec("affine", shift=3.0)
+    out = run(backend_name, X, 5, 0, spec)
+    u = 2 * aug.draws(aug.sample_keys(5, 0, 50), 6) - 1
+    for i in range(50):
+        tx, ty = 3.0 * u[i, 4], 3.0 * u[i, 5]
+        img = out[i].reshape(28, 28)
+        cy, cx = (img * np.arange(28)[:, None]).sum(), (img * np.arange(28)[None, :]).sum()
+        assert img.sum() == pytest.approx(1.0, abs=1e-6)  # bilinear splats conserve the mass inside
+        assert (cx, cy) == pytest.approx((14 + tx, 14 + ty), abs=1e-5)
+
+
+@pytest.mark.parametrize("backend_name", ["numpy", "numba"])
+def test_draws_are_keyed_on_seed_epoch_and_row_index(images, backend_name):
+    spec = SPECS["elastic"]
+    full = run(backend_name, images, 1, 2, spec)
+    np.testing.assert_array_equal(run(backend_name, images, 1, 2, spec), full)  # deterministic
+    np.testing.assert_array_equal(run(backend_name, images[:37], 1, 2, spec), full[:37])  # row-keyed
+    for seed, epoch in ((1, 3), (2, 2)):
+        other = run(backend_name, images, seed, epoch, spec)
+        assert np.abs(other - full).max(axis=1).min() > 0.05  # every image distorted differently
+
+
+def test_the_elastic_field_has_simards_displacement_scale():
+    """alpha * sigma * A U A^T with U ~ U(-1, 1) on the grid has the rms of Simard's per-pixel
+    noise smoothed by a normalised Gaussian: alpha / (sigma sqrt(12 pi)) (interior pixels)."""
+    rng = np.random.default_rng(0)
+    for alpha, sigma in ((34.0, 4.0), (36.0, 6.0), (10.0, 2.0)):
+        A, lo, hi = aug.elastic_grid(sigma)
+        assert ((A != 0).argmax(axis=1) == lo).all() and hi.max() <= A.shape[1]
+        U = rng.uniform(-1, 1, (4000, A.shape[1], A.shape[1]))
+        D = alpha * sigma * (A @ U @ A.T)
+        assert D[:, 4:24, 4:24].std() == pytest.approx(alpha / (sigma * math.sqrt(12 * math.pi)), rel=0.03)
+
+
+def test_the_draws_are_uniform():
+    u = aug.draws(aug.sample_keys(0, 0, 20000), 8)
+    assert u.min() >= 0 and u.max() < 1
+    assert abs(u.mean() - 0.5) < 0.005 and abs(u.var() - 1 / 12) < 0.002
+    assert abs(np.corrcoef(u[:, 0], u[:, 1])[0, 1]) < 0.02
+
+
+def test_the_kernels_refuse_other_shapes():
+    X = np.zeros((4, 100), np.float32)
+    with pytest.raises(ValueError):
+        get_backend("numba").augment(X, 0, 0, SPECS["affine"], np.empty_like(X))
+    X = np.zeros((4, 784), np.float32)
+    with pytest.raises(ValueError):
+        get_backend("numba").augment(X, 0, 0, SPECS["affine"], X)
+
+
+# --- the training loop -----------------------------------------------------------
+
+RUN = dict(hidden=32, epochs=2, batch_size=32, lr=0.1, seed=1, optimizer="nesterov")
+
+
+@pytest.fixture(scope="module")
+def digit_data():
+    X = digits(600, seed=1)
+    y = np.arange(600) % 10
+    X[np.arange(600), y * 70] = 1.0  # a label pixel, so that there is something to learn
+    return X, y
+
+
+@pytest.mark.parametrize("kind", ["affine", "elastic"])
+def test_backends_agree_over_an_augmented_training_run(digit_data, kind, nb):
+    X, y = digit_data
+    X_before = X.copy()
+    cfg = dict(RUN, augment=kind)
+    ref, h_ref = train(X, y, TrainConfig(**cfg, backend="numpy"))
+    net, h = train(X, y, TrainConfig(**cfg, backend="numba"))
+    for p, q in zip((net.W1, net.b1, net.W2, net.b2), (ref.W1, ref.b1, ref.W2, ref.b2)):
+        np.testing.assert_allclose(p, q, rtol=0, atol=1e-5 * max(1.0, np.abs(q).max()))
+    for a, b in zip(h.epochs, h_ref.epochs):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+    np.testing.assert_array_equal(X, X_before)  # the caller's data are never touched
+    again, _ = train(X, y, TrainConfig(**cfg, backend="numba"))
+    np.testing.assert_array_equal(again.W1, net.W1)  # same seed and backend: bit-identical
+
+
+def test_augmenting_changes_training_and_none_does_not(digit_data):
+    X, y = digit_data
+    plain, _ = train(X, y, TrainConfig(**RUN, backend="numba"))
+    none, _ = train(X, y, TrainConfig(**RUN, backend="numba", augment="none", augment_rotation=30))
+    np.testing.assert_array_equal(none.W1, plain.W1)
+    distorted, _ = train(X, y, TrainConfig(**RUN, backend="numba", augment="affine"))
+    assert np.abs(distorted.W1 - plain.W1).max() > 1e-3
+
+
+@pytest.mark.parametrize("backend_name", ["numpy", "numba"])
+def test_augmenting_other_than_28x28_images_is_refused(backend_name):
+    X = np.random.default_rng(0).random((64, 100), dtype=np.float32)
+    y = np.arange(64) % 3
+    with pytest.raises(FastnnError, match="28x28"):
+        train(X, y, TrainConfig(hidden=4, epochs=1, backend=backend_name, augment="elastic"))
+
+
+@pytest.mark.parametrize("bad", [
+    dict(augment="rotate"), dict(augment=None), dict(augment_rotation=-1), dict(augment_rotation=200),
+    dict(augment_scale=1.0), dict(augment_scale=float("nan")), dict(augment_shear=-0.1),
+    dict(augment_shift=29), dict(augment_alpha=-1), dict(augment_sigma=0.5), dict(augment_sigma=True),
+])
+def test_invalid_augmentation_options_raise_fastnn_error(bad):
+    with pytest.raises(FastnnError):
+        TrainConfig(**bad).validate()
+
+
+@pytest.mark.parametrize("threshold", [0.4, -1.0])
+def test_the_numba_workspace_adopts_the_augmented_data_as_prepare_would(images, threshold, monkeypatch):
+    from fastnn.backends._numba_sparse import compress_rows
+
+    nb = get_backend("numba")
+    monkeypatch.setattr(nb, "SPARSE_MAX_DENSITY", threshold)
+    out = np.empty_like(images)
+    ws = nb.make_workspace(32, 784, 16, 10)
+    nb.augment(images, 0, 1, SPECS["elastic"], out, ws)
+    expected = nb.make_workspace(32, 784, 16, 10)
+    expected.prepare(out.copy())
+    assert ws.source is out and ws.sparse == expected.sparse == (threshold > 0)
+    if ws.sparse:
+        for a, b in zip(ws.rows, compress_rows(out)):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_distort_gives_what_training_sees(images):
+    spec = SPECS["elastic"]
+    as_images = aug.distort(images[:10].reshape(10, 28, 28), spec, seed=4, epoch=2)
+    assert as_images.shape == (10, 28, 28)
+    np.testing.assert_array_equal(as_images.reshape(10, 784), run("numpy", images[:10], 4, 2, spec))
+    with pytest.raises(FastnnError, match="28x28"):
+        aug.distort(np.zeros((3, 100)), spec)
