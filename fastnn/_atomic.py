@@ -56,3 +56,18 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     with atomic_open(path, "w") as fh:
         fh.write(text)
+
+
+def writable_folder(out) -> Path:
+    """Create the output folder ``out`` and prove it is writable, before any time is spent filling it."""
+    from .errors import FastnnError
+
+    path = Path(out)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".fastnn-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise FastnnError(f"cannot write to output folder {path}: {exc.strerror or exc}") from None
+    return path

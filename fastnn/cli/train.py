@@ -13,8 +13,8 @@ import platform
 import sys
 import time
 from dataclasses import fields
-from pathlib import Path
 
+from .._atomic import writable_folder
 from ..errors import FastnnError
 
 HELP = "train a network on a dataset and write its report folder"
@@ -56,19 +56,6 @@ def _dev_size(value: float):
             raise FastnnError(f"--dev-size {value:g} is neither a whole row count nor a fraction below 1")
         return int(value)
     return value
-
-
-def _prepare_out(out: str) -> Path:
-    """Create the output folder and prove it is writable before spending time on training."""
-    path = Path(out)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".fastnn-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise FastnnError(f"cannot write to output folder {path}: {exc.strerror or exc}") from None
-    return path
 
 
 COMPILING_NOTE = "fastnn: compiling the numba kernels (first run only, ~20 s)"
@@ -141,7 +128,7 @@ def train_and_report(args: argparse.Namespace):
     from ..report import RunResult, evaluate, metrics, splits_of, write_report
 
     config, dev_size = resolve_options(args)
-    out = _prepare_out(args.out)
+    out = writable_folder(args.out)
     backend = get_backend(config.backend)  # fail on a missing backend before loading data
     backend.set_threads(args.threads)
 

@@ -71,18 +71,6 @@ def format_summary(table) -> str:
 # Outputs
 # --------------------------------------------------------------------------
 
-def _prepare_out(out) -> Path:
-    path = Path(out)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".fastnn-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise FastnnError(f"cannot write to output folder {path}: {exc.strerror or exc}") from None
-    return path
-
-
 def _json_value(v):
     if isinstance(v, float) and not math.isfinite(v):
         return None

@@ -10,7 +10,8 @@ import time
 from ..config import DEV_SIZE
 from ..errors import FastnnError
 from .grid import RESULT_COLUMNS, _check_data, _check_dev_size, check_grid, make_trials
-from .results import _prepare_out, _write_outputs
+from .._atomic import writable_folder
+from .results import _write_outputs
 from .worker import run_trial
 
 # --------------------------------------------------------------------------
@@ -109,7 +110,7 @@ def sweep(grid: dict, data="mnist", scheduler=None, *, seeds: int = 1, fixed: di
         _check_data(data)
         data_ref = (str(data), None if cache is None else str(cache), None if source is None else str(source))
     trials = make_trials(grid, fixed, seeds)
-    out = _prepare_out(out) if out is not None else None
+    out = writable_folder(out) if out is not None else None
 
     t0 = time.perf_counter()
     connect_timeout = 30 if timeout is None else min(30, timeout)
