@@ -4,8 +4,10 @@ Every hot step exists twice: a readable NumPy reference backend and a parallel
 Numba backend that agrees with it (``fastnn.backends``).  The public API:
 
 * data: :func:`load_dataset`, :func:`read_kaggle_csv`, :func:`read_idx`;
-* training: :class:`TrainConfig`, :func:`train`, :class:`Network`, :func:`init_network`;
-* evaluation: :func:`classification_report`, :func:`confusion_matrix`;
+* training: :class:`TrainConfig` (every option's default and rule: :mod:`fastnn.config`),
+  :func:`train`, :class:`Network`, :func:`init_network`; augmentation: :mod:`fastnn.augment`;
+* evaluation: :func:`classification_report`, :func:`confusion_matrix`; a run's report
+  folder: :mod:`fastnn.report`;
 * prediction: :func:`predict_image`, :func:`predict_batch`; figures: :mod:`fastnn.plots`
   (``show_sample`` draws one prediction);
 * model files: :func:`save_network`, :func:`load_network`; ONNX: :func:`export_onnx` (needs onnx);
@@ -13,7 +15,7 @@ Numba backend that agrees with it (``fastnn.backends``).  The public API:
 * sweeps on a Dask cluster: :func:`sweep` (needs dask[distributed]; imported on first use);
 * the notebook's helpers: :mod:`fastnn.compat` (``mini_batch_gradient_descent``, and
   :func:`test_prediction`, also here);
-* the command line: :mod:`fastnn.cli` (``fastnn train``, ``fastnn predict``, ``fastnn export``).
+* the command line: :mod:`fastnn.cli` (``fastnn train``, ``predict``, ``export``, ``serve``, ``sweep``).
 
 Problems the caller can fix raise :class:`FastnnError` (a ``ValueError``).
 """
