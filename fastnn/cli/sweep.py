@@ -62,10 +62,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
 
 
-def _dev_size(value: float):
-    return int(value) if value == int(value) else value
-
-
 def run(args: argparse.Namespace) -> None:
     """``fastnn sweep``: validate, run the trials, write the results, print the summary table."""
     from .. import sweeps
@@ -84,7 +80,7 @@ def run(args: argparse.Namespace) -> None:
             print("fastnn: the workers compile the numba kernels (first run only, ~20-60 s)",
                   file=sys.stderr, flush=True)
     table = sweeps.sweep(grid, args.data, args.scheduler, seeds=args.seeds, fixed=fixed,
-                         dev_size=_dev_size(args.dev_size), threads_per_trial=args.threads_per_trial,
+                         dev_size=args.dev_size, threads_per_trial=args.threads_per_trial,
                          n_workers=args.workers, out=args.out, scatter=args.scatter, cache=args.cache,
                          source=args.source, plots=not args.no_plots, progress=not args.quiet,
                          timeout=args.timeout)

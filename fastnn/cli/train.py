@@ -15,7 +15,6 @@ import time
 from dataclasses import fields
 
 from .._atomic import writable_folder
-from ..errors import FastnnError
 
 HELP = "train a network on a dataset and write its report folder"
 
@@ -43,19 +42,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(_memory_hint="; try a smaller --hidden or --batch-size")
-
-
-def _dev_size(value: float):
-    """--dev-size as given: a whole row count, or a fraction strictly between 0 and 1."""
-    import math
-
-    if not math.isfinite(value) or value < 0:
-        raise FastnnError(f"--dev-size must be a row count >= 0 or a fraction below 1, got {value:g}")
-    if value >= 1 or value == 0:
-        if value != int(value):
-            raise FastnnError(f"--dev-size {value:g} is neither a whole row count nor a fraction below 1")
-        return int(value)
-    return value
 
 
 COMPILING_NOTE = "fastnn: compiling the numba kernels (first run only, ~20 s)"
@@ -109,6 +95,7 @@ def resolve_options(args: argparse.Namespace):
     """The run's :class:`~fastnn.config.TrainConfig` and dev size: the defaults, then the preset,
     then the options given explicitly (validated)."""
     from ..config import DEV_SIZE, PRESETS, TrainConfig
+    from ..data import parse_dev_size
 
     values = {f.name: f.default for f in fields(TrainConfig)}
     values["dev_size"] = DEV_SIZE
@@ -116,7 +103,7 @@ def resolve_options(args: argparse.Namespace):
     for name in values:
         if getattr(args, name) is not None:
             values[name] = getattr(args, name)
-    dev_size = _dev_size(values.pop("dev_size"))
+    dev_size = parse_dev_size(values.pop("dev_size"), "--dev-size")
     return TrainConfig(**values).validate(), dev_size
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "cache_dir",
     "load_dataset",
     "normalize",
+    "parse_dev_size",
     "read_idx",
     "read_idx_folder",
     "read_kaggle_csv",
@@ -109,6 +110,23 @@ def train_dev_split(X: np.ndarray, y: np.ndarray, dev_size: int | float, seed: i
     is_dev[held_out] = True
     # Boolean masks keep the original order and copy each row exactly once.
     return X[~is_dev], y[~is_dev], X[is_dev], y[is_dev]
+
+
+def parse_dev_size(value, name: str = "dev size") -> int | float:
+    """A dev size as a user gives it: a whole row count (an int), or a fraction strictly between 0
+    and 1 (a float).  ``name`` is what messages call it (``--dev-size`` on the command line)."""
+    import math
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+            or value < 0:
+        shown = f"{value:g}" if isinstance(value, numbers.Real) and not isinstance(value, bool) else repr(value)
+        raise FastnnError(f"{name} must be a row count >= 0 or a fraction below 1, got {shown}")
+    if value >= 1 or value == 0:
+        if value != int(value):
+            raise FastnnError(f"{name} {value:g} is neither a whole row count nor a fraction below 1")
+        return int(value)
+    return float(value)
 
 
 def _dev_count(dev_size: int | float, n: int) -> int:

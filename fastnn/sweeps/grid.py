@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import math
 from pathlib import Path
 
 from ..config import TrainConfig
@@ -13,8 +12,7 @@ from ..backends import DEFAULT_BACKEND
 
 #: TrainConfig fields a sweep may vary or fix (log_every only adds history rows).
 FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name != "log_every")
-_TYPES = {f.name: type(f.default) for f in dataclasses.fields(TrainConfig)}
-#: The options a sweep fixes unless told otherwise: TrainConfig's, with the fast backend.
+_TYPES = {f.name: f.metadata["type"] for f in dataclasses.fields(TrainConfig)}  # as fastnn train parses them
 #: Columns of the result table after the config, in order.
 RESULT_COLUMNS = ("dev_accuracy", "dev_f1", "test_accuracy", "test_f1", "epochs_run", "train_seconds",
                   "threads", "worker", "error")
@@ -122,19 +120,6 @@ def make_trials(grid: dict, fixed: dict, seeds: int = 1) -> list[dict]:
                 config["seed"] = base_seed + k
             trials.append({field: config[field] for field in FIELDS if field in config})
     return trials
-
-
-def _check_dev_size(dev_size):
-    import numbers
-
-    if isinstance(dev_size, bool) or not isinstance(dev_size, numbers.Real) or not math.isfinite(dev_size) \
-            or dev_size < 0:
-        raise FastnnError(f"dev size must be a row count >= 0 or a fraction below 1, got {dev_size!r}")
-    if dev_size >= 1 or dev_size == 0:
-        if dev_size != int(dev_size):
-            raise FastnnError(f"dev size {dev_size:g} is neither a whole row count nor a fraction below 1")
-        return int(dev_size)
-    return float(dev_size)
 
 
 def _check_data(data) -> None:

@@ -7,10 +7,11 @@ import os
 import sys
 import time
 
-from ..config import DEV_SIZE
-from ..errors import FastnnError
-from .grid import RESULT_COLUMNS, _check_data, _check_dev_size, check_grid, make_trials
 from .._atomic import writable_folder
+from ..config import DEV_SIZE
+from ..data import parse_dev_size
+from ..errors import FastnnError
+from .grid import RESULT_COLUMNS, _check_data, check_grid, make_trials
 from .results import _write_outputs
 from .worker import run_trial
 
@@ -96,7 +97,7 @@ def sweep(grid: dict, data="mnist", scheduler=None, *, seeds: int = 1, fixed: di
     import pandas as pd
 
     grid, fixed = check_grid(grid, fixed, seeds)
-    dev_size = _check_dev_size(dev_size)
+    dev_size = parse_dev_size(dev_size)
     if threads_per_trial is not None and (isinstance(threads_per_trial, bool) or not isinstance(
             threads_per_trial, int) or threads_per_trial < 1):
         raise FastnnError(f"threads per trial must be a positive integer, got {threads_per_trial!r}")
