@@ -24,7 +24,9 @@ from .data import Dataset, load_dataset, read_idx, read_kaggle_csv
 from .errors import FastnnError
 from .export import export_onnx
 from .metrics import classification_report, confusion_matrix
-from .model import History, Network, TrainConfig, init_network, train
+from .config import TrainConfig
+from .network import Network, init_network
+from .training import History, train
 from .modelfile import load_network, save_network
 from .compat import test_prediction
 from .predict import predict_batch, predict_image

@@ -33,9 +33,9 @@ Gaussian (a Gaussian sampled at a spacing of one standard deviation sums to
 its integral within 1e-8), so ``alpha`` and ``sigma`` mean what they mean
 there: alpha=34, sigma=4 displaces pixels by ~1.4 px (rms).
 
-Randomness is counter-based, like the epoch shuffle (:mod:`fastnn.backends._permute`):
-sample ``i`` of epoch ``e`` uses the key ``k_i = splitmix64(epoch_key(seed, e) +
-i * GOLDEN)`` and its ``j``-th draw is ``u_j = (splitmix64(k_i + (j + 1) *
+Randomness is counter-based, like the epoch shuffle (:mod:`fastnn._keys`):
+sample ``i`` of epoch ``e`` uses the key ``k_i = mix(epoch_key(seed, e) +
+i * GOLDEN)`` and its ``j``-th draw is ``u_j = (mix(k_i + (j + 1) *
 GOLDEN) >> 11) * 2**-53`` (uniform in [0, 1), exact in float64).  Draws 0-5 are
 the affine ones above, draws ``6 .. 6 + K*K - 1`` are ``Ux`` row by row, the
 next ``K*K`` are ``Uy``.  A sample's distortion thus depends only on (seed,
@@ -58,7 +58,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backends._permute import splitmix64
+from . import _keys
+from ._keys import epoch_key  # noqa: F401  (part of the definition above)
 from .errors import FastnnError
 from .pixels import SIDE  # images are SIDE x SIDE, row-major
 
@@ -67,9 +68,6 @@ AUGMENTS = ("none", "affine", "elastic")
 
 CENTRE = (SIDE - 1) / 2
 N_AFFINE_DRAWS = 6
-GOLDEN = 0x9E3779B97F4A7C15
-_SALT = 0xA076_1D64_78BD_642F  # keeps the augmentation stream apart from the shuffle's
-_MASK64 = (1 << 64) - 1
 
 #: Largest pixel difference between the two backends without an elastic field (pixels in
 #: [0, 1]): the same float64 arithmetic up to order.  Measured on 10,000 MNIST images: 0.
@@ -112,7 +110,7 @@ class AugmentSpec:
 
 
 def spec_from_config(config) -> AugmentSpec:
-    """The :class:`AugmentSpec` a (validated) :class:`~fastnn.model.TrainConfig` asks for."""
+    """The :class:`AugmentSpec` a (validated) :class:`~fastnn.config.TrainConfig` asks for."""
     return AugmentSpec(config.augment, float(config.augment_rotation), float(config.augment_scale),
                        float(config.augment_shear), float(config.augment_shift),
                        float(config.augment_alpha), float(config.augment_sigma))
@@ -125,28 +123,14 @@ def check_images(d: int) -> None:
                           f"the data have {d} features: use augment='none'")
 
 
-def epoch_key(seed: int, epoch: int) -> int:
-    """The 64-bit key of one epoch's distortions (a Python int)."""
-    return splitmix64(splitmix64(seed ^ _SALT) ^ ((epoch * GOLDEN) & _MASK64))
-
-
 def sample_keys(seed: int, epoch: int, n: int) -> np.ndarray:
     """``k_i`` for samples ``0..n-1`` (uint64; arithmetic mod 2**64)."""
-    i = np.arange(n, dtype=np.uint64)
-    return _splitmix64(np.uint64(epoch_key(seed, epoch)) + i * np.uint64(GOLDEN))
-
-
-def _splitmix64(z: np.ndarray) -> np.ndarray:
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
+    return _keys.sample_key(np.uint64(epoch_key(seed, epoch)), np.arange(n, dtype=np.uint64))
 
 
 def draws(keys: np.ndarray, n_draws: int) -> np.ndarray:
     """Uniform [0, 1) draws ``u[i, j]`` (float64), ``j < n_draws``, for the sample keys ``keys``."""
-    j = np.arange(1, n_draws + 1, dtype=np.uint64) * np.uint64(GOLDEN)
-    z = _splitmix64(keys[:, None] + j[None, :])
-    return (z >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+    return _keys.uniform(keys[:, None], np.arange(n_draws, dtype=np.uint64)[None, :])
 
 
 def elastic_grid(sigma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

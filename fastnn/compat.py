@@ -6,7 +6,7 @@ fastnn started from a NumPy teaching notebook whose users know two calls::
     test_prediction(index, W1, b1, W2, b2)
 
 This module keeps those signatures; it is the one home of ``test_prediction``
-(also ``fastnn.test_prediction``).  Training is :func:`fastnn.model.train`
+(also ``fastnn.test_prediction``).  Training is :func:`fastnn.training.train`
 (``alpha`` is the learning rate, ``iterations`` the number of epochs) and the
 figure is :func:`fastnn.plots.show_sample`'s; only the layouts are converted.
 
@@ -16,7 +16,7 @@ figure is :func:`fastnn.plots.show_sample`'s; only the layouts are converted.
     W1 (hidden, 784), b1 (hidden, 1)     fastnn: W1 (784, hidden), b1 (hidden,)
     W2 (10, hidden),  b2 (10, 1)         fastnn: W2 (hidden, 10),  b2 (10,)
 
-so the notebook's arrays are the transposes of a :class:`~fastnn.model.Network`'s
+so the notebook's arrays are the transposes of a :class:`~fastnn.network.Network`'s
 (:func:`to_network` and :func:`from_network` convert, exactly).
 
 **Which way round X is**: ``X`` must be 2-D with 784 rows or 784 columns.
@@ -33,7 +33,9 @@ import sys
 import numpy as np
 
 from .errors import FastnnError
-from .model import Network, TrainConfig, train
+from .config import TrainConfig
+from .network import Network
+from .training import train
 from .pixels import N_PIXELS, prepare_images
 
 __all__ = ["from_network", "make_predictions", "mini_batch_gradient_descent", "test_prediction",
@@ -73,13 +75,16 @@ def to_network(W1, b1, W2, b2) -> Network:
     for name, (got, want) in expected.items():
         if got != want and got != want[:1]:
             raise FastnnError(f"{name} must have shape {want} for W1 of shape {W1.shape}, got {got}")
-    return Network(W1.T, b1.reshape(h), W2.T, b2.reshape(c))
+    return Network([W1.T, W2.T], [b1.reshape(h), b2.reshape(c)], dtype=np.float32)
 
 
 def from_network(net: Network) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """A :class:`Network`'s parameters in the notebook's layout: ``W1, b1, W2, b2`` (float32 copies)."""
-    return (np.ascontiguousarray(net.W1.T), net.b1.reshape(-1, 1).copy(),
-            np.ascontiguousarray(net.W2.T), net.b2.reshape(-1, 1).copy())
+    if net.params.layout.n_layers != 2:
+        raise FastnnError(f"the notebook's layout has one hidden layer; this network is {net.describe()}")
+    (W1, W2), (b1, b2) = net.coefs, net.intercepts
+    return (np.ascontiguousarray(W1.T), b1.reshape(-1, 1).copy(),
+            np.ascontiguousarray(W2.T), b2.reshape(-1, 1).copy())
 
 
 def mini_batch_gradient_descent(X, Y, alpha: float = 0.1, iterations: int = 10,

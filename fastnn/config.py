@@ -22,10 +22,11 @@ import numbers
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
+from .activations import ACTIVATIONS
 from .augment import AUGMENTS
 from .backends import BACKENDS, DEFAULT_BACKEND
-from .backends._optim import OPTIMIZERS
 from .errors import FastnnError
+from .optimizers import OPTIMIZERS
 from .schedules import SCHEDULES
 
 #: Rows held out of the training data for the dev set, unless told otherwise.
@@ -85,6 +86,32 @@ def choice_rule(what: str, choices: tuple) -> Rule:
                 f"unknown {what} {{value!r}}; choose one of {{choices}}", choices)
 
 
+def layer_sizes(value) -> tuple:
+    """Hidden layer sizes as a tuple: ``"1000,500"`` (the command line's spelling), ``256``,
+    ``[100, 100]``, or ``""`` / ``()`` for none.  Raises ``ValueError`` naming the spelling
+    if ``value`` is none of these (the sizes' range is :data:`RULES`' ``hidden``)."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return tuple(int(part) for part in text.split(",")) if text else ()
+        except ValueError:
+            raise ValueError(f"hidden layer sizes are whole numbers separated by commas, "
+                             f"e.g. 1000,500; got {value!r}") from None
+    if is_int(value):
+        return (int(value),)
+    if isinstance(value, (tuple, list)) and all(is_int(v) for v in value):
+        return tuple(int(v) for v in value)
+    raise ValueError(f"hidden layer sizes are a positive integer or a list of them, got {value!r}")
+
+
+#: The largest layer fastnn accepts (a 784 x 65536 float32 layer is 205 MB).
+MAX_LAYER = 1 << 16
+
+
+def _hidden_ok(value) -> bool:
+    return isinstance(value, tuple) and all(is_int(v) and 1 <= v <= MAX_LAYER for v in value)
+
+
 def _option(default, rule: Rule, help: str, kind: type) -> Any:
     """A :class:`TrainConfig` field: its default, rule, ``--help`` text and command-line type."""
     return field(default=default, metadata={"rule": rule, "help": help, "type": kind})
@@ -94,8 +121,10 @@ def _option(default, rule: Rule, help: str, kind: type) -> Any:
 class TrainConfig:
     """Hyperparameters of one training run; validated by :meth:`validate`.
 
+    ``hidden`` is a tuple of hidden layer sizes (an int is one layer; ``()`` none),
+    ``activation`` the hidden layers' activation (:mod:`fastnn.activations`).
     ``optimizer`` is one of ``sgd``, ``momentum``, ``nesterov``, ``adam`` (rules in
-    :mod:`fastnn.backends._optim`; ``momentum`` is Adam's beta1); ``schedule``
+    :mod:`fastnn.optimizers`; ``momentum`` is Adam's beta1); ``schedule``
     one of ``constant``, ``step``, ``cosine``, ``onecycle`` (see
     :mod:`fastnn.schedules`); ``weight_decay`` is L2 on the weights.  With
     ``patience > 0`` training stops once the dev accuracy has not improved for
@@ -111,8 +140,11 @@ class TrainConfig:
     distorted.
     """
 
-    hidden: int = _option(256, int_rule("hidden size", 1, phrase="a positive integer"),
-                          "hidden units", int)
+    hidden: tuple = _option((256,), Rule(_hidden_ok, "hidden layer sizes must be integers from 1 to "
+                                                      f"{MAX_LAYER}, got {{value!r}}"),
+                            "hidden layer sizes, comma-separated (e.g. 1000,500)", layer_sizes)
+    activation: str = _option("relu", choice_rule("activation", ACTIVATIONS),
+                              f"the hidden layers' activation: {', '.join(ACTIVATIONS)}", str)
     epochs: int = _option(15, int_rule("epochs", 0), "passes over the training set", int)
     batch_size: int = _option(128, int_rule("batch size", 1, phrase="a positive integer"),
                               "mini-batch size", int)
@@ -157,6 +189,13 @@ class TrainConfig:
                                                   phrase="in [1, 28] pixels"),
                                    "elastic smoothness, pixels (the field's Gaussian width)", float)
 
+    def __post_init__(self):
+        # One spelling of the layer sizes, whatever was given: TrainConfig(hidden=256) is (256,).
+        try:
+            self.hidden = layer_sizes(self.hidden)
+        except ValueError:
+            pass  # validate() names the bad value
+
     def validate(self) -> "TrainConfig":
         """Check every option; raise :class:`FastnnError` naming the first bad one, else return self."""
         for f in fields(self):
@@ -172,12 +211,12 @@ PRESETS = {
     "default": {},
     # 784-800-10, Nesterov momentum with a one-cycle schedule, trained on all but 1000 of
     # the 60k MNIST training images: 98.5% test accuracy (see the README for the spread).
-    "best": dict(hidden=800, epochs=30, lr=0.2, optimizer="nesterov", momentum=0.9,
+    "best": dict(hidden=(800,), epochs=30, lr=0.2, optimizer="nesterov", momentum=0.9,
                  weight_decay=1e-4, schedule="onecycle", dev_size=1000),
     # best's network and recipe, on affine-distorted digits for 12 epochs: 99.1% MNIST test
     # accuracy (median of 3 seeds) in about half of best's time.  Not best itself: the same
     # distortions cost Fashion-MNIST 3 points.
-    "max": dict(hidden=800, epochs=12, lr=0.2, optimizer="nesterov", momentum=0.9,
+    "max": dict(hidden=(800,), epochs=12, lr=0.2, optimizer="nesterov", momentum=0.9,
                 weight_decay=1e-4, schedule="onecycle", dev_size=1000, augment="affine"),
 }
 

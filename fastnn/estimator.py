@@ -15,7 +15,7 @@ It follows scikit-learn's conventions, so it works in ``Pipeline``,
 * bad input raises ``ValueError`` (fastnn's :class:`~fastnn.errors.FastnnError`
   is one), predicting before ``fit`` raises ``NotFittedError``.
 
-Training is :func:`fastnn.model.train`: ``max_iter`` epochs of mini-batch
+Training is :func:`fastnn.training.train`: ``max_iter`` epochs of mini-batch
 training on the chosen backend.  ``random_state=None`` draws the seed from
 NumPy's global RNG at fit time (so refits differ, as in scikit-learn); an int
 ``k >= 0`` is used as the seed itself, so ``MLPClassifier(random_state=k)``
@@ -49,7 +49,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from .errors import FastnnError
 from .config import RULES, Rule, TrainConfig, int_rule, is_int, real_rule
-from .model import History, Network, train
+from .network import Network
+from .training import History, train
 
 __all__ = ["MLPClassifier"]
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from ._atomic import atomic_write_bytes
 from .errors import FastnnError
-from .model import Network
+from .network import Network
 
 OPSET = 17
 IR_VERSION = 8

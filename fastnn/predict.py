@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .model import Network
+from .network import Network
 from .pixels import prepare_image, prepare_images
 
 __all__ = ["predict_batch", "predict_image", "prepare_image", "prepare_images"]

@@ -37,7 +37,8 @@ import numpy as np
 from .config import TrainConfig
 from .errors import FastnnError
 from .metrics import classification_report
-from .model import History, Network
+from .network import Network
+from .training import History
 from .pixels import N_PIXELS
 
 #: Figure name -> file, in the order they are drawn.

@@ -23,11 +23,12 @@ BACKENDS = tuple(_MODULES)
 #: The backend used wherever none is named: training, prediction, the CLI and the estimator.
 DEFAULT_BACKEND = "numba"
 
-KERNELS = ("permutation", "gather", "forward", "softmax_xent", "backward", "update",
-           "apply_update", "make_workspace", "train_steps", "predict_logits", "augment")
+KERNELS = ("permutation", "gather", "forward", "loss", "backward", "update", "make_workspace",
+           "train_steps", "predict", "augment")
 
-#: What every backend exports besides its kernels: its thread controls.
-CONTROLS = ("set_threads", "thread_info")
+#: What every backend exports besides its kernels: its thread controls, and whether its first
+#: training call will wait for a compile (so callers can say so without naming backends).
+CONTROLS = ("set_threads", "thread_info", "kernels_cached")
 
 
 def get_backend(name: str) -> ModuleType:

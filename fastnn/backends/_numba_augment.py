@@ -16,16 +16,15 @@ import math
 
 import numpy as np
 import numba
-from numba import njit, prange
+from numba import prange
 
+from .. import _keys
 from .. import augment as _aug
 from ..pixels import SIDE  # a compile-time constant in the kernels
-from ._checks import f32
-from ._numba_setup import CACHE as _CACHE
-from ._numba_setup import vectorizing
+from . import _numba_jitable  # noqa: F401  (registers the random keys for compiled code)
+from ._numba_setup import FASTMATH, kernel, vectorizing
 
-GOLDEN = 0x9E3779B97F4A7C15
-N_AFFINE_DRAWS = 6
+N_AFFINE_DRAWS = _aug.N_AFFINE_DRAWS
 
 
 WIDTH = 32  # rows of the elastic products padded to 32 columns: one register tile
@@ -49,24 +48,16 @@ def _tile_source() -> str:
 
 
 exec(compile(_tile_source(), __file__, "exec"), globals())  # defines _rows32
-_rows32 = njit(cache=_CACHE, fastmath={"contract"}, inline="always")(globals()["_rows32"])
+_rows32 = kernel(fastmath=FASTMATH, inline="always")(globals()["_rows32"])
 
 
-@njit(cache=_CACHE, error_model="numpy", inline="always")
-def _mix(z):
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
-@njit(cache=_CACHE, error_model="numpy", inline="always")
+@kernel(inline="always")
 def _signed_uniform(key, j):
     """2 u_j - 1 for draw ``j`` of the sample with key ``key``: uniform in [-1, 1)."""
-    z = _mix(key + np.uint64(j + 1) * np.uint64(GOLDEN))
-    return 2.0 * (np.float64(z >> np.uint64(11)) * 2.0 ** -53) - 1.0
+    return 2.0 * _keys.uniform(key, np.uint64(j)) - 1.0
 
 
-@njit(cache=_CACHE, error_model="numpy", parallel=True)
+@kernel(parallel=True)
 def augment_rows(X, out, counts, ekey, n_chunks, rotation, shear, scale, shift, elastic, amp, A, lo, hi):
     """Distort every row of ``X`` into ``out``; ``amp = alpha * sigma``, ``A, lo, hi`` the elastic grid.
 
@@ -91,7 +82,7 @@ def augment_rows(X, out, counts, ekey, n_chunks, rotation, shear, scale, shift, 
                 AT[a, q] = A32[q, a]
         for i in range(i0, i1):
             nonzero = 0
-            key = _mix(ekey + np.uint64(i) * np.uint64(GOLDEN))
+            key = _keys.sample_key(ekey, np.uint64(i))
             theta = (rotation * _signed_uniform(key, 0)) * to_rad
             k = shear * _signed_uniform(key, 1)
             zx = 1.0 + scale * _signed_uniform(key, 2)
@@ -150,13 +141,13 @@ def augment_rows(X, out, counts, ekey, n_chunks, rotation, shear, scale, shift, 
                                 v += ay * (1.0 - ax) * X[i, (iy + 1) * SIDE + ix]
                             if 0 <= ix + 1 < SIDE:
                                 v += ay * ax * X[i, (iy + 1) * SIDE + ix + 1]
-                    fv = np.float32(v)
-                    out[i, r * SIDE + q] = fv
-                    nonzero += fv != 0.0
+                    at = r * SIDE + q
+                    out[i, at] = v  # rounded to out's dtype
+                    nonzero += out[i, at] != 0.0
             counts[i + 1] = nonzero
 
 
-@njit(cache=_CACHE, parallel=True)
+@kernel(parallel=True)
 def fill_rows(X, indptr, idx, val, n_chunks):
     """The CSR rows of ``X`` (as :func:`._numba_sparse.compress_rows` makes them), in parallel.
 
@@ -194,10 +185,10 @@ def augment(X, seed: int, epoch: int, spec, out, ws=None) -> None:
     n = X.shape[0]
     if X.ndim != 2 or X.shape[1] != _aug.SIDE * _aug.SIDE:
         raise ValueError(f"augmentation takes (n, {_aug.SIDE * _aug.SIDE}) images, got shape {X.shape}")
-    if not (isinstance(out, np.ndarray) and out.shape == X.shape and out.dtype == np.float32
+    if not (isinstance(out, np.ndarray) and out.shape == X.shape and out.dtype in (np.float32, np.float64)
             and out.flags.c_contiguous and out.flags.writeable):
-        raise ValueError(f"out must be a writable C-contiguous float32 array of shape {X.shape}")
-    X = f32(X)
+        raise ValueError(f"out must be a writable C-contiguous float array of shape {X.shape}")
+    X = np.ascontiguousarray(X, dtype=out.dtype)
     if np.shares_memory(X, out):
         raise ValueError("augment cannot write over its own input")
     if spec.elastic:

@@ -1,11 +1,14 @@
-"""sgemm called from numba-compiled code, and the thread pin that makes that safe.
+"""GEMM called from numba-compiled code, in the arrays' own dtype, and the thread pin that makes it safe.
 
-Numba cannot beat a tuned sgemm, but an ``@njit(parallel=True)`` region that
+Numba cannot beat a tuned GEMM, but an ``@njit(parallel=True)`` region that
 calls a multithreaded BLAS makes two thread pools fight over the same cores
-(we measured 50x slower than NumPy).  So sgemm is called straight from
-compiled code through SciPy's BLAS (``scipy.linalg.cython_blas``), that
-library is pinned to one thread while our kernels run
-(:func:`blas_single_threaded`), and the parallelism is ours.
+(we measured 50x slower than NumPy).  So ``sgemm`` (float32) and ``dgemm``
+(float64) are called straight from compiled code through SciPy's BLAS
+(``scipy.linalg.cython_blas``), that library is pinned to one thread while our
+kernels run (:func:`blas_single_threaded`), and the parallelism is ours.
+
+:func:`gemm` picks the routine from the arrays' dtype when a kernel is
+compiled, so every kernel specialises per dtype with no branch at run time.
 """
 
 from __future__ import annotations
@@ -16,45 +19,27 @@ import os
 import llvmlite.binding
 import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS we call, so threadpoolctl can see it)
-from numba import njit
 from numba.core import types
-from numba.extending import get_cython_function_address
+from numba.extending import get_cython_function_address, overload
 
-from ._numba_setup import CACHE as _CACHE
+from ._numba_setup import CACHE, kernel
 
 # Bound by symbol name rather than as a ctypes pointer: compiled code that holds a
 # ctypes pointer cannot be cached, code that calls a named symbol can.
-_SGEMM_SYMBOL = "fastnn_scipy_sgemm"
-llvmlite.binding.add_symbol(_SGEMM_SYMBOL, get_cython_function_address("scipy.linalg.cython_blas", "sgemm"))
-_sgemm = types.ExternalFunction(_SGEMM_SYMBOL, types.void(*([types.voidptr] * 13)))
+_ROUTINES = {}
+for _name in ("sgemm", "dgemm"):
+    _symbol = f"fastnn_scipy_{_name}"
+    llvmlite.binding.add_symbol(_symbol, get_cython_function_address("scipy.linalg.cython_blas", _name))
+    _ROUTINES[_name] = types.ExternalFunction(_symbol, types.void(*([types.voidptr] * 13)))
+_sgemm, _dgemm = _ROUTINES["sgemm"], _ROUTINES["dgemm"]
 N, T = ord("N"), ord("T")
 
 
-@njit(cache=_CACHE, inline="always")
-def gemm(ta, tb, m, n, k, alpha, A, a_off, lda, B, b_off, ldb, beta, C, c_off, ldc):
-    """Row-major ``C = alpha * op(A) @ op(B) + beta * C`` on sub-matrices of flat buffers.
+def _fortran_args(ta, tb, m, n, k, alpha, beta, lda, ldb, ldc, dtype):
+    """The call's characters, sizes and scalars as the small arrays Fortran takes pointers to.
 
-    ``A``, ``B``, ``C`` are C-contiguous float32 arrays of any rank; ``*_off`` is
-    the flat offset of the sub-matrix's first element and ``ld*`` its row
-    stride, so column blocks (a thread's hidden slice) are passed without
-    copying.  Every call reaches :func:`_gemm` with the same argument types, so
-    it is compiled once however many places call it.
+    Fortran GEMM is column-major, so it is asked for ``C^T = op(B)^T op(A)^T``.
     """
-    i64, f64 = np.int64, np.float64
-    _gemm(i64(ta), i64(tb), i64(m), i64(n), i64(k), f64(alpha), A.ravel(), i64(a_off), i64(lda),
-          B.ravel(), i64(b_off), i64(ldb), f64(beta), C.ravel(), i64(c_off), i64(ldc))
-
-
-@njit(cache=_CACHE, nogil=True)
-def _gemm(ta, tb, m, n, k, alpha, A, a_off, lda, B, b_off, ldb, beta, C, c_off, ldc):
-    # Fortran sgemm is column-major, so it is asked for C^T = op(B)^T op(A)^T instead.
-    if m == 0 or n == 0:
-        return
-    if k == 0:  # sgemm would leave C untouched with beta; keep the row-major meaning
-        for i in range(m):
-            for j in range(n):
-                C[c_off + i * ldc + j] *= beta
-        return
     chars = np.empty(2, np.uint8)
     chars[0] = tb
     chars[1] = ta
@@ -65,17 +50,60 @@ def _gemm(ta, tb, m, n, k, alpha, A, a_off, lda, B, b_off, ldb, beta, C, c_off, 
     ints[3] = ldb
     ints[4] = lda
     ints[5] = ldc
-    scal = np.empty(2, np.float32)
+    scal = np.empty(2, dtype)
     scal[0] = alpha
     scal[1] = beta
-    _sgemm(chars[0:].ctypes, chars[1:].ctypes, ints[0:].ctypes, ints[1:].ctypes, ints[2:].ctypes,
-           scal[0:].ctypes, B[b_off:].ctypes, ints[3:].ctypes,
-           A[a_off:].ctypes, ints[4:].ctypes, scal[1:].ctypes,
-           C[c_off:].ctypes, ints[5:].ctypes)
+    return chars, ints, scal
+
+
+def _make_gemm(routine, dtype):
+    @kernel(nogil=True)
+    def _gemm(ta, tb, m, n, k, alpha, A, a_off, lda, B, b_off, ldb, beta, C, c_off, ldc):
+        if m == 0 or n == 0:
+            return
+        if k == 0:  # GEMM would leave C untouched with beta; keep the row-major meaning
+            for i in range(m):
+                for j in range(n):
+                    C[c_off + i * ldc + j] *= beta
+            return
+        chars, ints, scal = _fortran_args_jit(ta, tb, m, n, k, alpha, beta, lda, ldb, ldc, dtype)
+        routine(chars[0:].ctypes, chars[1:].ctypes, ints[0:].ctypes, ints[1:].ctypes, ints[2:].ctypes,
+                scal[0:].ctypes, B[b_off:].ctypes, ints[3:].ctypes,
+                A[a_off:].ctypes, ints[4:].ctypes, scal[1:].ctypes,
+                C[c_off:].ctypes, ints[5:].ctypes)
+    return _gemm
+
+
+_fortran_args_jit = kernel(inline="always")(_fortran_args)
+_GEMMS = {"float32": _make_gemm(_sgemm, np.float32), "float64": _make_gemm(_dgemm, np.float64)}
+
+
+def gemm(ta, tb, m, n, k, alpha, A, a_off, lda, B, b_off, ldb, beta, C, c_off, ldc):
+    """Row-major ``C = alpha * op(A) @ op(B) + beta * C`` on sub-matrices of flat buffers.
+
+    ``A``, ``B``, ``C`` are C-contiguous arrays of one dtype (float32 or float64),
+    of any rank; ``*_off`` is the flat offset of the sub-matrix's first element
+    and ``ld*`` its row stride, so column blocks (a thread's slice of a layer)
+    are passed without copying.  Compiled code only (see :func:`_gemm_overload`).
+    """
+    raise NotImplementedError("gemm is called from numba-compiled code only")
+
+
+@overload(gemm, jit_options={"cache": CACHE})
+def _gemm_overload(ta, tb, m, n, k, alpha, A, a_off, lda, B, b_off, ldb, beta, C, c_off, ldc):
+    # Every call reaches the routine for its dtype with the same argument types, so each
+    # is compiled once however many places call it.
+    impl = _GEMMS[str(A.dtype)]
+
+    def call(ta, tb, m, n, k, alpha, A, a_off, lda, B, b_off, ldb, beta, C, c_off, ldc):
+        i64, f64 = np.int64, np.float64
+        impl(i64(ta), i64(tb), i64(m), i64(n), i64(k), f64(alpha), A.ravel(), i64(a_off), i64(lda),
+             B.ravel(), i64(b_off), i64(ldb), f64(beta), C.ravel(), i64(c_off), i64(ldc))
+    return call
 
 
 def _scipy_blas_controllers():
-    """threadpoolctl handles for the BLAS that numba's sgemm calls (SciPy's), else all BLAS."""
+    """threadpoolctl handles for the BLAS that numba's gemm calls (SciPy's), else all BLAS."""
     import scipy
     from threadpoolctl import ThreadpoolController
 

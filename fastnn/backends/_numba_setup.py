@@ -1,4 +1,14 @@
-"""Numba configuration that must happen before the first kernel is compiled.
+"""Numba's settings, in one place: what every kernel is compiled with, and what must be set
+before the first kernel is compiled.
+
+Every kernel of the numba backend is declared with :func:`kernel` (``error_model="numpy"``
+and the compile cache) and, where a loop needs fused multiply-adds, :data:`FASTMATH`:
+
+* ``error_model="numpy"``: a division by zero gives inf, as in the reference; numba's
+  default Python error model puts a zero test before every division, which kept LLVM
+  from vectorising Adam's update;
+* :data:`FASTMATH` is ``{"contract"}`` only: FMA instructions, but no reassociation, so
+  results stay close to the reference's order of operations.
 
 Threading layer: numba's ``workqueue`` layer costs ~150 us per parallel-region
 launch on our 2-core machines and ``omp`` ~3 us; a training step launches three
@@ -26,6 +36,9 @@ import tempfile
 from pathlib import Path
 
 import numba
+
+#: Floating-point licence of the hot loops: fused multiply-add only (see the module).
+FASTMATH = {"contract"}
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER_PRIORITY = ["omp", "tbb", "workqueue"]
@@ -72,7 +85,8 @@ def _sources_hash() -> str:
     """
     here = Path(__file__).resolve().parent
     h = hashlib.sha256()
-    for path in sorted(here.glob("*numba*.py")):
+    # The kernels also compile the random-key functions of fastnn/_keys.py.
+    for path in sorted(here.glob("*numba*.py")) + [here.parent / "_keys.py"]:
         h.update(path.name.encode())
         h.update(path.read_bytes())
     return h.hexdigest()[:16]
@@ -93,22 +107,25 @@ def threading_layer() -> str:
     return numba.threading_layer()
 
 
-def kernels_cached() -> bool:
-    """Whether numba's compile cache holds a current build of the training kernel.
+def kernel(**flags):
+    """``numba.njit`` with fastnn's settings: the compile cache and ``error_model="numpy"``.
 
-    False before the first run after an install or an edit of the kernels'
-    source (numba then compiles for ~20 s before training starts), and always
-    when no cache folder is writable.  It reads the kernel's cache index the way
-    numba does when it looks for a compiled version: in the same folder
-    (``NUMBA_CACHE_DIR``, the ``__pycache__`` next to the source, or our
-    fallback), checking numba's version and the hash of the source file.
+    ``flags`` adds numba's own (``parallel=True``, ``fastmath=FASTMATH``, ``nogil=True``, ...).
+    """
+    return numba.njit(cache=CACHE, error_model="numpy", **flags)
+
+
+def cache_index_exists(dispatcher) -> bool:
+    """Whether numba's compile cache holds a current build of ``dispatcher`` (a compiled function).
+
+    It reads the function's cache index the way numba does when it looks for a
+    compiled version: in the same folder, checking numba's version and the hash of
+    the source file.  False when no cache folder is writable.
     """
     if not CACHE:
         return False
-    from .numba_backend import _train_steps
-
     try:
-        index = _train_steps._cache._cache_file._load_index()
+        index = dispatcher._cache._cache_file._load_index()
     except Exception:  # numba's cache internals changed: do not claim a cold start we cannot see
         return True
     return bool(index)

@@ -30,11 +30,9 @@ thread sorting its own range of pixels).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
-from ._numba_setup import CACHE as _CACHE
-
-FASTMATH = {"contract"}  # FMA only: no reassociation, so results stay close to the reference's order
+from ._numba_setup import FASTMATH, kernel
+from ._numba_jitable import like
 
 # Tile widths, widest first; a remainder narrower than the last is done one column at a time.
 TILES = (64, 16)
@@ -42,7 +40,7 @@ TILES = (64, 16)
 
 def _tile_source(width: int) -> str:
     lines = [f"def _axpy{width}(src, ld, col, idx, val, k0, k1, out, o):",
-             "    zero = np.float32(0.0)"]
+             "    zero = like(out, 0.0)"]
     lines += [f"    a{j} = zero" for j in range(width)]
     lines += ["    for k in range(k0, k1):",
               "        x = val[k]",
@@ -55,36 +53,37 @@ def _tile_source(width: int) -> str:
 
 for _width in TILES:
     exec(compile(_tile_source(_width), __file__, "exec"), globals())  # defines _axpy64, _axpy16
-_tiles = {w: njit(cache=_CACHE, fastmath=FASTMATH, inline="always")(globals()[f"_axpy{w}"]) for w in TILES}
+_tiles = {w: kernel(fastmath=FASTMATH, inline="always")(globals()[f"_axpy{w}"]) for w in TILES}
 _axpy64, _axpy16 = _tiles[64], _tiles[16]
 
 
-@njit(cache=_CACHE, fastmath=FASTMATH, nogil=True)
-def rows_axpy(src, col, width, idx, val, k0, k1, out):
-    """``out[0:width] = sum_{k0<=k<k1} val[k] * src[idx[k], col:col+width]``.
+@kernel(fastmath=FASTMATH, nogil=True)
+def rows_axpy(src, base, ld, col, width, idx, val, k0, k1, out):
+    """``out[0:width] = sum_{k0<=k<k1} val[k] * src[base + idx[k] * ld + col + (0..width)]``.
 
-    ``src`` is a C-contiguous 2-D array, ``out`` a 1-D array of at least
-    ``width``; the sum runs in ``k`` order (so both paths of the same data agree).
+    ``src`` is a flat buffer holding a row-major matrix of row stride ``ld`` at
+    offset ``base``, ``out`` a 1-D array of at least ``width``; the sum runs in
+    ``k`` order (so both paths of the same data agree).
     """
-    flat = src.ravel()
-    ld = np.uint64(src.shape[1])
     j = 0
+    start = np.uint64(base + col)
+    uld = np.uint64(ld)
     while j + 64 <= width:
-        _axpy64(flat, ld, np.uint64(col + j), idx, val, k0, k1, out, np.uint64(j))
+        _axpy64(src, uld, start + np.uint64(j), idx, val, k0, k1, out, np.uint64(j))
         j += 64
     while j + 16 <= width:
-        _axpy16(flat, ld, np.uint64(col + j), idx, val, k0, k1, out, np.uint64(j))
+        _axpy16(src, uld, start + np.uint64(j), idx, val, k0, k1, out, np.uint64(j))
         j += 16
     for jj in range(j, width):
-        s = np.float32(0.0)
+        s = like(out, 0.0)
         for k in range(k0, k1):
-            s += val[k] * src[idx[k], col + jj]
+            s += val[k] * src[base + np.int64(idx[k]) * ld + col + jj]
         out[jj] = s
 
 
 # Serial on purpose: this runs once per training run (~0.1 s for MNIST), and a
 # parallel loop costs about a second more to compile on the first run.
-@njit(cache=_CACHE)
+@kernel()
 def _count_nonzeros(X, counts):
     for i in range(X.shape[0]):
         c = 0
@@ -94,7 +93,7 @@ def _count_nonzeros(X, counts):
         counts[i + 1] = c
 
 
-@njit(cache=_CACHE)
+@kernel()
 def _fill_rows(X, indptr, idx, val):
     for i in range(X.shape[0]):
         k = indptr[i]
@@ -107,7 +106,7 @@ def _fill_rows(X, indptr, idx, val):
 
 
 def compress_rows(X: np.ndarray):
-    """CSR of ``X (n, d)`` float32: ``indptr (n+1,) int64, idx (nnz,) uint16, val (nnz,) float32``.
+    """CSR of ``X (n, d)``: ``indptr (n+1,) int64, idx (nnz,) uint16, val (nnz,)`` of ``X``'s dtype.
 
     Pixel indices fit ``uint16`` (``d <= 65536``, checked by the caller): 6 bytes
     per nonzero, so MNIST's training set streams 54 MB per epoch instead of 188 MB.
@@ -116,12 +115,12 @@ def compress_rows(X: np.ndarray):
     _count_nonzeros(X, counts)
     indptr = np.cumsum(counts)
     idx = np.empty(indptr[-1], np.uint16)
-    val = np.empty(indptr[-1], np.float32)
+    val = np.empty(indptr[-1], X.dtype)
     _fill_rows(X, indptr, idx, val)
     return indptr, idx, val
 
 
-@njit(cache=_CACHE, nogil=True)
+@kernel(nogil=True)
 def batch_columns(indptr, idx, val, perm, lo, m, p0, p1, cend, crow, cval):
     """Pixels ``[p0, p1)`` of the batch ``perm[lo:lo+m]`` by pixel (CSC, one pass).
 

@@ -1,12 +1,18 @@
-"""The numba backend's compiled steps: what one mini-batch step does, per thread.
+"""The numba backend's compiled steps: what one thread does for one layer of one mini-batch.
 
-Used by :mod:`fastnn.backends.numba_backend` (read its docstring for the
-design): the ``_step_*`` functions are the one definition of each step,
-inlined into the public per-step kernels and into :func:`_train_steps`, the
-fused loop over a chunk of an epoch.  Thread ``p`` of ``n_parts`` owns the
-hidden units ``_slice(h, p, n_parts)``.  Every function is compiled with
-``error_model="numpy"``: numba's default Python error model puts a zero test
-before every division, which kept LLVM from vectorising Adam's update.
+Used by :mod:`fastnn.backends._numba_regions` (read
+:mod:`fastnn.backends.numba_backend` for the design).  Each function is the one
+definition of its step, compiled once per dtype: the hidden activation and its
+derivative, the output heads, the optimizer rules, and a thread's share of a
+layer's forward and backward pass.  Codes (activation, head, rule) are the
+indices of :data:`fastnn.activations.ACTIVATIONS`, :data:`~fastnn.activations.HEADS`
+and :data:`fastnn.optimizers.OPTIMIZERS`; each function branches on its code
+*outside* its loops, so that every loop stays a plain vector loop.
+
+A network of ``L`` weight layers is a :class:`Net`: the flat parameters ``P``,
+``sizes`` (``L + 1`` layer widths) and ``table`` (each layer's weight and bias
+offsets in ``P``).  Layer ``u``'s outputs (``1 <= u <= L``) are the ``(m, sizes[u])``
+matrix at ``A[offs[u - 1]:]`` and their gradients the same place in ``D``.
 """
 
 from __future__ import annotations
@@ -14,45 +20,40 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit, prange
 
-from .. import _aligned
-from . import _optim
-from ._numba_blas import N as _N
-from ._numba_blas import T as _T
-from ._numba_blas import gemm
-from ._numba_setup import CACHE as _CACHE
-from ._numba_sparse import FASTMATH, TILES, batch_columns, rows_axpy
+from ..activations import ACTIVATIONS, HEADS
+from ..optimizers import OPTIMIZERS
+from ._numba_blas import N, T, gemm
+from ._numba_setup import FASTMATH, kernel
+from ._numba_sparse import TILES, batch_columns, rows_axpy
+from ._numba_jitable import like
 
-_SGD, _NESTEROV, _ADAM = _optim.SGD, _optim.NESTEROV, _optim.ADAM
-
-@njit(cache=_CACHE, error_model="numpy", inline="always")
-def _slice(h, t, parts):
-    """Hidden units ``[h0, h1)`` owned by part ``t`` of ``parts`` (sizes differ by at most 1)."""
-    return (h * t) // parts, (h * (t + 1)) // parts
+IDENTITY, LOGISTIC, TANH, RELU = (ACTIVATIONS.index(a) for a in ("identity", "logistic", "tanh", "relu"))
+SOFTMAX, SIGMOID, LINEAR, EXP = (HEADS.index(h) for h in ("softmax", "logistic", "identity", "exp"))
+SGD, MOMENTUM, NESTEROV, ADAM = (OPTIMIZERS.index(o) for o in ("sgd", "momentum", "nesterov", "adam"))
+#: A "rule" that applies nothing: the per-step backward kernel stores gradients only.
+STORE = -1
 
 
-# --- what the compiled steps carry ---------------------------------------------
+class Net(NamedTuple):
+    """A network as compiled code sees it (see the module)."""
+
+    P: np.ndarray      # flat parameters
+    sizes: np.ndarray  # (L + 1,) int64 layer widths, inputs first
+    table: np.ndarray  # (L, 2) int64 offsets of each layer's weights and biases in P
+    act: int           # hidden activation code
+    head: int          # output head code
 
 
-class Buffers(NamedTuple):
-    """One batch's working arrays (``m`` rows at most), plus per-thread scratch."""
+class Rule(NamedTuple):
+    """The optimizer's rule and hyperparameters (see :mod:`fastnn.optimizers`)."""
 
-    Xb: np.ndarray       # (m, d) the gathered batch (dense path only)
-    yb: np.ndarray       # (m,) its labels
-    A1: np.ndarray       # (m, h) hidden activations
-    parts: np.ndarray    # (threads, m, c) per-thread partial logits
-    logits: np.ndarray   # (m, c)
-    dlogits: np.ndarray  # (m, c)
-    dA1: np.ndarray      # (m, h) dZ1 after the backward pass
-    dW1: np.ndarray      # (d, h) first-layer gradient (dense path with an optimizer only)
-    dW2: np.ndarray      # (h, c)
-    db1: np.ndarray      # (h,)
-    db2: np.ndarray      # (c,)
-    grow: np.ndarray     # (threads, h) one W1 gradient row per thread (sparse path)
-    cend: np.ndarray     # (d,) the batch's pixel columns (sparse path): ends,
-    crow: np.ndarray     # (m * d,) batch positions (uint16),
-    cval: np.ndarray     # (m * d,) and values
+    kind: int
+    mu: float          # momentum, or Adam's beta1
+    beta2: float
+    eps: float
+    weight_decay: float
+    l2: float
 
 
 class Rows(NamedTuple):
@@ -63,301 +64,363 @@ class Rows(NamedTuple):
     val: np.ndarray
 
 
-class Rule(NamedTuple):
-    """The optimizer rule and its hyperparameters (see :mod:`._optim`)."""
+class Buffers(NamedTuple):
+    """One batch's working arrays (``m`` rows at most), plus per-thread scratch."""
 
-    kind: int
-    momentum: float
-    beta2: float
-    eps: float
-    weight_decay: float
-
-
-class Moments(NamedTuple):
-    """The optimizer's buffers per parameter (stand-ins where a rule has none)."""
-
-    mW1: np.ndarray
-    mb1: np.ndarray
-    mW2: np.ndarray
-    mb2: np.ndarray
-    vW1: np.ndarray
-    vb1: np.ndarray
-    vW2: np.ndarray
-    vb2: np.ndarray
+    Xb: np.ndarray     # (m, d) the gathered batch (dense path only)
+    yb: np.ndarray     # (m,) its labels (softmax head)
+    Yb: np.ndarray     # (m, c) its targets (other heads)
+    wb: np.ndarray     # (m,) its sample weights
+    A: np.ndarray      # every layer's outputs, layer u at offs[u - 1]
+    D: np.ndarray      # their gradients, same places
+    offs: np.ndarray   # (L,) int64
+    parts: np.ndarray  # (threads, m, c) per-thread partial outputs of the last layer
+    G: np.ndarray      # gradients, laid out as the parameters
+    grow: np.ndarray   # (threads, h1) one first-layer gradient row per thread (sparse path)
+    cend: np.ndarray   # (d,) the batch's pixel columns (sparse path): ends,
+    crow: np.ndarray   # (m * d,) batch positions (uint16),
+    cval: np.ndarray   # (m * d,) and values
+    pen: np.ndarray    # (threads,) float64 partial sums of the squared weights (L2 penalty)
 
 
-_NO_ROWS = Rows(np.zeros(1, np.int64), np.zeros(0, np.uint16), np.zeros(0, np.float32))
+@kernel()
+def part_range(n, p, parts):
+    """Units ``[lo, hi)`` of ``n`` owned by part ``p`` of ``parts`` (sizes differ by at most 1)."""
+    return (n * p) // parts, (n * (p + 1)) // parts
 
 
-def _buffers(batch_size, n_features, hidden, n_classes, n_parts, sparse) -> Buffers:
-    m, d, h, c = batch_size, n_features, hidden, n_classes
-    f32, empty = np.float32, _aligned.empty
-    n_cols = m * d if sparse else 0
-    return Buffers(
-        Xb=empty((0 if sparse else m, d)), yb=empty(m, np.int64),
-        A1=empty((m, h)), parts=empty((n_parts, m, c)), logits=empty((m, c)), dlogits=empty((m, c)),
-        dA1=empty((m, h)), dW1=empty((0 if sparse else d, h)), dW2=empty((h, c)),
-        db1=empty(h), db2=empty(c), grow=empty((n_parts, h)),
-        cend=empty(d, np.int64), crow=empty(n_cols, np.uint16),
-        cval=empty(n_cols, f32))
+# --- activations ----------------------------------------------------------------------
 
 
-# --- step functions: the one definition of each step, inlined everywhere -----------
+@kernel(fastmath=FASTMATH)
+def bias_activate(Z, off, n, m, P, bo, s0, s1, act):
+    """``Z[i, s0:s1] = f(Z[i, s0:s1] + b[s0:s1])`` for the rows ``i < m`` of the ``(m, n)``
+    matrix at ``Z[off:]``, ``b`` the biases at ``P[bo:]``, ``f`` the activation ``act``."""
+    bias = P[bo + s0:bo + s1]
+    w = s1 - s0
+    zero, one = like(Z, 0.0), like(Z, 1.0)
+    for i in range(m):
+        row = Z[off + i * n + s0:off + i * n + s1]  # row views let LLVM vectorise these loops
+        if act == RELU:
+            for j in range(w):
+                v = row[j] + bias[j]
+                row[j] = v if v > zero else zero
+        elif act == TANH:
+            for j in range(w):
+                row[j] = np.tanh(row[j] + bias[j])
+        elif act == LOGISTIC:
+            for j in range(w):
+                row[j] = one / (one + np.exp(-(row[j] + bias[j])))
+        else:
+            for j in range(w):
+                row[j] += bias[j]
 
 
-@njit(cache=_CACHE, error_model="numpy", fastmath=FASTMATH, inline="always")
-def _step_hidden_sparse(rows, perm, lo, m, W1, A1, h0, h1):
-    """A1[:, h0:h1] = X[perm[lo:lo+m]] @ W1[:, h0:h1], over each image's nonzero pixels.
+@kernel(fastmath=FASTMATH)
+def activation_grad(A, D, off, n, m, q0, q1, act, db):
+    """``D[i, q] *= f'(A[i, q])`` for units ``q0 <= q < q1`` of the ``(m, n)`` layer at ``off``
+    (``f'`` through the activation's output, as in :mod:`fastnn.activations`), and
+    ``db[q - q0] = sum_i D[i, q]``: the bias gradient."""
+    w = q1 - q0
+    zero, one = like(D, 0.0), like(D, 1.0)
+    for j in range(w):
+        db[j] = zero
+    for i in range(m):
+        grad = D[off + i * n + q0:off + i * n + q1]
+        act_ = A[off + i * n + q0:off + i * n + q1]
+        if act == RELU:
+            for j in range(w):
+                g = grad[j] if act_[j] > zero else zero
+                grad[j] = g
+                db[j] += g
+        elif act == TANH:
+            for j in range(w):
+                g = grad[j] * (one - act_[j] * act_[j])
+                grad[j] = g
+                db[j] += g
+        elif act == LOGISTIC:
+            for j in range(w):
+                g = grad[j] * act_[j] * (one - act_[j])
+                grad[j] = g
+                db[j] += g
+        else:
+            for j in range(w):
+                db[j] += grad[j]
 
-    A block of columns at a time, for every image: the block's part of ``W1``
-    (784 x 64 floats, 200 KB) stays in the core's L2 cache while the images
-    read it.  (Image by image over the whole slice re-read ``W1`` from L3 for
-    every image once it outgrew L2: 4x slower at 800 hidden units.)
+
+@kernel()
+def column_sums(D, off, n, m, out):
+    """``out[j] = sum_{i < m} D[i, j]`` for the ``(m, n)`` matrix at ``D[off:]``."""
+    for j in range(n):
+        out[j] = like(out, 0.0)
+    for i in range(m):
+        row = D[off + i * n:off + (i + 1) * n]
+        for j in range(n):
+            out[j] += row[j]
+
+
+# --- output heads -----------------------------------------------------------------------
+
+
+@kernel()
+def head_step(head, Z, off, c, m, yb, Yb, wb, weight_sum, D):
+    """The head's loss of a batch and ``D = w_i (output(Z) - target) / sum(w)`` at ``D[off:]``.
+
+    Returns ``(sum_i w_i loss_i * m / sum(w), rows right)``; losses in float64 (logits
+    can span more than float32's range).  One pass per row; ``m x c`` is small, so
+    this stays serial between the parallel regions of a step.
     """
-    width = TILES[0]
-    for j in range(h0, h1, width):
-        w = min(width, h1 - j)
-        for i in range(m):
-            r = perm[lo + i]
-            rows_axpy(W1, j, w, rows.idx, rows.val, rows.indptr[r], rows.indptr[r + 1], A1[i, j:j + w])
-
-
-@njit(cache=_CACHE, error_model="numpy", inline="always")
-def _step_hidden_dense(Xb, m, W1, A1, h0, h1):
-    """A1[:, h0:h1] = Xb @ W1[:, h0:h1] (single-threaded sgemm)."""
-    d, h = W1.shape
-    gemm(_N, _N, m, h1 - h0, d, 1.0, Xb, 0, d, W1, h0, h, 0.0, A1, h0, h)
-
-
-@njit(cache=_CACHE, error_model="numpy", inline="always")
-def _step_activate(m, b1, W2, A1, part, h0, h1):
-    """A1[:, h0:h1] = relu(A1[:, h0:h1] + b1[h0:h1]);  part = A1[:, h0:h1] @ W2[h0:h1]."""
-    h = A1.shape[1]
-    c = W2.shape[1]
-    bias = b1[h0:h1]
-    for i in range(m):
-        row = A1[i, h0:h1]  # row views let LLVM vectorise these loops
-        for j in range(h1 - h0):
-            v = row[j] + bias[j]
-            row[j] = v if v > 0.0 else np.float32(0.0)
-    gemm(_N, _N, m, c, h1 - h0, 1.0, A1, h0, h, W2, h0 * c, c, 0.0, part, 0, c)
-
-
-@njit(cache=_CACHE, error_model="numpy", inline="always")
-def _step_sum_parts(parts, b2, m, logits):
-    c = logits.shape[1]
-    for i in range(m):
-        for j in range(c):
-            s = b2[j]
-            for t in range(parts.shape[0]):
-                s += parts[t, i, j]
-            logits[i, j] = s
-
-
-@njit(cache=_CACHE, error_model="numpy", inline="always")
-def _step_softmax_xent(logits, m, yb, dlogits):
-    # One pass per row: max, log-sum-exp, loss, gradient, argmax.  m x c is tiny,
-    # so this stays serial; it runs between the two parallel regions of a step.
-    c = logits.shape[1]
-    inv_m = np.float32(1.0) / np.float32(m)
+    inv = like(Z, 1.0 / weight_sum)
+    zero, one = like(Z, 0.0), like(Z, 1.0)
     loss = 0.0
     correct = 0
     for i in range(m):
-        zmax = logits[i, 0]
-        arg = 0
-        for j in range(1, c):
-            if logits[i, j] > zmax:
-                zmax = logits[i, j]
-                arg = j
-        total = np.float32(0.0)
+        z = Z[off + i * c:off + (i + 1) * c]
+        d = D[off + i * c:off + (i + 1) * c]
+        w = wb[i]
+        if head == SOFTMAX:
+            zmax = z[0]
+            arg = 0
+            for j in range(1, c):
+                if z[j] > zmax:
+                    zmax = z[j]
+                    arg = j
+            total = zero
+            for j in range(c):
+                e = np.exp(z[j] - zmax)
+                d[j] = e
+                total += e
+            label = yb[i]
+            loss += w * (np.log(np.float64(total)) - (np.float64(z[label]) - np.float64(zmax)))
+            scale = w * inv / total
+            for j in range(c):
+                d[j] = d[j] * scale
+            d[label] -= w * inv
+            correct += arg == label
+            continue
+        t = Yb[i]
+        row_loss = 0.0
+        right = True
         for j in range(c):
-            e = np.exp(logits[i, j] - zmax)
-            dlogits[i, j] = e
-            total += e
-        label = yb[i]
-        # float64 difference: logits can span more than float32's range
-        loss += np.log(total) - (np.float64(logits[i, label]) - np.float64(zmax))
-        inv_total = np.float32(1.0) / total
-        for j in range(c):
-            dlogits[i, j] = dlogits[i, j] * inv_total * inv_m
-        dlogits[i, label] -= inv_m
-        if arg == label:
+            zj = z[j]
+            if head == SIGMOID:
+                d[j] = (one / (one + np.exp(-zj)) - t[j]) * w * inv
+                z64 = np.float64(zj)
+                row_loss += max(z64, 0.0) + np.log1p(np.exp(-abs(z64))) - np.float64(t[j]) * z64
+                right = right and ((zj > zero) == (t[j] > like(Z, 0.5)))
+            elif head == LINEAR:
+                diff = zj - t[j]
+                d[j] = diff * w * inv
+                row_loss += 0.5 * np.float64(diff) * np.float64(diff)
+            else:
+                e = np.exp(zj)
+                d[j] = (e - t[j]) * w * inv
+                t64 = np.float64(t[j])
+                row_loss += np.float64(e) - t64 * np.float64(zj) - t64
+                if t64 > 0.0:
+                    row_loss += t64 * np.log(t64)
+        loss += w * row_loss
+        if head == SIGMOID and right:
             correct += 1
-    return loss, correct
+    return loss * m / weight_sum, correct
 
 
-@njit(cache=_CACHE, error_model="numpy", inline="always")
-def _step_backward_small(m, A1, W2, dlogits, dW2, dA1, db1, h0, h1):
-    """This thread's slice: dW2[h0:h1], dZ1[:, h0:h1] (into dA1) and db1[h0:h1]."""
-    h = A1.shape[1]
-    c = W2.shape[1]
-    gemm(_T, _N, h1 - h0, c, m, 1.0, A1, h0, h, dlogits, 0, c, 0.0, dW2, h0 * c, c)
-    gemm(_N, _T, m, h1 - h0, c, 1.0, dlogits, 0, c, W2, h0 * c, c, 0.0, dA1, h0, h)
-    db = db1[h0:h1]
-    db[:] = 0.0
-    for i in range(m):
-        grad, act = dA1[i, h0:h1], A1[i, h0:h1]
-        for j in range(h1 - h0):
-            g = grad[j] if act[j] > 0.0 else np.float32(0.0)
-            grad[j] = g
-            db[j] += g
+# --- optimizer rules ----------------------------------------------------------------------
 
 
-@njit(cache=_CACHE, error_model="numpy", inline="always")
-def _step_column_sums(a, m, out):
-    for j in range(a.shape[1]):
-        out[j] = 0.0
-    for i in range(m):
-        for j in range(a.shape[1]):
-            out[j] += a[i, j]
-
-
-@njit(cache=_CACHE, error_model="numpy", inline="always")
-def _step_apply(p, g, m, v, lr, rule, wd, bc1, bc2):
-    """One optimizer step on 1-D views; the rules (and their float32 order) as in the reference.
+@kernel(fastmath=FASTMATH)
+def apply_rule(p, g, mm, vv, rate, decay, rule):
+    """One step of ``rule`` on 1-D views: parameters ``p``, gradient ``g``, state ``mm, vv``
+    (stand-ins where the rule has none); weights pass their ``decay``, biases 0.
 
     One loop per rule, so that each is a plain vector loop (a rule chosen inside
-    the loop kept LLVM from vectorising it).
+    the loop kept LLVM from vectorising it).  The arithmetic is the reference's
+    (:mod:`fastnn.optimizers`), in the same order.
     """
-    one = np.float32(1.0)
     kind = rule.kind
-    mu, b2, eps = np.float32(rule.momentum), np.float32(rule.beta2), np.float32(rule.eps)
-    if kind == _SGD:
-        for j in range(p.shape[0]):
-            p[j] -= lr * (g[j] + wd * p[j])
-    elif kind == _ADAM:
-        for j in range(p.shape[0]):
+    r, wd = like(p, rate), like(p, decay)
+    mu, b2, eps, one = like(p, rule.mu), like(p, rule.beta2), like(p, rule.eps), like(p, 1.0)
+    n = p.shape[0]
+    if kind == SGD:
+        for j in range(n):
+            p[j] -= r * (g[j] + wd * p[j])
+    elif kind == MOMENTUM:
+        for j in range(n):
+            v = mu * mm[j] - r * (g[j] + wd * p[j])
+            mm[j] = v
+            p[j] += v
+    elif kind == NESTEROV:
+        for j in range(n):
             gj = g[j] + wd * p[j]
-            mj = mu * m[j] + (one - mu) * gj
-            vj = b2 * v[j] + (one - b2) * gj * gj
-            m[j] = mj
-            v[j] = vj
-            p[j] -= lr * (mj / bc1) / (np.sqrt(vj / bc2) + eps)
-    elif kind == _NESTEROV:
-        for j in range(p.shape[0]):
+            v = mu * mm[j] - r * gj
+            mm[j] = v
+            p[j] += mu * v - r * gj
+    elif kind == ADAM:
+        for j in range(n):
             gj = g[j] + wd * p[j]
-            mj = mu * m[j] + gj
-            m[j] = mj
-            p[j] -= lr * (gj + mu * mj)
+            m1 = mu * mm[j] + (one - mu) * gj
+            v2 = b2 * vv[j] + (one - b2) * (gj * gj)
+            mm[j] = m1
+            vv[j] = v2
+            p[j] -= r * m1 / (np.sqrt(v2) + eps)
+
+
+@kernel(fastmath={"contract", "reassoc"})
+def sum_squares(a):
+    """``sum(a**2)`` in float64 (for the L2 penalty's value only: any order will do)."""
+    s = 0.0
+    for x in a:
+        s += np.float64(x) * np.float64(x)
+    return s
+
+
+# --- a thread's share of a layer ---------------------------------------------------------
+
+
+@kernel(fastmath=FASTMATH)
+def hidden_sparse(rows, perm, lo, m, P, w, n1, A, off, s0, s1):
+    """``A[i, s0:s1] = X[perm[lo + i]] @ W0[:, s0:s1]`` over each image's nonzero pixels.
+
+    A block of columns at a time, for every image: the block's part of ``W0``
+    (784 x 64 floats, 200 KB) stays in the core's L2 cache while the images
+    read it.  (Image by image over the whole slice re-read ``W0`` from L3 for
+    every image once it outgrew L2: 4x slower at 800 hidden units.)
+    """
+    width = TILES[0]
+    for j in range(s0, s1, width):
+        cols = min(width, s1 - j)
+        for i in range(m):
+            r = perm[lo + i]
+            at = off + i * n1 + j
+            rows_axpy(P, w, n1, j, cols, rows.idx, rows.val, rows.indptr[r], rows.indptr[r + 1],
+                      A[at:at + cols])
+
+
+@kernel(nogil=True)
+def forward_part(net, b, rows, sparse, perm, lo, m, u, p, n_parts):
+    """Part ``p`` of layer ``u``'s forward region: its units' outputs (and, for the last hidden
+    layer, its partial sum of the output layer; on the sparse path, its pixels' columns)."""
+    L = net.sizes.shape[0] - 1
+    n_in, n_out = net.sizes[u - 1], net.sizes[u]
+    s0, s1 = part_range(n_out, p, n_parts)
+    w = net.table[u - 1, 0]
+    off = b.offs[u - 1]
+    if u == 1 and sparse:
+        hidden_sparse(rows, perm, lo, m, net.P, w, n_out, b.A, off, s0, s1)
+        q0, q1 = part_range(n_in, p, n_parts)  # the columns backward needs, a range of pixels per part
+        batch_columns(rows.indptr, rows.idx, rows.val, perm, lo, m, q0, q1, b.cend, b.crow, b.cval)
+    elif u == 1:
+        gemm(N, N, m, s1 - s0, n_in, 1.0, b.Xb, 0, n_in, net.P, w + s0, n_out, 0.0, b.A, off + s0, n_out)
     else:
-        for j in range(p.shape[0]):
-            mj = mu * m[j] + (g[j] + wd * p[j])
-            m[j] = mj
-            p[j] -= lr * mj
+        gemm(N, N, m, s1 - s0, n_in, 1.0, b.A, b.offs[u - 2], n_in, net.P, w + s0, n_out, 0.0,
+             b.A, off + s0, n_out)
+    if u < L:
+        bias_activate(b.A, off, n_out, m, net.P, net.table[u - 1, 1], s0, s1, net.act)
+        if u == L - 1:
+            c = net.sizes[L]
+            gemm(N, N, m, c, s1 - s0, 1.0, b.A, off + s0, n_out, net.P, net.table[L - 1, 0] + s0 * c, c,
+                 0.0, b.parts, p * b.parts.shape[1] * c, c)
 
 
-@njit(cache=_CACHE, error_model="numpy", fastmath=FASTMATH, inline="always")
-def _step_w1_sparse(b, m, W1, mW1, vW1, lr, rule, bc1, bc2, fused, grow, h0, h1):
-    """W1[:, h0:h1] one optimizer step, its gradient summed over each pixel's nonzero images.
+@kernel(fastmath=FASTMATH)
+def first_layer_sparse(b, m, net, M, V, rate, decay, rule, fused, grow, q0, q1):
+    """``W0[:, q0:q1]`` one step, its gradient summed over each pixel's nonzero images.
 
     One pass over the slice, a row at a time: the row's gradient goes into
-    ``grow`` and the rule is applied to the row at once, so no ``dW1`` is
-    stored.  Plain SGD (``fused``) skips the pixels no image in the batch lit
-    (their gradient is zero); every other rule visits every row, as the
-    reference does, so momentum still decays and weight decay still applies there.
+    ``grow`` and the rule is applied to the row at once, so no gradient of
+    ``W0`` is stored (except for the :data:`STORE` rule, whose whole point that is).
+    Plain SGD (``fused``) skips the pixels no image in the batch lit (their
+    gradient is zero); every other rule visits every row, as the reference
+    does, so momentum still decays and weight decay still applies there.
     """
-    d = W1.shape[0]
-    wd = np.float32(rule.weight_decay)
-    g = grow[:h1 - h0]
-    for p in range(d):
-        k0, k1 = p * m, b.cend[p]
+    d, n1 = net.sizes[0], net.sizes[1]
+    w0 = net.table[0, 0]
+    width = q1 - q0
+    g = grow[:width]
+    for r in range(d):
+        k0, k1 = r * m, b.cend[r]
         if k0 == k1:
             if fused:
                 continue
-            g[:] = 0.0
+            for j in range(width):
+                g[j] = like(g, 0.0)
         else:
-            rows_axpy(b.dA1, h0, h1 - h0, b.crow, b.cval, k0, k1, g)
+            rows_axpy(b.D, b.offs[0], n1, q0, width, b.crow, b.cval, k0, k1, g)
+        at = w0 + r * n1 + q0
         if fused:
-            row = W1[p, h0:h1]
-            for q in range(h1 - h0):
-                row[q] -= lr * g[q]
+            row = net.P[at:at + width]
+            step = like(row, rate)
+            for j in range(width):
+                row[j] -= step * g[j]
+        elif rule.kind == STORE:
+            for j in range(width):
+                b.G[at + j] = g[j]
         else:
-            _step_apply(W1[p, h0:h1], g, mW1[p, h0:h1], vW1[p, h0:h1], lr, rule, wd, bc1, bc2)
+            apply_rule(net.P[at:at + width], g, M[at:at + width], V[at:at + width], rate, decay, rule)
 
 
-@njit(cache=_CACHE, error_model="numpy", inline="always")
-def _step_w1_dense(b, m, W1, mW1, vW1, lr, rule, bc1, bc2, fused, h0, h1):
-    """W1[:, h0:h1] one optimizer step with the gradient from sgemm (fused into it for plain SGD)."""
-    d, h = W1.shape
-    # (no early return: numba's inliner does not keep one inside a parallel loop)
-    if fused:  # W1[:, h0:h1] += -lr * Xb^T dZ1[:, h0:h1], the update inside the sgemm
-        gemm(_T, _N, d, h1 - h0, m, -lr, b.Xb, 0, d, b.dA1, h0, h, 1.0, W1, h0, h)
-    else:
-        gemm(_T, _N, d, h1 - h0, m, 1.0, b.Xb, 0, d, b.dA1, h0, h, 0.0, b.dW1, h0, h)
-        wd = np.float32(rule.weight_decay)
+@kernel()
+def first_layer_dense(b, m, net, M, V, rate, decay, rule, fused, q0, q1):
+    """``W0[:, q0:q1]`` one step with the gradient from GEMM (fused into it for plain SGD)."""
+    d, n1 = net.sizes[0], net.sizes[1]
+    w0 = net.table[0, 0]
+    width = q1 - q0
+    if fused:  # W0[:, q] += -rate * Xb^T D1[:, q], the update inside the GEMM
+        gemm(T, N, d, width, m, -rate, b.Xb, 0, d, b.D, b.offs[0] + q0, n1, 1.0, net.P, w0 + q0, n1)
+        return
+    gemm(T, N, d, width, m, 1.0, b.Xb, 0, d, b.D, b.offs[0] + q0, n1, 0.0, b.G, w0 + q0, n1)
+    if rule.kind != STORE:
         for r in range(d):
-            _step_apply(W1[r, h0:h1], b.dW1[r, h0:h1], mW1[r, h0:h1], vW1[r, h0:h1], lr, rule, wd, bc1, bc2)
+            at = w0 + r * n1 + q0
+            apply_rule(net.P[at:at + width], b.G[at:at + width], M[at:at + width], V[at:at + width],
+                       rate, decay, rule)
 
 
-@njit(cache=_CACHE, error_model="numpy", nogil=True)
-def _forward_part(X, perm, lo, m, W1, b1, W2, b, rows, sparse, p, n_parts):
-    """Part ``p`` of a step's forward region: its hidden slice, and (sparse) its pixels' columns."""
-    d, h = W1.shape
-    h0, h1 = _slice(h, p, n_parts)
-    if sparse:
-        _step_hidden_sparse(rows, perm, lo, m, W1, b.A1, h0, h1)
-        q0, q1 = _slice(d, p, n_parts)  # the columns backward needs, a range of pixels per part
-        batch_columns(rows.indptr, rows.idx, rows.val, perm, lo, m, q0, q1, b.cend, b.crow, b.cval)
-    else:
-        _step_hidden_dense(b.Xb, m, W1, b.A1, h0, h1)
-    _step_activate(m, b1, W2, b.A1, b.parts[p], h0, h1)
+@kernel(nogil=True)
+def backward_part(net, b, sparse, M, V, rate, decay, rule, fused, m, u, p, n_parts):
+    """Part ``p`` of the backward region of layer ``u``'s units ``q``: the gradient they pass
+    back, the rows ``q`` of the next layer's weights, their biases, and (``u == 1``) the
+    first layer's columns ``q``.  Every parameter it updates is read by no other part.
+    """
+    L = net.sizes.shape[0] - 1
+    n_u = net.sizes[u]
+    q0, q1 = part_range(n_u, p, n_parts)
+    off = b.offs[u - 1]
+    if u < L:
+        n_next = net.sizes[u + 1]
+        nxt = b.offs[u]
+        lo, hi = net.table[u, 0] + q0 * n_next, net.table[u, 0] + q1 * n_next
+        if rule.l2 > 0.0:
+            b.pen[p] += sum_squares(net.P[lo:hi])
+        # D_u[:, q] = D_{u+1} W_u[q, :]^T, read before this part updates those rows
+        gemm(N, T, m, q1 - q0, n_next, 1.0, b.D, nxt, n_next, net.P, lo, n_next, 0.0, b.D, off + q0, n_u)
+        if fused:
+            gemm(T, N, q1 - q0, n_next, m, -rate, b.A, off + q0, n_u, b.D, nxt, n_next, 1.0, net.P, lo, n_next)
+        else:
+            gemm(T, N, q1 - q0, n_next, m, 1.0, b.A, off + q0, n_u, b.D, nxt, n_next, 0.0, b.G, lo, n_next)
+            if rule.kind != STORE:
+                apply_rule(net.P[lo:hi], b.G[lo:hi], M[lo:hi], V[lo:hi], rate, decay, rule)
+        bo = net.table[u - 1, 1]
+        activation_grad(b.A, b.D, off, n_u, m, q0, q1, net.act, b.G[bo + q0:bo + q1])
+        if rule.kind != STORE:
+            apply_rule(net.P[bo + q0:bo + q1], b.G[bo + q0:bo + q1], M[bo + q0:bo + q1],
+                       V[bo + q0:bo + q1], rate, 0.0, rule)
+    if u == 1:
+        if rule.l2 > 0.0:
+            d, w0 = net.sizes[0], net.table[0, 0]
+            for r in range(d):
+                b.pen[p] += sum_squares(net.P[w0 + r * n_u + q0:w0 + r * n_u + q1])
+        if sparse:
+            first_layer_sparse(b, m, net, M, V, rate, decay, rule, fused, b.grow[p], q0, q1)
+        else:
+            first_layer_dense(b, m, net, M, V, rate, decay, rule, fused, q0, q1)
 
 
-@njit(cache=_CACHE, error_model="numpy", nogil=True)
-def _backward_part(m, W1, b1, W2, b, sparse, rule, mo, lr, bc1, bc2, p, n_parts):
-    """Part ``p`` of a step's backward region: every gradient and update of its hidden slice."""
-    h = W1.shape[1]
-    h0, h1 = _slice(h, p, n_parts)
-    fused = rule.kind == _SGD and rule.weight_decay == 0.0
-    _step_backward_small(m, b.A1, W2, b.dlogits, b.dW2, b.dA1, b.db1, h0, h1)
-    if sparse:
-        _step_w1_sparse(b, m, W1, mo.mW1, mo.vW1, lr, rule, bc1, bc2, fused, b.grow[p], h0, h1)
-    else:
-        _step_w1_dense(b, m, W1, mo.mW1, mo.vW1, lr, rule, bc1, bc2, fused, h0, h1)
-    _step_apply(W2[h0:h1].ravel(), b.dW2[h0:h1].ravel(), mo.mW2[h0:h1].ravel(), mo.vW2[h0:h1].ravel(),
-                lr, rule, np.float32(rule.weight_decay), bc1, bc2)
-    _step_apply(b1[h0:h1], b.db1[h0:h1], mo.mb1[h0:h1], mo.vb1[h0:h1], lr, rule, np.float32(0.0), bc1, bc2)
-
-
-@njit(cache=_CACHE, error_model="numpy", nogil=True)
-def _gather_part(X, perm, lo, m, Xb, p, n_parts):
-    i0, i1 = _slice(m, p, n_parts)
+@kernel(nogil=True)
+def gather_part(X, perm, lo, m, Xb, p, n_parts):
+    """Rows ``perm[lo + i]`` of ``X`` into ``Xb[i]`` for part ``p``'s share of ``i < m``."""
+    i0, i1 = part_range(m, p, n_parts)
     for i in range(i0, i1):
         src = perm[lo + i]
         for j in range(X.shape[1]):
             Xb[i, j] = X[src, j]
-
-
-@njit(cache=_CACHE, error_model="numpy", parallel=True)
-def _train_steps(X, y, perm, start, stop, batch_size, lrs, W1, b1, W2, b2, b, rows, sparse,
-                 rule, mo, t0):
-    # The parallel loops only call the parts: numba compiles a parallel loop's body
-    # slowly, so it is kept to one call (with an int64 part number: the loop's own
-    # index is unsigned inside the parallel region, which would compile each part twice).
-    n_parts = b.parts.shape[0]
-    loss_sum = 0.0
-    correct = 0
-    step = 0
-    for lo in range(start, stop, batch_size):
-        m = min(batch_size, stop - lo)
-        lr = lrs[step]
-        t = t0 + step + 1
-        bc1 = np.float32(1.0 - rule.momentum ** t) if rule.kind == _ADAM else np.float32(1.0)
-        bc2 = np.float32(1.0 - rule.beta2 ** t) if rule.kind == _ADAM else np.float32(1.0)
-        for i in range(m):
-            b.yb[i] = y[perm[lo + i]]
-        if not sparse:
-            for p in prange(n_parts):
-                _gather_part(X, perm, lo, m, b.Xb, np.int64(p), n_parts)
-        for p in prange(n_parts):
-            _forward_part(X, perm, lo, m, W1, b1, W2, b, rows, sparse, np.int64(p), n_parts)
-        _step_sum_parts(b.parts, b2, m, b.logits)
-        batch_loss, batch_correct = _step_softmax_xent(b.logits, m, b.yb, b.dlogits)
-        loss_sum += batch_loss
-        correct += batch_correct
-        for p in prange(n_parts):
-            _backward_part(m, W1, b1, W2, b, sparse, rule, mo, lr, bc1, bc2, np.int64(p), n_parts)
-        _step_column_sums(b.dlogits, m, b.db2)
-        _step_apply(b2, b.db2, mo.mb2, mo.vb2, lr, rule, np.float32(0.0), bc1, bc2)
-        step += 1
-    return loss_sum, correct

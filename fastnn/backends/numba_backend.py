@@ -1,39 +1,46 @@
 """The fast backend: the reference kernels compiled with Numba and run in parallel.
 
-Same functions, same arguments and same results (to float32 rounding) as
+Same functions, same arguments and same results (to rounding) as
 :mod:`fastnn.backends.numpy_backend`; read that module for the math.  What is
 different here is *how* the work is done:
 
-* **The hidden layer is split across threads, not the batch.**  Thread ``t``
-  owns hidden units ``[h0, h1)``: its columns of ``A1`` and of ``W1``, its rows
-  of ``W2``.  Nothing large is ever reduced across threads (splitting the batch
-  would sum a full ``d x h`` gradient every step); only the ``m x c`` partial
-  logits are added up, and each thread updates its own slice of every weight.
+* **Each layer's units are split across threads, not the batch.**  In the
+  forward pass, thread ``t`` computes its slice of a layer's units from the
+  whole previous layer; one parallel region per layer, so a layer starts once
+  the one before it is complete.  The output layer is not split by units (it
+  is narrow: 10 classes cannot keep 16 threads busy) but by its inputs: each
+  thread multiplies its slice of the last hidden layer by its rows of the
+  output weights, in the same region, and the partial outputs are added up
+  (``threads x m x c`` numbers).  In the backward pass the region of layer
+  ``u`` gives each thread a slice ``q`` of that layer's units: it computes
+  their gradient from the whole next layer's, the rows ``q`` of the next
+  layer's weight gradient, and applies the optimizer to those rows, which no
+  other thread reads; the first layer's columns ``q`` follow in the same
+  region.  Nothing the size of a weight matrix is ever reduced across threads
+  (splitting the batch would sum a full gradient every step), so the split
+  keeps paying with more threads than our two: 16 threads on 128 units own 8
+  each, and every region still has work for all of them.
 * **Sparse inputs skip their zeros** (:mod:`._numba_sparse`).  When the data
   are at most :data:`SPARSE_MAX_DENSITY` nonzero (MNIST: 19%), the first
   layer's forward product runs over each image's nonzero pixels, and its
   weight gradient over each pixel's nonzero images, applied by the optimizer
-  in the same pass over ``W1``.  Denser data take the dense path: single-
-  threaded sgemm per thread (:mod:`._numba_blas`).  The two paths compute the
-  same sums, in different orders.
+  in the same pass over ``W0``.  Denser data take the dense path: single-
+  threaded GEMM per thread (:mod:`._numba_blas`).  The two paths compute the
+  same sums, in different orders.  Every later layer is dense GEMM.
 * **Whole chunks of an epoch run without returning to Python**
-  (:func:`train_steps`): per mini-batch two parallel regions (forward,
-  backward+update; the dense path gathers the batch in a third) and a short
-  serial part between them (partial-logit sums and softmax).
+  (:func:`train_steps`): per mini-batch, one parallel region per hidden layer
+  forward and one backward (plus a gather on the dense path), and a short
+  serial part between them (the output sums and the head).
+* **One compile per dtype, whatever the depth**: a network is one flat
+  parameter array and a table of offsets (:mod:`fastnn.layers`), so kernels see
+  the same argument types for every shape; float32 and float64 networks each
+  compile their own specialisation, on first use.
 
-Every kernel is compiled with ``error_model="numpy"`` (a division by zero
-gives inf, as in the reference): see :mod:`._numba_steps`.
-
-The public per-step kernels and :func:`train_steps` are built from the same
-``inline="always"`` step functions (the ``_step_*`` functions in
-:mod:`._numba_steps`: both paths' forward pass, activation, softmax, the small
-backward products and the optimizer rule), so a fix there is a fix in both.
-Two parts differ on purpose: ``train_steps`` fuses the sparse ``W1`` gradient
-with the optimizer (``_step_w1_sparse``), while the public :func:`backward`
-stores ``dW1`` from the same tile kernel; and the parallel loops call
-``_forward_part`` and ``_backward_part`` rather than inlining everything, which
-doubled compile times.  Kernels are compiled with ``cache=True`` where a cache
-folder is writable; see :mod:`._numba_setup`.
+The step functions are in :mod:`._numba_steps`, the parallel regions in
+:mod:`._numba_regions`; the public per-step kernels below call the same
+regions :func:`train_steps` does, so a fix there is a fix in both.  Kernels are
+compiled with ``cache=True`` where a cache folder is writable
+(:mod:`._numba_setup`).
 """
 
 from __future__ import annotations
@@ -42,24 +49,18 @@ import contextlib
 
 import numba
 import numpy as np
-from numba import njit, prange
 
-from . import _optim, _permute
-from ._checks import check_labels as _check_labels
-from ._checks import check_shapes as _check_shapes
-from ._checks import f32 as _f32
-from ._checks import outputs as _outputs
+from .. import _aligned, _keys
+from ..activations import ACTIVATIONS, HEADS
+from ..layers import Params
+from . import _numba_regions as _regions
+from ._checks import check_network_call, check_targets
 from ._numba_augment import augment  # noqa: F401  (a kernel of this backend)
 from ._numba_augment import fill_rows as _fill_rows
-from ._numba_blas import N as _N
-from ._numba_blas import T as _T
-from ._numba_blas import blas_single_threaded, gemm
-from ._numba_setup import CACHE as _CACHE  # also picks the threading layer before numba compiles
-from ._numba_setup import vectorizing
-from ._numba_sparse import FASTMATH, batch_columns, compress_rows, rows_axpy
-from ._numba_steps import (_NO_ROWS, Moments, Rows, Rule, _buffers, _slice, _step_activate,
-                           _step_apply, _step_backward_small, _step_column_sums, _step_hidden_dense,
-                           _step_hidden_sparse, _step_softmax_xent, _step_sum_parts, _train_steps)
+from ._numba_blas import blas_single_threaded
+from ._numba_setup import cache_index_exists, vectorizing
+from ._numba_sparse import compress_rows
+from ._numba_steps import STORE, Buffers, Net, Rows, Rule, head_step
 
 NAME = "numba"
 
@@ -69,64 +70,22 @@ NAME = "numba"
 #: from 0.5 (Fashion-MNIST's density) on.
 SPARSE_MAX_DENSITY = 0.4
 
+#: Rows per thread per pass when predicting.
+PREDICT_CHUNK = 256
+
 if numba.config.DISABLE_JIT:
-    # Uncompiled, the sgemm binding would silently do nothing and leave garbage.
+    # Uncompiled, the BLAS binding would silently do nothing and leave garbage.
     raise ImportError("the numba backend calls BLAS from compiled code; unset NUMBA_DISABLE_JIT to use it")
 
 
-def _n_parts(hidden: int) -> int:
-    return max(1, min(numba.get_num_threads(), hidden))
+def _net(net) -> Net:
+    layout = net.params.layout
+    return Net(net.params.flat, layout.sizes_array, layout.table, ACTIVATIONS.index(net.activation),
+               HEADS.index(net.head))
 
 
-# --- the public per-step kernels --------------------------------------------------
-
-
-@njit(cache=_CACHE, error_model="numpy", inline="always")
-def _feistel(x, keys, k):
-    mask = np.uint64((1 << k) - 1)
-    left = x >> np.uint64(k)
-    right = x & mask
-    for r in range(keys.shape[0]):
-        z = right ^ keys[r]
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        z = z ^ (z >> np.uint64(31))
-        left, right = right, left ^ (z & mask)
-    return (left << np.uint64(k)) | right
-
-
-@njit(cache=_CACHE, error_model="numpy", parallel=True)
-def _permutation(n, keys, k, out):
-    for i in prange(n):
-        x = _feistel(np.uint64(i), keys, k)
-        while x >= n:  # cycle walking, as in the reference
-            x = _feistel(x, keys, k)
-        out[i] = x
-
-
-def permutation(n: int, seed: int, epoch: int, out: np.ndarray) -> None:
-    """Write epoch ``epoch``'s shuffle of ``range(n)`` into ``out``; equal to the reference's."""
-    if out.shape != (n,) or out.dtype != np.int64:
-        raise ValueError(f"out must be an int64 array of length {n}, got {out.dtype} {out.shape}")
-    keys = np.array(_permute.round_keys(seed, epoch), dtype=np.uint64)
-    _permutation(n, keys, _permute.half_bits(n), out)
-
-
-@njit(cache=_CACHE, error_model="numpy", parallel=True)
-def _gather(X, y, idx, Xb, yb):
-    d = X.shape[1]
-    for i in prange(idx.shape[0]):
-        src = idx[i]
-        for j in range(d):
-            Xb[i, j] = X[src, j]
-        yb[i] = y[src]
-
-
-def gather(X, y, idx, Xb, yb) -> None:
-    """Copy the rows ``idx`` of ``X, y`` into ``Xb, yb``."""
-    if idx.size and (idx.min() < 0 or idx.max() >= X.shape[0]):
-        raise IndexError("gather index out of range")
-    _gather(X, y, idx, Xb, yb)
+def _empty_rows(dtype) -> Rows:
+    return Rows(np.zeros(1, np.int64), np.zeros(0, np.uint16), np.zeros(0, dtype))
 
 
 def _is_sparse(X, batch_size) -> bool:
@@ -138,121 +97,12 @@ def _is_sparse(X, batch_size) -> bool:
         np.count_nonzero(X) <= SPARSE_MAX_DENSITY * X.size)
 
 
-def _batch_rows(Xb):
-    """``Xb`` as compressed rows when the sparse path takes it, else the empty stand-in."""
-    return (Rows(*compress_rows(Xb)), True) if _is_sparse(Xb, len(Xb)) else (_NO_ROWS, False)
-
-
-@njit(cache=_CACHE, error_model="numpy", parallel=True, fastmath=FASTMATH)
-def _forward(Xb, rows, sparse, m, W1, b1, W2, b2, A1, parts, logits):
-    h = W1.shape[1]
-    n_parts = parts.shape[0]
-    perm = np.arange(m)
-    for p in prange(n_parts):
-        h0, h1 = _slice(h, p, n_parts)
-        if sparse:
-            _step_hidden_sparse(rows, perm, 0, m, W1, A1, h0, h1)
-        else:
-            _step_hidden_dense(Xb, m, W1, A1, h0, h1)
-        _step_activate(m, b1, W2, A1, parts[p], h0, h1)
-    _step_sum_parts(parts, b2, m, logits)
-
-
-def forward(Xb, W1, b1, W2, b2, A1, logits) -> None:
-    """A1 = relu(Xb @ W1 + b1);  logits = A1 @ W2 + b2."""
-    m = Xb.shape[0]
-    _check_shapes(Xb=Xb, W1=W1, b1=b1, W2=W2, b2=b2, A1=A1, logits=logits)
-    Xb = _f32(Xb)
-    rows, sparse = _batch_rows(Xb)
-    parts = np.empty((_n_parts(W1.shape[1]), m, W2.shape[1]), np.float32)
-    with _outputs(A1, logits) as (A1_, logits_), _compiled():
-        _forward(Xb, rows, sparse, m, _f32(W1), _f32(b1), _f32(W2), _f32(b2), A1_, parts, logits_)
-
-
-@njit(cache=_CACHE, error_model="numpy")
-def _softmax_xent(logits, m, yb, dlogits):
-    return _step_softmax_xent(logits, m, yb, dlogits)
-
-
-def softmax_xent(logits, yb, dlogits) -> tuple[float, int]:
-    """Softmax cross-entropy and its gradient; see the reference for the math."""
-    _check_shapes(logits=logits, dlogits=dlogits)
-    _check_labels(yb, logits.shape[1], logits.shape[0])
-    with _outputs(dlogits) as (dlogits_,):
-        loss, correct = _softmax_xent(_f32(logits), logits.shape[0], yb, dlogits_)
-    return float(loss), int(correct)
-
-
-@njit(cache=_CACHE, error_model="numpy", parallel=True, fastmath=FASTMATH)
-def _backward(Xb, rows, sparse, m, A1, W2, dlogits, dW1, db1, dW2, db2, dA1, cend, crow, cval, n_parts):
-    d, h = dW1.shape
-    if sparse:
-        batch_columns(rows.indptr, rows.idx, rows.val, np.arange(m), 0, m, 0, d, cend, crow, cval)
-    for p in prange(n_parts):
-        h0, h1 = _slice(h, p, n_parts)
-        _step_backward_small(m, A1, W2, dlogits, dW2, dA1, db1, h0, h1)
-        if sparse:  # dW1[r, h0:h1] = sum over the images lighting pixel r of x * dZ1[i, h0:h1]
-            for r in range(d):
-                rows_axpy(dA1, h0, h1 - h0, crow, cval, r * m, cend[r], dW1[r, h0:h1])
-        else:
-            gemm(_T, _N, d, h1 - h0, m, 1.0, Xb, 0, d, dA1, h0, h, 0.0, dW1, h0, h)
-    _step_column_sums(dlogits, m, db2)
-
-
-def backward(Xb, A1, W2, dlogits, dW1, db1, dW2, db2, dA1) -> None:
-    """Gradients of the mean loss; ``dA1`` holds dZ1 afterwards (as in the reference)."""
-    _check_shapes(Xb=Xb, A1=A1, W2=W2, logits=dlogits, W1=dW1, b1=db1, dW2=dW2, b2=db2, dA1=dA1)
-    Xb = _f32(Xb)
-    m, d = Xb.shape
-    rows, sparse = _batch_rows(Xb)
-    n_cols = m * d if sparse else 0
-    cols = np.empty(d, np.int64), np.empty(n_cols, np.uint16), np.empty(n_cols, np.float32)
-    with _outputs(dW1, db1, dW2, db2, dA1) as outs, _compiled():
-        _backward(Xb, rows, sparse, m, _f32(A1), _f32(W2), _f32(dlogits), *outs, *cols,
-                  _n_parts(dW1.shape[1]))
-
-
-@njit(cache=_CACHE, error_model="numpy", parallel=True)
-def _update(W1, b1, W2, b2, dW1, db1, dW2, db2, lr):
-    w1, g1 = W1.ravel(), dW1.ravel()
-    for i in prange(w1.shape[0]):
-        w1[i] -= lr * g1[i]
-    b1 -= lr * db1
-    W2 -= lr * dW2
-    b2 -= lr * db2
-
-
-def update(W1, b1, W2, b2, dW1, db1, dW2, db2, lr: float) -> None:
-    """Plain SGD: p -= lr * dp for every parameter."""
-    with _outputs(W1, b1, W2, b2) as params:
-        _update(*params, _f32(dW1), _f32(db1), _f32(dW2), _f32(db2), np.float32(lr))
-
-
-@njit(cache=_CACHE, error_model="numpy")
-def _apply(p, g, m, v, lr, rule, wd, bc1, bc2):
-    _step_apply(p, g, m, v, lr, rule, wd, bc1, bc2)
-
-
-def apply_update(p, g, m, v, lr: float, kind: int, momentum: float, beta2: float, eps: float,
-                 weight_decay: float, bc1: float, bc2: float) -> None:
-    """One optimizer step on one parameter array, in place; see the reference."""
-    f32 = np.float32
-    if kind not in (_optim.SGD, _optim.MOMENTUM, _optim.NESTEROV, _optim.ADAM):
-        raise ValueError(f"unknown optimizer code {kind}")
-    rule = Rule(int(kind), float(momentum), float(beta2), float(eps), float(weight_decay))
-    with _outputs(p) as (p_,):
-        flat = p_.reshape(-1)
-        m_ = m.reshape(-1) if m.size else flat  # unused buffers: any array of the right length
-        v_ = v.reshape(-1) if v.size else flat
-        with _outputs(m_, v_) as (m2, v2):
-            _apply(flat, _f32(g).reshape(-1), m2, v2, f32(lr), rule, f32(weight_decay), f32(bc1), f32(bc2))
-
-
-# --- whole steps ----------------------------------------------------------------
+# --- the workspace ------------------------------------------------------------------------
 
 
 class Workspace:
-    """Preallocated buffers for one batch size and network shape, and the data's compressed rows.
+    """Preallocated arrays for batches of up to ``batch_size`` rows of one network's layout,
+    and the training data's compressed rows.
 
     The compressed rows are made on the first :func:`train_steps` call with a
     given ``X`` and kept for the next calls with the same array object (a run
@@ -262,22 +112,41 @@ class Workspace:
     workspace): the sparse path would otherwise train on the old values.
     """
 
-    def __init__(self, batch_size, n_features, hidden, n_classes):
-        self.shape = (batch_size, n_features, hidden, n_classes)
+    def __init__(self, net, batch_size: int):
+        layout = net.params.layout
+        self.shape = (batch_size, layout)
+        self.dtype = layout.dtype
+        self.grads = Params(layout)
         self.source = None  # the X the rows were made from
-        self.rows, self.sparse = _NO_ROWS, False
+        self.rows, self.sparse = _empty_rows(self.dtype), False
         self.buffers = None  # made by prepare, for the path the data take
+
+    def _allocate(self, sparse: bool) -> None:
+        m, layout = self.shape
+        sizes = layout.sizes
+        d, c, f = sizes[0], sizes[-1], self.dtype
+        threads = numba.get_num_threads()
+        widths = [m * s for s in sizes[1:]]
+        offs = np.concatenate([[0], np.cumsum([-(-w // 16) * 16 for w in widths])]).astype(np.int64)
+        n_cols = m * d if sparse else 0
+        empty = _aligned.empty
+        self.buffers = Buffers(
+            Xb=empty((0 if sparse else m, d), f), yb=empty(m, np.int64), Yb=empty((m, c), f),
+            wb=empty(m, f), A=empty(int(offs[-1]), f), D=empty(int(offs[-1]), f), offs=offs[:-1].copy(),
+            parts=empty((threads, m, c), f), G=self.grads.flat, grow=empty((threads, sizes[1]), f),
+            cend=empty(d, np.int64), crow=empty(n_cols, np.uint16), cval=empty(n_cols, f),
+            pen=np.zeros(threads, np.float64))
+        self.sparse = sparse
 
     def prepare(self, X, refresh: bool = False) -> None:
         """Choose the path for ``X`` and (re)make what it needs; a no-op for the same ``X`` again."""
-        n_parts = _n_parts(self.shape[2])
         if refresh or X is not self.source:
-            self.sparse = _is_sparse(X, self.shape[0])
-            self.rows = Rows(*compress_rows(X)) if self.sparse else _NO_ROWS
+            sparse = _is_sparse(X, self.shape[0])
+            self.rows = Rows(*compress_rows(X)) if sparse else _empty_rows(self.dtype)
             self.source = X
-            self.buffers = _buffers(*self.shape, n_parts, self.sparse)
-        elif self.buffers.parts.shape[0] != n_parts:  # thread count changed since
-            self.buffers = _buffers(*self.shape, n_parts, self.sparse)
+            self._allocate(sparse)
+        elif self.buffers.pen.shape[0] != numba.get_num_threads():  # thread count changed since
+            self._allocate(self.sparse)
 
     def adopt(self, X, counts, n_chunks: int) -> None:
         """:meth:`prepare` ``(X, refresh=True)`` for data just written by :func:`augment`,
@@ -288,101 +157,166 @@ class Workspace:
         if sparse:
             indptr = np.cumsum(counts)
             nnz = indptr[-1]
-            idx, val = np.empty(nnz + 1, np.uint16), np.empty(nnz + 1, np.float32)  # +1: see fill_rows
+            idx, val = np.empty(nnz + 1, np.uint16), np.empty(nnz + 1, X.dtype)  # +1: see fill_rows
             _fill_rows(X, indptr, idx, val, n_chunks)
             self.rows = Rows(indptr, idx[:nnz], val[:nnz])
         else:
-            self.rows = _NO_ROWS
-        n_parts = _n_parts(self.shape[2])
-        if self.buffers is None or sparse != self.sparse or self.buffers.parts.shape[0] != n_parts:
-            self.buffers = _buffers(*self.shape, n_parts, sparse)
-        self.sparse, self.source = sparse, X
+            self.rows = _empty_rows(self.dtype)
+        if (self.buffers is None or sparse != self.sparse
+                or self.buffers.pen.shape[0] != numba.get_num_threads()):
+            self._allocate(sparse)
+        self.source = X
+
+    def activations(self, m: int) -> list:
+        """Each layer's outputs for the first ``m`` rows (views; the last layer raw)."""
+        return self._layers(self.buffers.A, m)
+
+    def deltas(self, m: int) -> list:
+        """Each layer's gradients for the first ``m`` rows (views)."""
+        return self._layers(self.buffers.D, m)
+
+    def _layers(self, flat, m):
+        sizes = self.shape[1].sizes[1:]
+        return [flat[o:o + m * s].reshape(m, s) for o, s in zip(self.buffers.offs, sizes)]
 
 
-def make_workspace(batch_size: int, n_features: int, hidden: int, n_classes: int) -> Workspace:
-    """Allocate the buffers :func:`train_steps` needs."""
-    return Workspace(batch_size, n_features, hidden, n_classes)
+def make_workspace(net, batch_size: int) -> Workspace:
+    """Allocate the arrays :func:`train_steps` and the per-step kernels need."""
+    return Workspace(net, batch_size)
 
 
-def train_steps(X, y, perm, start: int, stop: int, batch_size: int, lr,
-                W1, b1, W2, b2, ws: Workspace, opt=None) -> tuple[float, int]:
-    """Mini-batch steps over ``perm[start:stop]``; returns (loss sum, number correct).
+# --- the public per-step kernels --------------------------------------------------------
 
-    ``lr`` is one learning rate or one per batch; ``opt`` an
-    :class:`~._optim.OptimizerState` (None: plain SGD, whose update is fused
-    into the gradient).  Parameters are updated in place (other layouts than
-    C-contiguous float32 through a temporary copy, as in the single kernels).
-    ``ws`` keeps ``X``'s compressed rows between calls with the same array: see
-    :class:`Workspace` before changing ``X`` in place between calls.
+
+def permutation(n: int, seed: int, epoch: int, out: np.ndarray) -> None:
+    """Write epoch ``epoch``'s shuffle of ``range(n)`` into ``out``; equal to the reference's."""
+    if out.shape != (n,) or out.dtype != np.int64:
+        raise ValueError(f"out must be an int64 array of length {n}, got {out.dtype} {out.shape}")
+    _regions.permutation(n, _keys.round_keys(seed, epoch), _keys.half_bits(n), out)
+
+
+def gather(X: np.ndarray, idx: np.ndarray, out: np.ndarray) -> None:
+    """Copy the rows ``idx`` of ``X`` into the first ``len(idx)`` rows of ``out``."""
+    if idx.size and (idx.min() < 0 or idx.max() >= X.shape[0]):
+        raise IndexError("gather index out of range")
+    if out.shape[0] < len(idx) or out.shape[1:] != X.shape[1:] or out.dtype != X.dtype:
+        raise ValueError(f"out {out.dtype} {out.shape} cannot hold {len(idx)} rows of X {X.dtype} {X.shape}")
+    _regions.gather(X, np.ascontiguousarray(idx, np.int64), out)
+
+
+def _batch(ws: Workspace, Xb):
+    """Prepare ``ws`` for the batch ``Xb`` itself (rows in order): its path, rows and buffers."""
+    Xb = np.ascontiguousarray(Xb)
+    ws.prepare(Xb, refresh=True)
+    if not ws.sparse:
+        ws.buffers.Xb[:len(Xb)] = Xb
+    return Xb, np.arange(len(Xb), dtype=np.int64)
+
+
+def forward(net, Xb, ws: Workspace) -> None:
+    """Every layer's outputs for the batch ``Xb`` into ``ws`` (the last one raw)."""
+    check_network_call(net, Xb=Xb, ws=ws)
+    Xb, perm = _batch(ws, Xb)
+    with _compiled():
+        _regions.forward_all(Xb, perm, 0, len(Xb), _net(net), ws.buffers, ws.rows, ws.sparse)
+
+
+def loss(head: str, Z, targets, dZ) -> tuple[float, int]:
+    """The head's loss of a batch and its gradient; see the reference."""
+    check_targets(head, Z, targets, dZ)
+    m, c = Z.shape
+    Zf = np.ascontiguousarray(Z).ravel()
+    D = np.empty_like(Zf)
+    labels = targets.labels if head == "softmax" else np.zeros(m, np.int64)
+    values = targets.values if head != "softmax" else np.zeros((m, c), Zf.dtype)
+    weights = np.ascontiguousarray(targets.weights)
+    total, correct = head_step(HEADS.index(head), Zf, 0, c, m, np.ascontiguousarray(labels),
+                               np.ascontiguousarray(values), weights,
+                               float(weights.sum(dtype=np.float64)), D)
+    dZ[...] = D.reshape(m, c)
+    return float(total), int(correct)
+
+
+def backward(net, Xb, ws: Workspace) -> None:
+    """Every gradient of the batch's loss, from the last layer's in ``ws`` (set by :func:`loss`
+    into ``ws.deltas(m)[-1]``), into ``ws.grads``; as in the reference."""
+    check_network_call(net, Xb=Xb, ws=ws)
+    m = len(Xb)
+    if ws.buffers is None or ws.source is not Xb:
+        raise ValueError("backward needs the workspace of a forward pass over the same batch")
+    P = net.params.flat
+    with _compiled():
+        _regions.backward_all(_net(net), ws.buffers, ws.sparse, P, P, P.dtype.type(0), 0.0,
+                              Rule(STORE, 0.0, 0.0, 0.0, 0.0, 0.0), False, m)
+
+
+def update(params: Params, grads: Params, opt, rate: float, decay: float = 0.0) -> None:
+    """One optimizer step of ``opt``'s rule at step size ``rate`` (weights also decayed by ``decay``)."""
+    if grads.layout != params.layout:
+        raise ValueError(f"gradients of a {grads.layout} for parameters of a {params.layout}")
+    layout = params.layout
+    net = Net(params.flat, layout.sizes_array, layout.table, 0, 0)
+    M, V = _moments(opt, params)
+    _regions.update(net, grads.flat, M, V, params.dtype.type(rate), float(decay), _rule(opt))
+
+
+def _rule(opt) -> Rule:
+    return Rule(opt.kind, opt.momentum, opt.beta2, opt.eps, opt.weight_decay, opt.l2)
+
+
+def _moments(opt, params: Params):
+    """The optimizer's two state buffers; the parameters stand in where a rule has none
+    (the compiled rule never touches them, and no empty array is ever sliced)."""
+    flats = [buf.flat for buf in opt.state.values()]
+    for buf in opt.state.values():
+        if buf.layout != params.layout:
+            raise ValueError(f"optimizer state of a {buf.layout} for parameters of a {params.layout}")
+    flats += [params.flat] * (2 - len(flats))
+    return flats[0], flats[1]
+
+
+def train_steps(net, X, targets, perm, start: int, stop: int, batch_size: int, lrs, opt,
+                ws: Workspace) -> tuple[float, int]:
+    """Mini-batch steps over ``perm[start:stop]``; returns (loss sum, rows right).
+
+    As the reference's.  ``ws`` keeps ``X``'s compressed rows between calls with
+    the same array: see :class:`Workspace` before changing ``X`` in place between calls.
     """
-    _check_shapes(Xb=X, W1=W1, b1=b1, W2=W2, b2=b2)
-    if ws.shape[1:] != (X.shape[1], W1.shape[1], W2.shape[1]):
-        raise ValueError("the workspace was made for another network shape")
-    if not 0 <= start <= stop <= len(perm) or len(y) != len(X):
-        raise ValueError("sample range or label count does not match the data")
-    if stop > start and (perm[start:stop].min() < 0 or perm[start:stop].max() >= len(X)):
-        raise IndexError("permutation index out of range")  # compiled code does not bounds-check
-    _check_labels(y, W2.shape[1], len(y))
-    n_steps = -(-(stop - start) // batch_size)
-    lrs = np.broadcast_to(np.asarray(lr, np.float32), (n_steps,)).copy() if np.ndim(lr) == 0 \
-        else np.ascontiguousarray(lr, np.float32)
-    if lrs.shape != (n_steps,):
-        raise ValueError(f"expected {n_steps} learning rates, one per batch, got {lrs.shape}")
-    if min(batch_size, stop - start) > ws.shape[0]:
-        raise ValueError(f"batches of {batch_size} do not fit the workspace's {ws.shape[0]} rows")
-    X = _f32(X)
+    n_steps = check_network_call(net, X=X, ws=ws, targets=targets, perm=perm, start=start,
+                                 stop=stop, batch_size=batch_size, lrs=lrs)
+    X = np.ascontiguousarray(X)
     ws.prepare(X)
-    with _outputs(W1, b1, W2, b2) as params, _compiled():
-        if opt is None:
-            rule, moments, t0 = Rule(_optim.SGD, 0.0, 0.0, 0.0, 0.0), Moments(*params, *params), 0
-        else:
-            # Unused buffers (SGD has none, momentum no v) are stood in for by the parameters:
-            # the compiled rule never touches them, and no empty array is ever sliced.
-            rule = Rule(opt.kind, opt.momentum, opt.beta2, opt.eps, opt.weight_decay)
-            moments = Moments(*[mb if mb.size else p for mb, p in zip(opt.m, params)],
-                              *[vb if vb.size else p for vb, p in zip(opt.v, params)])
-            t0 = opt.t
-        loss, correct = _train_steps(X, y, perm, start, stop, batch_size, lrs, *params, ws.buffers,
-                                     ws.rows, ws.sparse, rule, moments, t0)
-    if opt is not None:
-        opt.t += n_steps
-    return float(loss), int(correct)
+    rates = np.ascontiguousarray(opt.rates(lrs), dtype=net.params.dtype)
+    M, V = _moments(opt, net.params)
+    labels, values, weights = (np.ascontiguousarray(a) for a in targets)
+    with _compiled():
+        total, correct = _regions.train_steps(
+            X, labels, values, weights, np.ascontiguousarray(perm, np.int64), start, stop, batch_size,
+            rates, _net(net), ws.buffers, ws.rows, ws.sparse, _rule(opt), M, V)
+    opt.advance(n_steps)
+    return float(total), int(correct)
 
 
-@njit(cache=_CACHE, error_model="numpy", parallel=True)
-def _predict_logits(X, W1, b1, W2, b2, A1, out):
-    # Inference splits the rows (not the hidden units): no partial sums at all.
-    n, d = X.shape
-    h = W1.shape[1]
-    c = W2.shape[1]
-    chunk = A1.shape[1]
-    n_chunks = (n + chunk - 1) // chunk
-    for t in prange(A1.shape[0]):
-        for q in range(t, n_chunks, A1.shape[0]):
-            lo = q * chunk
-            m = min(chunk, n - lo)
-            buf = A1[t]
-            gemm(_N, _N, m, h, d, 1.0, X, lo * d, d, W1, 0, h, 0.0, buf, 0, h)
-            for i in range(m):
-                for j in range(h):
-                    v = buf[i, j] + b1[j]
-                    buf[i, j] = v if v > 0.0 else 0.0
-            gemm(_N, _N, m, c, h, 1.0, buf, 0, h, W2, 0, c, 0.0, out, lo * c, c)
-            for i in range(lo, lo + m):
-                for j in range(c):
-                    out[i, j] += b2[j]
+def predict(net, X, out) -> None:
+    """The raw outputs (before the head) of every row of ``X`` into ``out (n, c)``."""
+    check_network_call(net, X=X, out=out)
+    threads = numba.get_num_threads()
+    widest = max(net.params.layout.sizes[1:])
+    buf = np.empty((threads, 2, PREDICT_CHUNK * widest), net.params.dtype)
+    with _outputs(out) as out_, blas_single_threaded():
+        _regions.predict(np.ascontiguousarray(X), _net(net), buf, PREDICT_CHUNK, out_)
 
 
-def predict_logits(X, W1, b1, W2, b2, out) -> None:
-    """Logits for every row of ``X`` into ``out (n, c)``."""
-    _check_shapes(Xb=X, W1=W1, b1=b1, W2=W2, b2=b2, logits=out)
-    n_threads = numba.get_num_threads()
-    A1 = np.empty((n_threads, 256, W1.shape[1]), np.float32)
-    with _outputs(out) as (out_,), blas_single_threaded():
-        _predict_logits(_f32(X), _f32(W1), _f32(b1), _f32(W2), _f32(b2), A1, out_)
+@contextlib.contextmanager
+def _outputs(out):
+    """A C-contiguous stand-in for ``out``, copied back if ``out`` was not one."""
+    work = np.ascontiguousarray(out)
+    yield work
+    if work is not out:
+        out[...] = work
 
 
-# --- threads -----------------------------------------------------------------
+# --- threads and compilation ------------------------------------------------------------
 
 def set_threads(threads: int | None) -> None:
     """Set the kernels' thread count, at most ``NUMBA_NUM_THREADS`` (``None``: leave it)."""
@@ -401,6 +335,16 @@ def thread_info() -> dict:
     from ._numba_setup import threading_layer
 
     return {"threads": numba.get_num_threads(), "threading_layer": threading_layer()}
+
+
+def kernels_cached() -> bool:
+    """Whether numba's compile cache holds a current build of the training kernel.
+
+    False before the first run after an install or an edit of the kernels'
+    source (numba then compiles for several seconds before training starts),
+    and always when no cache folder is writable.
+    """
+    return cache_index_exists(_regions.train_steps)
 
 
 @contextlib.contextmanager

@@ -2,28 +2,35 @@
 
 Conventions shared with every other backend (same names, same arguments):
 
-* samples are rows; ``X`` is ``(n, d)`` float32 in [0, 1], ``y`` is ``(n,)`` int64
-  class indices in ``[0, c)``;
-* parameters are ``W1 (d, h)``, ``b1 (h,)``, ``W2 (h, c)``, ``b2 (c,)``, float32,
-  and are updated in place;
-* outputs go into preallocated arrays passed as ``out``-style arguments, sliced
-  to the current batch length ``m`` (the last batch of an epoch may be short);
-* loss and accuracy come back as sums over the batch (not means), so that sums
-  over batches of different lengths stay exact.
+* samples are rows; ``X`` is ``(n, d)``; the network ``net`` is a
+  :class:`fastnn.network.Network` (any object with its ``params``,
+  ``activation`` and ``head``): layer ``i`` has ``coefs[i] (fan_in, fan_out)``
+  and ``intercepts[i]``, all views of ``net.params.flat``, updated in place;
+  the dtype of the parameters (float32 or float64) is the dtype of the work;
+* what a head trains against is a :class:`fastnn.activations.Targets`
+  (class indices, or target values, and sample weights);
+* outputs go into preallocated arrays: a :class:`Workspace` per batch size,
+  whose per-layer arrays are sliced to the current batch length ``m`` (the
+  last batch of an epoch may be short);
+* losses and correct counts come back as sums over the batch (not means), so
+  that sums over batches of different lengths stay exact;
+* an optimizer is a :class:`fastnn.optimizers.Optimizer`; the learning rates
+  of a chunk of steps come as an array, one per step.
 
-This module is written to be read: one step of the math per function, the
-formula in the comment above it.  The Numba backend is checked against it.
+This module is written to be read: one step of the math per function, one
+loop over the layers, the activations and heads from the lookup tables of
+:mod:`fastnn.activations`.  The numba backend is checked against it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from .. import _keys
 from .. import augment as _aug
-from . import _optim, _permute
-from ._checks import check_labels, check_shapes
+from ..activations import ACTIVATE, DERIVATIVE, OUTPUT, Targets, head_correct, head_losses
+from ..layers import Params
+from ._checks import check_network_call, check_targets
 
 NAME = "numpy"
 
@@ -31,39 +38,24 @@ NAME = "numpy"
 # --- shuffling and batching -------------------------------------------------
 
 
-def _feistel(x: np.ndarray, keys: list[int], k: int) -> np.ndarray:
-    """One pass of the keyed Feistel bijection on ``[0, 4**k)`` (uint64 array)."""
-    mask = np.uint64((1 << k) - 1)
-    left, right = x >> np.uint64(k), x & mask
-    for key in keys:
-        z = right ^ np.uint64(key)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        z = z ^ (z >> np.uint64(31))
-        left, right = right, left ^ (z & mask)
-    return (left << np.uint64(k)) | right
-
-
 def permutation(n: int, seed: int, epoch: int, out: np.ndarray) -> None:
     """Write epoch ``epoch``'s shuffle of ``range(n)`` into ``out`` (int64, length n).
 
-    See :mod:`fastnn.backends._permute` for why this is a Feistel bijection.
+    A keyed Feistel bijection with cycle walking: see :mod:`fastnn._keys`.
     """
-    keys = _permute.round_keys(seed, epoch)
-    k = _permute.half_bits(n)
-    y = _feistel(np.arange(n, dtype=np.uint64), keys, k)
-    # Cycle walking: values that left [0, n) are pushed through again until they return.
+    keys = _keys.round_keys(seed, epoch)
+    k = _keys.half_bits(n)
+    y = _keys.feistel(np.arange(n, dtype=np.uint64), keys, k)
     outside = y >= n
-    while outside.any():
-        y[outside] = _feistel(y[outside], keys, k)
+    while outside.any():  # values that left [0, n) go through again until they return
+        y[outside] = _keys.feistel(y[outside], keys, k)
         outside = y >= n
     out[:] = y
 
 
-def gather(X: np.ndarray, y: np.ndarray, idx: np.ndarray, Xb: np.ndarray, yb: np.ndarray) -> None:
-    """Copy the rows ``idx`` of ``X, y`` into the batch buffers ``Xb, yb`` (length ``len(idx)``)."""
-    np.take(X, idx, axis=0, out=Xb)
-    np.take(y, idx, out=yb)
+def gather(X: np.ndarray, idx: np.ndarray, out: np.ndarray) -> None:
+    """Copy the rows ``idx`` of ``X`` into the first ``len(idx)`` rows of ``out``."""
+    np.take(X, idx, axis=0, out=out[:len(idx)])
 
 
 # --- augmentation -------------------------------------------------------------
@@ -117,202 +109,166 @@ def augment(X, seed: int, epoch: int, spec, out, ws=None) -> None:
         out[lo:hi] = res.reshape(m, side * side)
 
 
-# --- forward ------------------------------------------------------------------
+# --- the workspace ------------------------------------------------------------------
 
 
-def forward(Xb, W1, b1, W2, b2, A1, logits) -> None:
-    """A1 = relu(Xb @ W1 + b1);  logits = A1 @ W2 + b2."""
-    check_shapes(Xb=Xb, W1=W1, b1=b1, W2=W2, b2=b2, A1=A1, logits=logits)
-    _forward(Xb, W1, b1, W2, b2, A1, logits)
+class Workspace:
+    """Preallocated arrays for batches of up to ``batch_size`` rows of one network's layout.
 
-
-def _forward(Xb, W1, b1, W2, b2, A1, logits) -> None:
-    np.matmul(Xb, W1, out=A1)
-    A1 += b1
-    np.maximum(A1, 0, out=A1)
-    np.matmul(A1, W2, out=logits)
-    logits += b2
-
-
-def softmax_xent(logits, yb, dlogits) -> tuple[float, int]:
-    """Softmax cross-entropy of a batch, and its gradient with respect to the logits.
-
-    loss_i = logsumexp(z_i) - z_i[y_i], computed after subtracting the row max so
-    that exp never overflows;  dlogits = (softmax(z) - onehot(y)) / m, the
-    gradient of the *mean* loss.  Returns (sum of losses, number correct).
+    ``A[i]`` holds layer ``i``'s output (the last one raw, before the head) and
+    ``D[i]`` the loss's gradient with respect to layer ``i``'s pre-activation;
+    ``grads`` the parameters' gradients; ``Xb`` and ``targets`` the gathered batch.
     """
-    check_shapes(logits=logits, dlogits=dlogits)
-    check_labels(yb, logits.shape[1], logits.shape[0])
-    return _softmax_xent(logits, yb, dlogits)
+
+    def __init__(self, net, batch_size: int):
+        layout, dtype = net.params.layout, net.params.dtype
+        self.shape = (batch_size, layout)
+        self.A = [np.empty((batch_size, size), dtype) for size in layout.sizes[1:]]
+        self.D = [np.empty((batch_size, size), dtype) for size in layout.sizes[1:]]
+        self.grads = Params(layout)
+        self.Xb = np.empty((batch_size, layout.sizes[0]), dtype)
+
+    def activations(self, m: int) -> list:
+        """Each layer's output for the first ``m`` rows (views)."""
+        return [a[:m] for a in self.A]
+
+    def deltas(self, m: int) -> list:
+        """Each layer's gradient for the first ``m`` rows (views)."""
+        return [d[:m] for d in self.D]
 
 
-def _softmax_xent(logits, yb, dlogits) -> tuple[float, int]:
-    m = logits.shape[0]
-    rows = np.arange(m)
-    with np.errstate(over="ignore"):  # a logit span beyond float32 gives -inf: exp -> 0, as it should
-        shifted = logits - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    total = exp.sum(axis=1, keepdims=True)
-    # The label's logit minus the max, in float64: logits can span more than float32's range.
-    z_y = logits[rows, yb].astype(np.float64) - logits.max(axis=1).astype(np.float64)
-    losses = np.log(total[:, 0], dtype=np.float64) - z_y
-    np.divide(exp, total, out=dlogits)
-    dlogits[rows, yb] -= 1.0
-    dlogits /= m
-    correct = int(np.count_nonzero(logits.argmax(axis=1) == yb))
-    return float(losses.sum(dtype=np.float64)), correct
+def make_workspace(net, batch_size: int) -> Workspace:
+    """Allocate the arrays :func:`train_steps` and the per-step kernels need."""
+    return Workspace(net, batch_size)
 
 
-# --- backward and update ------------------------------------------------------
+# --- forward, loss, backward, update ---------------------------------------------------
 
 
-def backward(Xb, A1, W2, dlogits, dW1, db1, dW2, db2, dA1) -> None:
-    """Gradients of the mean loss, given dlogits from :func:`softmax_xent`.
+def forward(net, Xb, ws: Workspace) -> None:
+    """A[0] = f(Xb W_0 + b_0), ..., A[-1] = A[-2] W_L + b_L (raw: the head is the loss's)."""
+    check_network_call(net, Xb=Xb, ws=ws)
+    _forward(net, Xb, ws.activations(len(Xb)))
 
-    dW2 = A1^T dlogits,  db2 = sum_rows dlogits,
-    dZ1 = (dlogits W2^T) * [A1 > 0]   (ReLU passes gradient where it was active),
-    dW1 = Xb^T dZ1,      db1 = sum_rows dZ1.   ``dA1`` holds dZ1 afterwards.
+
+def _forward(net, Xb, A) -> None:
+    inputs = Xb
+    last = len(A) - 1
+    for i, (W, b) in enumerate(net.params.blocks()):
+        np.matmul(inputs, W, out=A[i])
+        A[i] += b
+        if i < last:
+            ACTIVATE[net.activation](A[i])
+        inputs = A[i]
+
+
+def loss(head: str, Z, targets: Targets, dZ) -> tuple[float, int]:
+    """The head's loss of a batch and its gradient with respect to the raw outputs ``Z``.
+
+    Returns ``(sum_i w_i loss_i * m / sum(w), rows right)``: with unit weights the
+    plain sum of the per-sample losses.  ``dZ = w_i (output(Z) - target) / sum(w)``,
+    the gradient of the weighted mean (:mod:`fastnn.activations`).
     """
-    check_shapes(Xb=Xb, A1=A1, W2=W2, logits=dlogits, W1=dW1, b1=db1, dW2=dW2, b2=db2, dA1=dA1)
-    _backward(Xb, A1, W2, dlogits, dW1, db1, dW2, db2, dA1)
+    check_targets(head, Z, targets, dZ)
+    return _loss(head, Z, targets, dZ)
 
 
-def _backward(Xb, A1, W2, dlogits, dW1, db1, dW2, db2, dA1) -> None:
-    np.matmul(A1.T, dlogits, out=dW2)
-    np.sum(dlogits, axis=0, out=db2)
-    np.matmul(dlogits, W2.T, out=dA1)
-    dA1 *= A1 > 0
-    np.matmul(Xb.T, dA1, out=dW1)
-    np.sum(dA1, axis=0, out=db1)
-
-
-def update(W1, b1, W2, b2, dW1, db1, dW2, db2, lr: float) -> None:
-    """Plain SGD: p -= lr * dp for every parameter."""
-    lr = np.float32(lr)
-    for p, g in ((W1, dW1), (b1, db1), (W2, dW2), (b2, db2)):
-        p -= lr * g
-
-
-def apply_update(p, g, m, v, lr: float, kind: int, momentum: float, beta2: float, eps: float,
-                 weight_decay: float, bc1: float, bc2: float) -> None:
-    """One optimizer step on one parameter array, in place; rules in :mod:`._optim`.
-
-    ``m`` and ``v`` are the rule's buffers (empty when unused); ``bc1``, ``bc2``
-    are Adam's bias corrections for this step (see ``_optim.bias_corrections``).
-    """
-    f32 = np.float32
-    lr, mu, b2 = f32(lr), f32(momentum), f32(beta2)
-    if weight_decay:
-        g = g + f32(weight_decay) * p
-    if kind == _optim.SGD:
-        p -= lr * g
-    elif kind in (_optim.MOMENTUM, _optim.NESTEROV):
-        m *= mu
-        m += g
-        p -= lr * (g + mu * m if kind == _optim.NESTEROV else m)
-    elif kind == _optim.ADAM:
-        m *= mu
-        m += (f32(1) - mu) * g
-        v *= b2
-        v += (f32(1) - b2) * g * g
-        p -= lr * (m / f32(bc1)) / (np.sqrt(v / f32(bc2)) + f32(eps))
+def _loss(head, Z, targets, dZ) -> tuple[float, int]:
+    m = len(Z)
+    w = targets.weights
+    weight_sum = float(w.sum(dtype=np.float64))
+    losses = head_losses(head, Z, targets)
+    dZ[...] = Z
+    OUTPUT[head](dZ)
+    if head == "softmax":
+        dZ[np.arange(m), targets.labels] -= 1
     else:
-        raise ValueError(f"unknown optimizer code {kind}")
+        dZ -= targets.values
+    dZ *= (w / w.dtype.type(weight_sum))[:, None]
+    return float(np.dot(w.astype(np.float64), losses)) * m / weight_sum, head_correct(head, Z, targets)
 
 
-def _optimizer_step(opt, params, grads, lr) -> None:
-    """Advance ``opt`` one step over all four parameters (weight decay on weights only)."""
-    opt.t += 1
-    bc1, bc2 = _optim.bias_corrections(opt, opt.t)
-    for i, (p, g) in enumerate(zip(params, grads)):
-        decay = opt.weight_decay if p.ndim == 2 else 0.0
-        apply_update(p, g, opt.m[i], opt.v[i], lr, opt.kind, opt.momentum, opt.beta2, opt.eps,
-                     decay, bc1, bc2)
+def backward(net, Xb, ws: Workspace) -> None:
+    """Every gradient of the batch's loss, from ``D[-1]`` (set by :func:`loss`), into ``ws.grads``.
+
+    For layer i from the last: dW_i = A_{i-1}^T D_i,  db_i = sum_rows D_i,
+    D_{i-1} = (D_i W_i^T) * f'(A_{i-1})  (A_{-1} = Xb).
+    """
+    check_network_call(net, Xb=Xb, ws=ws)
+    m = len(Xb)
+    _backward(net, Xb, ws.activations(m), ws.deltas(m), ws.grads)
+
+
+def _backward(net, Xb, A, D, grads) -> None:
+    inputs = [Xb] + A[:-1]
+    for i in reversed(range(len(D))):
+        np.matmul(inputs[i].T, D[i], out=grads.coefs[i])
+        np.sum(D[i], axis=0, out=grads.intercepts[i])
+        if i > 0:
+            np.matmul(D[i], net.coefs[i].T, out=D[i - 1])
+            DERIVATIVE[net.activation](A[i - 1], D[i - 1])
+
+
+def update(params: Params, grads: Params, opt, rate: float, decay: float = 0.0) -> None:
+    """One optimizer step of ``opt``'s rule at step size ``rate`` (weights also decayed by ``decay``)."""
+    opt.update(params, grads, rate, decay)
 
 
 # --- whole steps ----------------------------------------------------------------
 
 
-@dataclass
-class Workspace:
-    """Preallocated buffers for one batch size and network shape."""
-
-    Xb: np.ndarray
-    yb: np.ndarray
-    A1: np.ndarray
-    logits: np.ndarray
-    dlogits: np.ndarray
-    dA1: np.ndarray
-    dW1: np.ndarray
-    db1: np.ndarray
-    dW2: np.ndarray
-    db2: np.ndarray
-
-
-def make_workspace(batch_size: int, n_features: int, hidden: int, n_classes: int) -> Workspace:
-    """Allocate the buffers :func:`train_steps` needs."""
-    f32 = np.float32
-    return Workspace(
-        Xb=np.empty((batch_size, n_features), f32),
-        yb=np.empty(batch_size, np.int64),
-        A1=np.empty((batch_size, hidden), f32),
-        logits=np.empty((batch_size, n_classes), f32),
-        dlogits=np.empty((batch_size, n_classes), f32),
-        dA1=np.empty((batch_size, hidden), f32),
-        dW1=np.empty((n_features, hidden), f32),
-        db1=np.empty(hidden, f32),
-        dW2=np.empty((hidden, n_classes), f32),
-        db2=np.empty(n_classes, f32),
-    )
-
-
-def train_steps(X, y, perm, start: int, stop: int, batch_size: int, lr,
-                W1, b1, W2, b2, ws: Workspace, opt=None) -> tuple[float, int]:
+def train_steps(net, X, targets: Targets, perm, start: int, stop: int, batch_size: int, lrs,
+                opt, ws: Workspace) -> tuple[float, int]:
     """Mini-batch steps over the samples ``perm[start:stop]`` in batches of ``batch_size``.
 
-    ``lr`` is one learning rate, or an array with one per batch (a schedule).
-    ``opt`` is an :class:`~._optim.OptimizerState`; None means plain SGD.
-    The last batch may be shorter.  Returns (sum of per-sample losses, number
-    of correct predictions), both measured on each batch before its update.
+    ``lrs`` holds one learning rate per batch; ``opt`` (an
+    :class:`~fastnn.optimizers.Optimizer`) turns them into step sizes and
+    applies its rule, with ``opt.decay(batch weight)`` on the weights.  The
+    last batch may be shorter.  Returns the sum of the batches' losses (each
+    :func:`loss` plus, with ``opt.l2``, the penalty ``l2 ||W||**2 / 2`` scaled
+    as the loss) and the number of rows right, measured before each update.
     """
-    check_shapes(Xb=X, W1=W1, b1=b1, W2=W2, b2=b2)
-    check_labels(y, W2.shape[1], len(y))
-    # The per-batch steps below skip the public kernels' checks: the batches are
-    # made here from arrays just checked.
-    loss_sum, correct = 0.0, 0
+    n_steps = check_network_call(net, X=X, ws=ws, targets=targets, perm=perm, start=start,
+                                 stop=stop, batch_size=batch_size, lrs=lrs)
+    rates = opt.rates(lrs)
+    total, correct = 0.0, 0
     # A diverging run overflows; the caller sees it as a non-finite loss and stops with a
     # clear message, so NumPy's RuntimeWarnings would only be noise before it.
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for k, lo in enumerate(range(start, stop, batch_size)):
-            hi = min(lo + batch_size, stop)
-            m = hi - lo
-            step_lr = lr[k] if np.ndim(lr) else lr
-            Xb, yb, A1, logits, dlogits, dA1 = (
-                ws.Xb[:m], ws.yb[:m], ws.A1[:m], ws.logits[:m], ws.dlogits[:m], ws.dA1[:m])
-            gather(X, y, perm[lo:hi], Xb, yb)
-            _forward(Xb, W1, b1, W2, b2, A1, logits)
-            batch_loss, batch_correct = _softmax_xent(logits, yb, dlogits)
-            _backward(Xb, A1, W2, dlogits, ws.dW1, ws.db1, ws.dW2, ws.db2, dA1)
-            if opt is None:
-                update(W1, b1, W2, b2, ws.dW1, ws.db1, ws.dW2, ws.db2, step_lr)
-            else:
-                _optimizer_step(opt, (W1, b1, W2, b2), (ws.dW1, ws.db1, ws.dW2, ws.db2), step_lr)
-            loss_sum += batch_loss
+            idx = perm[lo:min(lo + batch_size, stop)]
+            m = len(idx)
+            Xb, A, D = ws.Xb[:m], ws.activations(m), ws.deltas(m)
+            batch = targets.take(idx)
+            gather(X, idx, Xb)
+            _forward(net, Xb, A)
+            batch_loss, batch_correct = _loss(net.head, A[-1], batch, D[-1])
+            weight_sum = float(batch.weights.sum(dtype=np.float64))
+            if opt.l2:
+                batch_loss += 0.5 * opt.l2 * net.params.squared_norm() * m / weight_sum
+            _backward(net, Xb, A, D, ws.grads)
+            opt.update(net.params, ws.grads, rates[k], opt.decay(weight_sum))
+            total += batch_loss
             correct += batch_correct
-    return loss_sum, correct
+    opt.advance(n_steps)
+    return total, correct
 
 
-def predict_logits(X, W1, b1, W2, b2, out) -> None:
-    """Logits for every row of ``X`` into ``out (n, c)``; no activations are kept."""
-    check_shapes(Xb=X, W1=W1, b1=b1, W2=W2, b2=b2, logits=out)
-    chunk = 4096
-    for lo in range(0, X.shape[0], chunk):
-        hi = min(lo + chunk, X.shape[0])
-        A1 = X[lo:hi] @ W1
-        A1 += b1
-        np.maximum(A1, 0, out=A1)
-        np.matmul(A1, W2, out=out[lo:hi])
-        out[lo:hi] += b2
+def predict(net, X, out) -> None:
+    """The raw outputs (before the head) of every row of ``X`` into ``out (n, c)``.
+
+    4096 rows at a time, so that the hidden layers' outputs stay small whatever ``n``.
+    """
+    check_network_call(net, X=X, out=out)
+    last = net.params.layout.n_layers - 1
+    for lo in range(0, len(X), 4096):
+        inputs = X[lo:lo + 4096]
+        for i, (W, b) in enumerate(net.params.blocks()):
+            Z = np.matmul(inputs, W, out=out[lo:lo + 4096] if i == last else None)
+            Z += b
+            if i < last:
+                ACTIVATE[net.activation](Z)
+            inputs = Z
 
 
 # --- threads -----------------------------------------------------------------
@@ -339,3 +295,8 @@ def thread_info() -> dict:
 
     blas = [pool["num_threads"] for pool in threadpool_info() if pool.get("user_api") == "blas"]
     return {"threads": max(blas, default=1)}
+
+
+def kernels_cached() -> bool:
+    """Whether the first training call will run at once (always: nothing is compiled here)."""
+    return True

@@ -71,12 +71,11 @@ def run(args: argparse.Namespace) -> None:
         raise FastnnError("give at least one --grid FIELD=V1,V2,... (e.g. --grid hidden=128,256)")
     grid = sweeps.parse_grid(args.grid)
     fixed = {f.name: getattr(args, f.name) for f in _fields() if getattr(args, f.name) is not None}
-    if args.scheduler is None and not args.quiet and "backend" not in grid \
-            and fixed.get("backend", DEFAULT_BACKEND) == "numba":
+    if args.scheduler is None and not args.quiet and "backend" not in grid:
         sweeps.check_grid(grid, fixed, args.seeds)  # a bad grid fails before the compile note
-        from ..backends._numba_setup import kernels_cached
+        from ..backends import get_backend
 
-        if not kernels_cached():
+        if not get_backend(fixed.get("backend", DEFAULT_BACKEND)).kernels_cached():
             print("fastnn: the workers compile the numba kernels (first run only, ~20-60 s)",
                   file=sys.stderr, flush=True)
     table = sweeps.sweep(grid, args.data, args.scheduler, seeds=args.seeds, fixed=fixed,

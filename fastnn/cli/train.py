@@ -83,12 +83,10 @@ def _progress(total: int, quiet: bool, compiling: bool = False):
 
 
 def _compiling(backend: str, epochs: int) -> bool:
-    """Whether training is about to wait for numba to compile the kernels (a cold compile cache)."""
-    if backend != "numba" or epochs == 0:
-        return False
-    from ..backends._numba_setup import kernels_cached
+    """Whether training is about to wait for the backend to compile its kernels (a cold cache)."""
+    from ..backends import get_backend
 
-    return not kernels_cached()
+    return epochs > 0 and not get_backend(backend).kernels_cached()
 
 
 def resolve_options(args: argparse.Namespace):
@@ -111,7 +109,7 @@ def train_and_report(args: argparse.Namespace):
     """Train, evaluate and write the report described by parsed ``args``; returns the metrics written."""
     from ..backends import get_backend
     from ..data import load_dataset
-    from ..model import train
+    from ..training import train
     from ..report import RunResult, evaluate, metrics, splits_of, write_report
 
     config, dev_size = resolve_options(args)

@@ -9,7 +9,7 @@ and returns one row per trial as a :class:`pandas.DataFrame`.
 How the work is laid out:
 
 * **Validation first.**  The grid (``{field: [values]}`` over any
-  :class:`~fastnn.model.TrainConfig` field) and the fixed options are checked
+  :class:`~fastnn.config.TrainConfig` field) and the fixed options are checked
   before any cluster starts: an unknown field, a value of the wrong type or out
   of range, an empty list, a field both fixed and varied are one
   :class:`~fastnn.errors.FastnnError`.  What can only fail while training (a

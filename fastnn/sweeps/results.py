@@ -111,7 +111,7 @@ def write_best_report(folder: Path, result: dict, data_ref, cache, source, plots
     the figures (the same split: same ``dev_size`` and seed).
     """
     from ..config import TrainConfig
-    from ..model import History
+    from ..training import History
     from ..report import RunResult, evaluate, splits_of, write_report
     from .worker import _base_dataset, _split_dataset
 

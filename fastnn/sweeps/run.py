@@ -69,7 +69,7 @@ def sweep(grid: dict, data="mnist", scheduler=None, *, seeds: int = 1, fixed: di
           progress: bool = False, timeout: float | None = None, retries: int = 1):
     """Train every config of ``grid`` x ``seeds`` on a Dask cluster; return a DataFrame, one row per trial.
 
-    ``grid`` maps :class:`~fastnn.model.TrainConfig` fields to lists of values
+    ``grid`` maps :class:`~fastnn.config.TrainConfig` fields to lists of values
     (``{"hidden": [128, 256], "lr": [0.1, 0.5]}``); ``fixed`` gives the other
     options (TrainConfig's defaults otherwise, with the numba backend);
     ``seeds`` repeats each point with seeds ``fixed["seed"] + 0, 1, ...``.

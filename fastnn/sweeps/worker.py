@@ -104,7 +104,7 @@ def run_trial(index: int, config: dict, data_ref, dev_size, threads=None) -> dic
     (``network`` is then None).  The evaluation is ``fastnn train``'s: the dev
     and test splits' :func:`~fastnn.metrics.classification_report`.
     """
-    from ..model import train
+    from ..training import train
     from ..report import evaluate, splits_of
 
     row = {"trial": index, **config, "dev_size": dev_size}

@@ -1,0 +1,171 @@
+"""The numba backend's parallel regions: whole forward and backward passes, the fused training
+loop, prediction, shuffling and gathering.
+
+Each ``prange`` loop here only calls one step function of
+:mod:`._numba_steps` with an ``int64`` part number (numba compiles a parallel
+loop's body slowly, so it is kept to one call; and the loop's own index is
+unsigned inside the region, which would compile each part twice).  The
+regions sit in loops over the layers, so a network of any depth compiles to
+the same few regions: compile time does not grow with depth, and each region
+is launched once per layer and step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from .. import _keys
+from ._numba_jitable import like  # noqa: F401  (also registers the random keys for compiled code)
+from ._numba_setup import kernel
+from ._numba_blas import N, gemm
+from ._numba_steps import (IDENTITY, SGD, STORE, apply_rule, backward_part, bias_activate, column_sums,
+                           forward_part, gather_part, head_step)
+
+@kernel(parallel=True)
+def permutation(n, keys, k, out):
+    """Epoch shuffle: ``out[i]`` = the Feistel bijection of ``i``, cycle-walked into ``[0, n)``."""
+    for i in prange(n):
+        x = _keys.feistel(np.uint64(i), keys, k)
+        while x >= n:  # cycle walking, as in the reference
+            x = _keys.feistel(x, keys, k)
+        out[i] = x
+
+
+@kernel(parallel=True)
+def gather(X, idx, out):
+    """``out[i] = X[idx[i]]``."""
+    for i in prange(idx.shape[0]):
+        src = idx[i]
+        for j in range(X.shape[1]):
+            out[i, j] = X[src, j]
+
+
+@kernel(parallel=True, inline="always")
+def forward_all(X, perm, lo, m, net, b, rows, sparse):
+    """The forward pass of the batch ``perm[lo:lo + m]``: every layer's outputs in ``b.A``, the
+    last one raw (before the head); the dense path gathers the batch into ``b.Xb`` first."""
+    L = net.sizes.shape[0] - 1
+    threads = b.pen.shape[0]
+    if not sparse:
+        for p in prange(threads):
+            gather_part(X, perm, lo, m, b.Xb, np.int64(p), threads)
+    for u in range(1, max(L - 1, 1) + 1):
+        parts = max(1, min(threads, net.sizes[u]))
+        for p in prange(parts):
+            forward_part(net, b, rows, sparse, perm, lo, m, u, np.int64(p), parts)
+    # The output layer: the partial sums of the last hidden layer's parts, plus the biases
+    # (or, without hidden layers, the biases added to what the first region wrote).
+    c = net.sizes[L]
+    off = b.offs[L - 1]
+    bo = net.table[L - 1, 1]
+    parts = max(1, min(threads, net.sizes[L - 1]))
+    for i in range(m):
+        z = b.A[off + i * c:off + (i + 1) * c]
+        for j in range(c):
+            s = net.P[bo + j] if L > 1 else z[j] + net.P[bo + j]
+            if L > 1:
+                for q in range(parts):
+                    s += b.parts[q, i, j]
+            z[j] = s
+
+
+@kernel(parallel=True, inline="always")
+def backward_all(net, b, sparse, M, V, rate, decay, rule, fused, m):
+    """The backward pass from ``b.D``'s output gradient: every layer's gradients, each applied
+    by ``rule`` as soon as it is made (or only stored in ``b.G``, for :data:`STORE`); the
+    output biases last."""
+    L = net.sizes.shape[0] - 1
+    threads = b.pen.shape[0]
+    for u in range(max(L - 1, 1), 0, -1):
+        parts = max(1, min(threads, net.sizes[u]))
+        for p in prange(parts):
+            backward_part(net, b, sparse, M, V, rate, decay, rule, fused, m, u, np.int64(p), parts)
+    c = net.sizes[L]
+    bo = net.table[L - 1, 1]
+    column_sums(b.D, b.offs[L - 1], c, m, b.G[bo:bo + c])
+    if rule.kind != STORE:
+        apply_rule(net.P[bo:bo + c], b.G[bo:bo + c], M[bo:bo + c], V[bo:bo + c], rate, 0.0, rule)
+
+
+@kernel(parallel=True)
+def train_steps(X, y, Y, sw, perm, start, stop, batch_size, rates, net, b, rows, sparse, rule, M, V):
+    """Mini-batch steps over ``perm[start:stop]``; returns (loss sum, rows right).
+
+    Per step: the batch's targets and weights (serial, ``m`` rows), the forward
+    region of each layer, the head (serial, ``m x c``), the backward region of
+    each layer, applying the rule as it goes.
+    """
+    L = net.sizes.shape[0] - 1
+    c = net.sizes[L]
+    fused = rule.kind == SGD and rule.weight_decay == 0.0 and rule.l2 == 0.0
+    total = 0.0
+    correct = 0
+    step = 0
+    for lo in range(start, stop, batch_size):
+        m = min(batch_size, stop - lo)
+        weight_sum = 0.0
+        for i in range(m):
+            r = perm[lo + i]
+            if y.shape[0]:
+                b.yb[i] = y[r]
+            else:
+                for j in range(c):
+                    b.Yb[i, j] = Y[r, j]
+            b.wb[i] = sw[r]
+            weight_sum += sw[r]
+        forward_all(X, perm, lo, m, net, b, rows, sparse)
+        loss, right = head_step(net.head, b.A, b.offs[L - 1], c, m, b.yb, b.Yb, b.wb, weight_sum, b.D)
+        decay = rule.weight_decay + (rule.l2 / weight_sum if rule.l2 > 0.0 else 0.0)
+        for p in range(b.pen.shape[0]):
+            b.pen[p] = 0.0
+        backward_all(net, b, sparse, M, V, rates[step], decay, rule, fused, m)
+        if rule.l2 > 0.0:
+            loss += 0.5 * rule.l2 * b.pen.sum() * m / weight_sum
+        total += loss
+        correct += right
+        step += 1
+    return total, correct
+
+
+@kernel(nogil=True)
+def _predict_chunk(X, lo, m, net, buf, out):
+    """Rows ``[lo, lo + m)`` of ``X`` through every layer: hidden layers in ``buf``'s two halves
+    in turn, the last straight into ``out`` (raw, before the head)."""
+    L = net.sizes.shape[0] - 1
+    src = X.ravel()
+    src_off = lo * net.sizes[0]
+    for u in range(1, L + 1):
+        n_in, n_out = net.sizes[u - 1], net.sizes[u]
+        dst = out.ravel() if u == L else buf[(u - 1) % 2]
+        dst_off = lo * n_out if u == L else 0
+        gemm(N, N, m, n_out, n_in, 1.0, src, src_off, n_in, net.P, net.table[u - 1, 0], n_out, 0.0,
+             dst, dst_off, n_out)
+        bias_activate(dst, dst_off, n_out, m, net.P, net.table[u - 1, 1], 0, n_out,
+                      net.act if u < L else IDENTITY)
+        src, src_off = dst, dst_off
+
+
+@kernel(parallel=True)
+def predict(X, net, buf, chunk, out):
+    """Raw outputs of every row of ``X`` into ``out``.  Inference splits the rows (not the
+    units): no partial sums at all; ``buf (threads, 2, chunk * widest)`` is each thread's."""
+    n = X.shape[0]
+    threads = buf.shape[0]
+    n_chunks = (n + chunk - 1) // chunk
+    for t in prange(threads):
+        for q in range(t, n_chunks, threads):
+            lo = q * chunk
+            _predict_chunk(X, lo, min(chunk, n - lo), net, buf[t], out)
+
+
+@kernel()
+def update(net, G, M, V, rate, decay, rule):
+    """One step of ``rule`` on every parameter: weights with ``decay``, biases without."""
+    L = net.sizes.shape[0] - 1
+    for u in range(L):
+        w, bo = net.table[u, 0], net.table[u, 1]
+        n_w = net.sizes[u] * net.sizes[u + 1]
+        apply_rule(net.P[w:w + n_w], G[w:w + n_w], M[w:w + n_w], V[w:w + n_w], rate, decay, rule)
+        c = net.sizes[u + 1]
+        apply_rule(net.P[bo:bo + c], G[bo:bo + c], M[bo:bo + c], V[bo:bo + c], rate, 0.0, rule)
