@@ -43,7 +43,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from scipy.special import expit, xlogy
 
 #: Hidden activations; the index is the code compiled kernels receive.
 ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
@@ -95,7 +94,11 @@ def _identity(Z):
 
 
 def _logistic(Z):
-    expit(Z, out=Z)
+    with np.errstate(over="ignore"):  # exp(-z) overflows to inf for z < -88: 1 / inf = 0, as it should
+        np.negative(Z, out=Z)
+        np.exp(Z, out=Z)
+        Z += 1
+        np.reciprocal(Z, out=Z)
 
 
 def _tanh(Z):
@@ -161,7 +164,8 @@ def head_losses(head: str, Z: np.ndarray, targets: Targets) -> np.ndarray:
     if head == "identity":
         return 0.5 * ((z - t) ** 2).sum(axis=1)
     if head == "exp":
-        return (np.exp(z) - t * z + xlogy(t, t) - t).sum(axis=1)
+        t_log_t = np.where(t > 0, t * np.log(np.where(t > 0, t, 1.0)), 0.0)  # 0 log 0 = 0
+        return (np.exp(z) - t * z + t_log_t - t).sum(axis=1)
     raise ValueError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
 
 

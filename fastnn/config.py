@@ -190,11 +190,13 @@ class TrainConfig:
                                    "elastic smoothness, pixels (the field's Gaussian width)", float)
 
     def __post_init__(self):
-        # One spelling of the layer sizes, whatever was given: TrainConfig(hidden=256) is (256,).
-        try:
-            self.hidden = layer_sizes(self.hidden)
-        except ValueError:
-            pass  # validate() names the bad value
+        # One spelling of the layer sizes: TrainConfig(hidden=256) is (256,), [100, 100] is
+        # (100, 100).  Text is the command line's to parse (layer_sizes); here it is refused.
+        if not isinstance(self.hidden, str):
+            try:
+                self.hidden = layer_sizes(self.hidden)
+            except ValueError:
+                pass  # validate() names the bad value
 
     def validate(self) -> "TrainConfig":
         """Check every option; raise :class:`FastnnError` naming the first bad one, else return self."""

@@ -12,9 +12,11 @@ import pytest
 from fastnn import augment as aug
 from fastnn.augment import AugmentSpec, agreement_atol
 from fastnn.backends import get_backend
-from fastnn.backends._permute import splitmix64
+from fastnn._keys import GOLDEN, splitmix64
 from fastnn.errors import FastnnError
-from fastnn.model import TrainConfig, train
+from fastnn.config import TrainConfig
+from fastnn.network import init_network
+from fastnn.training import train
 
 SPECS = {
     "affine": AugmentSpec("affine", rotation=15, scale=0.15, shear=0.3, shift=2.5),
@@ -54,7 +56,7 @@ def run(backend_name, X, seed, epoch, spec):
 def naive_augment(x, key, spec):
     """One image by the letter of the definition in fastnn.augment: Python floats, per pixel."""
     def u(j):
-        z = splitmix64((key + (j + 1) * aug.GOLDEN) % 2**64)
+        z = splitmix64((key + (j + 1) * GOLDEN) % 2**64)
         return 2 * ((z >> 11) * 2.0 ** -53) - 1
 
     c = 13.5
@@ -201,22 +203,22 @@ def test_backends_agree_over_an_augmented_training_run(digit_data, kind, nb):
     cfg = dict(RUN, augment=kind)
     ref, h_ref = train(X, y, TrainConfig(**cfg, backend="numpy"))
     net, h = train(X, y, TrainConfig(**cfg, backend="numba"))
-    for p, q in zip((net.W1, net.b1, net.W2, net.b2), (ref.W1, ref.b1, ref.W2, ref.b2)):
+    for p, q in zip(net.coefs + net.intercepts, ref.coefs + ref.intercepts):
         np.testing.assert_allclose(p, q, rtol=0, atol=1e-5 * max(1.0, np.abs(q).max()))
     for a, b in zip(h.epochs, h_ref.epochs):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
     np.testing.assert_array_equal(X, X_before)  # the caller's data are never touched
     again, _ = train(X, y, TrainConfig(**cfg, backend="numba"))
-    np.testing.assert_array_equal(again.W1, net.W1)  # same seed and backend: bit-identical
+    np.testing.assert_array_equal(again.params.flat, net.params.flat)  # same seed and backend: bit-identical
 
 
 def test_augmenting_changes_training_and_none_does_not(digit_data):
     X, y = digit_data
     plain, _ = train(X, y, TrainConfig(**RUN, backend="numba"))
     none, _ = train(X, y, TrainConfig(**RUN, backend="numba", augment="none", augment_rotation=30))
-    np.testing.assert_array_equal(none.W1, plain.W1)
+    np.testing.assert_array_equal(none.params.flat, plain.params.flat)
     distorted, _ = train(X, y, TrainConfig(**RUN, backend="numba", augment="affine"))
-    assert np.abs(distorted.W1 - plain.W1).max() > 1e-3
+    assert np.abs(distorted.coefs[0] - plain.coefs[0]).max() > 1e-3
 
 
 @pytest.mark.parametrize("backend_name", ["numpy", "numba"])
@@ -244,9 +246,10 @@ def test_the_numba_workspace_adopts_the_augmented_data_as_prepare_would(images, 
     nb = get_backend("numba")
     monkeypatch.setattr(nb, "SPARSE_MAX_DENSITY", threshold)
     out = np.empty_like(images)
-    ws = nb.make_workspace(32, 784, 16, 10)
+    net = init_network(784, 16, 10, 0)
+    ws = nb.make_workspace(net, 32)
     nb.augment(images, 0, 1, SPECS["elastic"], out, ws)
-    expected = nb.make_workspace(32, 784, 16, 10)
+    expected = nb.make_workspace(net, 32)
     expected.prepare(out.copy())
     assert ws.source is out and ws.sparse == expected.sparse == (threshold > 0)
     if ws.sparse:

@@ -33,14 +33,17 @@ def test_both_backends_give_each_kernel_the_same_signature(kernel):
             assert (p.kind, p.default) == (q.kind, q.default), f"{name}.{kernel}: parameter {p.name}"
 
 
-def test_the_contract_lists_what_the_training_loop_calls():
-    """Every backend attribute that fastnn.model calls is in KERNELS (so the contract is not stale)."""
+def test_the_contract_lists_what_the_training_loop_and_the_network_call():
+    """Every backend attribute that fastnn.training and fastnn.network call is in the contract."""
     import re
 
-    from fastnn import model
+    from fastnn import network, training
 
-    called = set(re.findall(r"backend\.(\w+)\(", inspect.getsource(model)))
-    assert called and called <= set(KERNELS), called - set(KERNELS)
+    called = set()
+    for module in (training, network):
+        called |= set(re.findall(r"kernels\.(\w+)\(", inspect.getsource(module)))
+    assert {"train_steps", "permutation", "augment", "make_workspace", "predict"} <= called
+    assert called <= set(KERNELS + CONTROLS), called - set(KERNELS + CONTROLS)
 
 
 @pytest.mark.parametrize("name", BACKENDS)

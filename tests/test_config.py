@@ -14,7 +14,7 @@ from fastnn.backends import BACKENDS, DEFAULT_BACKEND
 from fastnn.cli import build_parser
 from fastnn.config import PRESETS, RULES, TrainConfig
 from fastnn.errors import FastnnError
-from fastnn.model import Network
+from fastnn.network import Network
 
 ESTIMATOR_NAMES = {"epochs": "max_iter", "lr": "learning_rate_init"}  # the rest share their names
 

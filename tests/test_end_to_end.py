@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from fastnn.data import load_dataset
-from fastnn.model import TrainConfig, train
+from fastnn.config import TrainConfig
+from fastnn.training import train
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN_SCRIPT = ROOT / "scripts" / "train.py"

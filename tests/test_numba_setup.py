@@ -87,7 +87,7 @@ def test_threading_layer_starts_the_pool_without_compiling_anything():
     assert layer in ("omp", "tbb", "workqueue") and compiles == "0"
 
 
-KERNELS_CACHED = "from fastnn.backends._numba_setup import kernels_cached; print(kernels_cached())"
+KERNELS_CACHED = "from fastnn.backends import get_backend; print(get_backend('numba').kernels_cached())"
 
 
 def test_a_cold_compile_cache_is_announced_once_and_then_cached(tmp_path):
@@ -105,7 +105,9 @@ def test_a_cold_compile_cache_is_announced_once_and_then_cached(tmp_path):
 
     first = train("first")
     assert first.returncode == 0, first.stderr
-    assert first.stderr == "fastnn: compiling the numba kernels (first run only, ~20 s)\n"
+    from fastnn.cli.train import COMPILING_NOTE
+
+    assert first.stderr == COMPILING_NOTE + "\n"
     assert run_python(KERNELS_CACHED, cache) == "True"
     second = train("second")
     assert second.returncode == 0 and second.stderr == "", second.stderr
@@ -114,19 +116,24 @@ def test_a_cold_compile_cache_is_announced_once_and_then_cached(tmp_path):
 
 def test_the_compile_cache_is_keyed_on_every_kernel_source_file(tmp_path, monkeypatch):
     """numba only notices edits to a cached function's own file; the folder name must change
-    when any module compiled into the kernels (tile kernels, sgemm binding) changes."""
+    when any module compiled into the kernels (tile kernels, GEMM binding, the random keys
+    of fastnn/_keys.py) changes."""
     from fastnn.backends import _numba_setup
 
     here = Path(_numba_setup.__file__).parent
-    for name in ("numba_backend.py", "_numba_sparse.py", "_numba_blas.py"):
-        copy = tmp_path / name
-        copy.write_bytes((here / name).read_bytes())
-    (tmp_path / "_numba_setup.py").write_bytes((here / "_numba_setup.py").read_bytes())
-    monkeypatch.setattr(_numba_setup, "__file__", str(tmp_path / "_numba_setup.py"))
-    monkeypatch.undo()
+    copies = tmp_path / "backends"
+    copies.mkdir()
+    for path in list(here.glob("*numba*.py")):
+        (copies / path.name).write_bytes(path.read_bytes())
+    (tmp_path / "_keys.py").write_bytes((here.parent / "_keys.py").read_bytes())
     assert Path(_numba_setup.CACHE_DIR).name == f"fastnn-kernels-{_numba_setup._sources_hash()}"
-    monkeypatch.setattr(_numba_setup, "__file__", str(tmp_path / "_numba_setup.py"))
-    before = _numba_setup._sources_hash()
-    with open(tmp_path / "_numba_sparse.py", "a") as fh:
-        fh.write("\n# an edit to the tile kernels' module alone\n")
-    assert _numba_setup._sources_hash() != before
+    monkeypatch.setattr(_numba_setup, "__file__", str(copies / "_numba_setup.py"))
+    same = _numba_setup._sources_hash()
+    monkeypatch.undo()
+    assert same == _numba_setup._sources_hash()  # the copies hash as the originals do
+    monkeypatch.setattr(_numba_setup, "__file__", str(copies / "_numba_setup.py"))
+    for edited in (copies / "_numba_sparse.py", tmp_path / "_keys.py"):
+        before = _numba_setup._sources_hash()
+        with open(edited, "a") as fh:
+            fh.write("\n# an edit to one module compiled into the kernels\n")
+        assert _numba_setup._sources_hash() != before, edited.name

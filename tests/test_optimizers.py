@@ -1,92 +1,109 @@
-"""Optimizers, schedules and early stopping: both backends against a float64 reference.
+"""Optimizers, schedules and early stopping.
 
-``naive_step`` below is the textbook form of each rule in float64; the backends
-compute in float32, so agreement is within a few float32 roundings of the
-values involved (relative 1e-5 of the parameter scale over a handful of steps),
-far below the size of a wrong rule (e.g. Nesterov computed as plain momentum
-moves parameters by ~lr * mu * m, 1e-2 here).
+The rules themselves are checked step by step against float64 in
+``test_kernels.py`` (``test_update_follows_the_rule_for_several_steps``); this file
+covers the optimizer objects (their rates, decay and state), the backends'
+agreement over whole training chunks with a schedule, the schedules, and early
+stopping.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
-from fastnn.backends import _optim
+from fastnn.activations import make_targets
+from fastnn.config import TrainConfig
 from fastnn.errors import FastnnError
-from fastnn.model import TrainConfig, init_network, train
+from fastnn.layers import Layout
+from fastnn.network import init_network
+from fastnn.optimizers import OPTIMIZERS, make_optimizer
 from fastnn.schedules import SCHEDULES, learning_rates
+from fastnn.training import train
 
 from conftest import prototype_data
 
 
-def naive_step(p, g, m, v, lr, kind, mu, b2, eps, wd, t):
-    """One step of each rule in float64, written as in the papers."""
-    g = g + wd * p
-    if kind == "sgd":
-        return p - lr * g, m, v
-    if kind in ("momentum", "nesterov"):
-        m = mu * m + g
-        return p - lr * (g + mu * m if kind == "nesterov" else m), m, v
-    m = mu * m + (1 - mu) * g
-    v = b2 * v + (1 - b2) * g * g
-    m_hat, v_hat = m / (1 - mu ** t), v / (1 - b2 ** t)
-    return p - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
+def test_adam_folds_its_bias_correction_into_each_steps_rate():
+    opt = make_optimizer("adam", Layout((3, 2)), momentum=0.9, beta2=0.999)
+    rates = opt.rates(np.full(3, 0.01))
+    t = np.arange(1, 4)
+    np.testing.assert_allclose(rates, 0.01 * np.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t), rtol=1e-15)
+    opt.advance(3)
+    assert opt.rates([0.01])[0] == pytest.approx(0.01 * math.sqrt(1 - 0.999 ** 4) / (1 - 0.9 ** 4))
 
 
-@pytest.mark.parametrize("kind", _optim.OPTIMIZERS)
-@pytest.mark.parametrize("wd", [0.0, 1e-2])
-def test_apply_update_follows_the_rule_for_several_steps(backend, kind, wd):
-    rng = np.random.default_rng(1)
-    p = rng.standard_normal((7, 33)).astype(np.float32)
-    m = np.zeros_like(p) if kind != "sgd" else np.zeros(0, np.float32)
-    v = np.zeros_like(p) if kind == "adam" else np.zeros(0, np.float32)
-    ref_p, ref_m, ref_v = p.astype(np.float64), np.zeros(p.shape), np.zeros(p.shape)
-    state = _optim.OptimizerState(kind=_optim.OPTIMIZERS.index(kind), momentum=0.9)
-    lr = 1e-2 if kind == "adam" else 0.1
-    for t in range(1, 6):
-        g = rng.standard_normal(p.shape).astype(np.float32)
-        bc1, bc2 = _optim.bias_corrections(state, t)
-        backend.apply_update(p, g, m, v, lr, state.kind, 0.9, 0.999, 1e-8, wd, bc1, bc2)
-        ref_p, ref_m, ref_v = naive_step(ref_p, g.astype(np.float64), ref_m, ref_v, lr, kind,
-                                         0.9, 0.999, 1e-8, wd, t)
-    np.testing.assert_allclose(p, ref_p, rtol=1e-5, atol=1e-5)
-    if kind != "sgd":
-        np.testing.assert_allclose(m, ref_m, rtol=1e-5, atol=1e-5)
+@pytest.mark.parametrize("kind", ["sgd", "momentum", "nesterov"])
+def test_the_other_rules_step_at_the_learning_rate_itself(kind):
+    opt = make_optimizer(kind, Layout((3, 2)))
+    opt.advance(7)
+    np.testing.assert_array_equal(opt.rates([0.5, 0.25]), [0.5, 0.25])
+
+
+def test_decay_is_weight_decay_plus_l2_over_the_batch_weight():
+    opt = make_optimizer("sgd", Layout((3, 2)), weight_decay=1e-3, l2=0.5)
+    assert opt.decay(200.0) == pytest.approx(1e-3 + 0.5 / 200)
+    assert not opt.fused() and make_optimizer("sgd", Layout((3, 2))).fused()
+    assert not make_optimizer("momentum", Layout((3, 2))).fused()
+
+
+@pytest.mark.parametrize("kind", OPTIMIZERS)
+def test_optimizer_state_round_trips_through_its_arrays(kind):
+    layout = Layout((5, 4, 3))
+    opt = make_optimizer(kind, layout)
+    for buf in opt.state.values():
+        buf.flat[...] = np.arange(layout.size)
+    opt.advance(9)
+    copy = make_optimizer(kind, layout)
+    copy.load_state(opt.state_arrays())
+    assert copy.t == 9
+    for name in opt.state:
+        np.testing.assert_array_equal(copy.state[name].flat, opt.state[name].flat)
 
 
 def test_nesterov_is_not_plain_momentum(np_backend):
-    """Guards the tolerance above: the two rules differ by far more than it allows."""
-    p1 = np.ones(10, np.float32)
-    p2 = p1.copy()
-    g = np.full(10, 0.5, np.float32)
-    m1, m2 = np.zeros_like(p1), np.zeros_like(p2)
-    np_backend.apply_update(p1, g, m1, m1, 0.1, _optim.MOMENTUM, 0.9, 0.999, 1e-8, 0.0, 1.0, 1.0)
-    np_backend.apply_update(p2, g, m2, m2, 0.1, _optim.NESTEROV, 0.9, 0.999, 1e-8, 0.0, 1.0, 1.0)
-    assert np.abs(p1 - p2).min() > 1e-2
+    """The two rules differ by far more than the kernel tests' tolerances allow."""
+    results = []
+    for kind in ("momentum", "nesterov"):
+        net = init_network(4, 3, 2, 0)
+        opt = make_optimizer(kind, net.layout)
+        grads = net.params.like()
+        grads.flat[...] = 0.5
+        for _ in range(2):
+            np_backend.update(net.params, grads, opt, 0.1)
+        results.append(net.params.flat.copy())
+    assert np.abs(results[0] - results[1]).max() > 1e-2
 
 
-@pytest.mark.parametrize("kind", _optim.OPTIMIZERS)
+def test_unknown_optimizer_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match="sgd, momentum, nesterov, adam"):
+        make_optimizer("rmsprop", Layout((3, 2)))
+
+
+@pytest.mark.parametrize("kind", OPTIMIZERS)
 def test_backends_agree_over_training_chunks_with_each_optimizer_and_a_schedule(nb, np_backend, kind):
     X, y = prototype_data(n=600, d=784, c=10)
     perm = np.empty(len(y), np.int64)
     np_backend.permutation(len(y), 0, 0, perm)
-    lrs = learning_rates("onecycle", 2e-3 if kind == "adam" else 0.1, 2 * 6).astype(np.float32)
+    lrs = learning_rates("onecycle", 2e-3 if kind == "adam" else 0.1, 2 * 6)
+    targets = make_targets("softmax", y, 10)
     results = []
     for be in (np_backend, nb):
-        net = init_network(784, 40, 10, 0)
-        params = (net.W1, net.b1, net.W2, net.b2)
-        opt = _optim.make_optimizer(kind, params, weight_decay=1e-4)
-        ws = be.make_workspace(100, 784, 40, 10)
-        out = [be.train_steps(X, y, perm, 0, 600, 100, lrs[6 * k:6 * k + 6], *params, ws, opt) for k in range(2)]
-        results.append((out, params, opt.t))
-    (out_a, params_a, t_a), (out_b, params_b, t_b) = results
+        net = init_network(784, (40, 24), 10, 0)
+        opt = make_optimizer(kind, net.layout, weight_decay=1e-4)
+        ws = be.make_workspace(net, 100)
+        out = [be.train_steps(net, X, targets, perm, 0, 600, 100, lrs[6 * k:6 * k + 6], opt, ws)
+               for k in range(2)]
+        results.append((out, net, opt.t))
+    (out_a, net_a, t_a), (out_b, net_b, t_b) = results
     assert t_a == t_b == 12
     for (loss_a, correct_a), (loss_b, correct_b) in zip(out_a, out_b):
         assert loss_b == pytest.approx(loss_a, rel=1e-5)
         assert abs(correct_a - correct_b) <= 1
-    for a, b in zip(params_a, params_b):
-        np.testing.assert_allclose(b, a, rtol=0, atol=1e-5 * max(1.0, float(np.abs(a).max())))
+    a, b = net_a.params.flat, net_b.params.flat
+    np.testing.assert_allclose(b, a, rtol=0, atol=1e-5 * max(1.0, float(np.abs(a).max())))
 
 
 @pytest.mark.parametrize("schedule", SCHEDULES)
@@ -108,6 +125,15 @@ def test_unknown_optimizer_or_schedule_is_refused():
     for bad in (dict(optimizer="rmsprop"), dict(schedule="linear"), dict(momentum=1.0), dict(patience=-1)):
         with pytest.raises(FastnnError):
             train(X, y, TrainConfig(hidden=4, epochs=1, **bad))
+
+
+def test_early_stopping_restores_the_best_dev_epoch_of_a_deep_network(np_backend):
+    X, y = prototype_data(n=800, noise=2.0)
+    config = TrainConfig(hidden=(16, 12), epochs=25, batch_size=50, lr=1.0, backend="numpy", patience=2)
+    net, history = train(X[:600], y[:600], config, X_dev=X[600:], y_dev=y[600:])
+    dev = [row["dev_accuracy"] for row in history.epochs]
+    assert dev[history.best_epoch - 1] == max(dev)
+    assert np.mean(net.predict(X[600:], "numpy") == y[600:]) == pytest.approx(max(dev))
 
 
 def test_early_stopping_restores_the_best_dev_epoch(backend):

@@ -1,5 +1,6 @@
-"""The training loop (:func:`fastnn.model.train`) with each backend: agreement, determinism,
-the epoch shuffle and partial batches, learning, history records, and refusal of bad input."""
+"""The training loop (:func:`fastnn.training.train`) with each backend: agreement at one and
+two hidden layers, determinism, the epoch shuffle and partial batches, learning, history
+records, and refusal of bad input."""
 
 from __future__ import annotations
 
@@ -10,13 +11,18 @@ import numpy as np
 import pytest
 
 import naive
-from fastnn import model
+from fastnn import training
 from fastnn.backends import get_backend
+from fastnn.config import TrainConfig
 from fastnn.errors import FastnnError
-from fastnn.model import Network, TrainConfig, init_network, train
+from fastnn.network import Network, init_network
+from fastnn.training import train
 
-# A few hundred steps: 3000 samples, 32 per batch (94 steps an epoch, the last one 24), 3 epochs.
-RUN = dict(hidden=64, epochs=3, batch_size=32, lr=0.1, seed=1, log_every=10)
+# A few hundred steps: 3000 samples, 32 per batch (94 steps an epoch, the last one 24), 3 epochs;
+# one hidden ReLU layer, and two tanh layers.
+RUNS = {"one-hidden": dict(hidden=64, epochs=3, batch_size=32, lr=0.1, seed=1, log_every=10),
+        "two-hidden-tanh": dict(hidden=(64, 32), activation="tanh", epochs=3, batch_size=32, lr=0.1,
+                                seed=1, log_every=10)}
 
 # Measured over that run: numba and numpy weights differ by at most 2e-7 (weights up to
 # ~0.7, so 3e-7 relative), step losses by 1e-6 relative, accuracies not at all.  The
@@ -27,7 +33,7 @@ LOSS_REL = 1e-5
 
 
 def _params(net):
-    return net.W1, net.b1, net.W2, net.b2
+    return list(net.coefs) + list(net.intercepts)
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +43,11 @@ def prototypes(make_data):
     return X[:3000], y[:3000], X[3000:], y[3000:]
 
 
-@pytest.fixture(scope="module")
-def runs(prototypes):
-    """The same RUN trained once with each backend: backend name -> (network, history)."""
+@pytest.fixture(scope="module", params=list(RUNS))
+def runs(prototypes, request):
+    """A RUN trained once with each backend: backend name -> (network, history)."""
     X, y, X_dev, y_dev = prototypes
-    return {name: train(X, y, TrainConfig(**RUN, backend=name), X_dev=X_dev, y_dev=y_dev)
+    return {name: train(X, y, TrainConfig(**RUNS[request.param], backend=name), X_dev=X_dev, y_dev=y_dev)
             for name in ("numpy", "numba")}
 
 
@@ -50,10 +56,11 @@ def runs(prototypes):
 
 def test_backends_agree_over_a_training_run(runs):
     (a, ha), (b, hb) = runs["numba"], runs["numpy"]
-    for name, p, q in zip(("W1", "b1", "W2", "b2"), _params(a), _params(b)):
+    assert a.sizes == b.sizes
+    for i, (p, q) in enumerate(zip(_params(a), _params(b))):
         assert p.dtype == q.dtype == np.float32
-        assert np.abs(p - q).max() <= WEIGHT_REL * np.abs(q).max(), name
-    assert len(ha.epochs) == len(hb.epochs) == RUN["epochs"]
+        assert np.abs(p - q).max() <= WEIGHT_REL * np.abs(q).max(), i
+    assert len(ha.epochs) == len(hb.epochs) == 3
     for ra, rb in zip(ha.epochs, hb.epochs):
         # a near-tie within float32 rounding may flip one prediction, not more
         assert abs(ra["train_accuracy"] - rb["train_accuracy"]) * 3000 <= 1
@@ -84,7 +91,7 @@ def test_same_seed_and_backend_give_bit_identical_runs(backend, prototypes):
     strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
     assert strip(ha.epochs) == strip(hb.epochs)
     c, _ = train(X, y, TrainConfig(**config, seed=5))
-    assert not np.array_equal(a.W1, c.W1) and not np.array_equal(a.W2, c.W2)
+    assert all(not np.array_equal(W, V) for W, V in zip(a.coefs, c.coefs))
 
 
 # --- the epoch shuffle and partial batches ------------------------------------------
@@ -92,9 +99,9 @@ def test_same_seed_and_backend_give_bit_identical_runs(backend, prototypes):
 
 def _spy_backend(real, calls):
     """The real backend, with train_steps recording what the loop asks it to do."""
-    def train_steps(X, y, perm, start, stop, batch_size, *rest):
+    def train_steps(net, X, targets, perm, start, stop, batch_size, *rest):
         calls.append((perm.copy(), start, stop, batch_size))
-        return real.train_steps(X, y, perm, start, stop, batch_size, *rest)
+        return real.train_steps(net, X, targets, perm, start, stop, batch_size, *rest)
     spy = types.SimpleNamespace(**{k: getattr(real, k) for k in dir(real) if not k.startswith("__")})
     spy.train_steps = train_steps
     return spy
@@ -104,7 +111,7 @@ def test_each_epoch_visits_every_sample_exactly_once(backend, monkeypatch):
     """1003 samples, batches of 64 (the 16th has 43), 3 batches per logged chunk."""
     n, bs, epochs, seed = 1003, 64, 2, 9
     calls = []
-    monkeypatch.setattr(model, "get_backend", lambda name: _spy_backend(get_backend(name), calls))
+    monkeypatch.setattr(training, "get_backend", lambda name: _spy_backend(get_backend(name), calls))
     rng = np.random.default_rng(0)
     X, y = rng.random((n, 8), dtype=np.float32), rng.integers(0, 3, n)
     train(X, y, TrainConfig(hidden=4, epochs=epochs, batch_size=bs, lr=0.1, seed=seed, log_every=3,
@@ -125,22 +132,34 @@ def test_each_epoch_visits_every_sample_exactly_once(backend, monkeypatch):
     assert not np.array_equal(orders[0], orders[1])
 
 
-def test_training_is_float64_sgd_over_each_epochs_shuffle(backend):
-    """Two epochs of 203 samples in batches of 16 (the last has 11) against float64 SGD
-    over naive.permutation(n, seed, epoch): a sample skipped, repeated or averaged with
-    the wrong divisor moves the weights far outside the tolerance (see test_kernels)."""
-    n, d, h, c, bs, lr, seed, epochs = 203, 30, 9, 4, 16, 0.2, 6, 2
+@pytest.mark.parametrize("hidden, activation, optimizer", [(9, "relu", "sgd"), ((9, 7), "tanh", "nesterov"),
+                                                           ((9, 7, 5), "logistic", "adam")], ids=str)
+def test_training_is_float64_training_over_each_epochs_shuffle(backend, hidden, activation, optimizer):
+    """Two epochs of 203 samples in batches of 16 (the last has 11) against float64
+    training over naive.permutation(n, seed, epoch), with a cosine schedule: a sample
+    skipped, repeated or averaged with the wrong divisor moves the weights far outside
+    the tolerance (see test_kernels)."""
+    n, d, c, bs, lr, seed, epochs = 203, 30, 4, 16, 0.02 if optimizer == "adam" else 0.2, 6, 2
     rng = np.random.default_rng(1)
     X, y = rng.random((n, d), dtype=np.float32), rng.integers(0, c, n)
-    net, history = train(X, y, TrainConfig(hidden=h, epochs=epochs, batch_size=bs, lr=lr, seed=seed,
-                                           backend=backend.NAME))
-    start = _params(init_network(d, h, c, seed))
-    params = start
+    config = TrainConfig(hidden=hidden, activation=activation, optimizer=optimizer, schedule="cosine",
+                         epochs=epochs, batch_size=bs, lr=lr, seed=seed, backend=backend.NAME)
+    net, history = train(X, y, config)
+    start = init_network(d, hidden, c, seed, activation=activation)
+    coefs, intercepts = [np.array(W) for W in start.coefs], [np.array(b) for b in start.intercepts]
+    steps = math.ceil(n / bs)
+    from fastnn.schedules import learning_rates
+
+    lrs = learning_rates("cosine", lr, steps * epochs)
+    W, b, state = coefs, intercepts, {}
     for e in range(epochs):
-        params, loss, correct = naive.train_steps(X, y, naive.permutation(n, seed, e), 0, n, bs, lr, *params)
+        W, b, loss, correct = naive.train_steps(X, y, None, np.ones(n), naive.permutation(n, seed, e), 0, n, bs,
+                                                lrs[e * steps:(e + 1) * steps], W, b, activation, "softmax",
+                                                optimizer, {"momentum": 0.9, "beta2": 0.999, "eps": 1e-8},
+                                                state=state, t0=e * steps)
         assert history.epochs[e]["train_loss"] == pytest.approx(loss / n, rel=LOSS_REL)
         assert abs(history.epochs[e]["train_accuracy"] * n - correct) <= 1
-    naive.assert_sgd_close(_params(net), params, start, epochs * math.ceil(n / bs))
+    naive.assert_train_close(net.coefs, net.intercepts, W, b, coefs, intercepts, epochs * steps, naive.unit(np.float32))
 
 
 # --- history records ----------------------------------------------------------------
@@ -231,22 +250,18 @@ def test_bad_training_data_raises_fastnn_error(case):
 
 @pytest.mark.parametrize("variant", ["float64", "fortran-order"])
 def test_a_network_given_in_another_dtype_or_layout_trains_like_its_float32_copy(backend, variant):
-    """Network does not enforce float32 C-contiguous arrays (the docstring promises
-    them); train() must convert or refuse such a network, not misread it (float64
-    read as float32 by sgemm) or drop its updates (a Fortran W1 trained in a copy)."""
+    """train() runs fastnn's float32 recipe: a float64 network (or one built from
+    Fortran-ordered arrays) must train like its float32 copy, not be misread."""
     rng = np.random.default_rng(7)
     X, y = rng.random((120, 10), dtype=np.float32), rng.integers(0, 3, 120)
     config = TrainConfig(hidden=6, epochs=1, batch_size=32, lr=0.2, backend=backend.NAME)
     start = init_network(10, 6, 3, config.seed)
     expected, _ = train(X, y, config, network=start.copy())
     convert = (lambda a: a.astype(np.float64)) if variant == "float64" else np.asfortranarray
-    given = Network(*(convert(p.copy()) for p in _params(start)))
-    try:
-        net, _ = train(X, y, config, network=given)
-    except FastnnError as exc:
-        assert "float32" in str(exc) or "contiguous" in str(exc) or "dtype" in str(exc), str(exc)
-        return
-    for name, p, q, p0 in zip(("W1", "b1", "W2", "b2"), _params(net), _params(expected), _params(start)):
+    given = Network([convert(W.copy()) for W in start.coefs], [convert(b.copy()) for b in start.intercepts])
+    net, _ = train(X, y, config, network=given)
+    assert net.dtype == np.float32
+    for name, p, q, p0 in zip(range(4), _params(net), _params(expected), _params(start)):
         change = np.abs(q - p0).max()
         assert change > 0 and np.abs(p.astype(np.float32) - q).max() <= WEIGHT_REL * change, name
 
@@ -267,8 +282,7 @@ def test_fine_tuning_trains_every_output_of_the_network_even_classes_absent_from
     expected, _ = train(X, y, config, n_classes=4, network=init_network(10, 4, 4, 0))
     net, _ = train(X, y, config, network=init_network(10, 4, 4, 0))
     assert net.n_classes == 4
-    for p, q in zip((net.W1, net.b1, net.W2, net.b2), (expected.W1, expected.b1, expected.W2, expected.b2)):
-        np.testing.assert_array_equal(p, q)
+    np.testing.assert_array_equal(net.params.flat, expected.params.flat)
 
 
 def test_fine_tuning_refuses_labels_beyond_the_networks_outputs(backend):

@@ -87,6 +87,8 @@ def _sources_hash() -> str:
     h = hashlib.sha256()
     # The kernels also compile the random-key functions of fastnn/_keys.py.
     for path in sorted(here.glob("*numba*.py")) + [here.parent / "_keys.py"]:
+        if not path.exists():
+            continue
         h.update(path.name.encode())
         h.update(path.read_bytes())
     return h.hexdigest()[:16]

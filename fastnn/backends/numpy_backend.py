@@ -179,7 +179,8 @@ def _loss(head, Z, targets, dZ) -> tuple[float, int]:
     weight_sum = float(w.sum(dtype=np.float64))
     losses = head_losses(head, Z, targets)
     dZ[...] = Z
-    OUTPUT[head](dZ)
+    with np.errstate(over="ignore"):  # a logit span beyond float32 gives -inf: exp -> 0, as it should
+        OUTPUT[head](dZ)
     if head == "softmax":
         dZ[np.arange(m), targets.labels] -= 1
     else:
