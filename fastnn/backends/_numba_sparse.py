@@ -74,6 +74,12 @@ def rows_axpy(src, base, ld, col, width, idx, val, k0, k1, out):
     while j + 16 <= width:
         _axpy16(src, uld, start + np.uint64(j), idx, val, k0, k1, out, np.uint64(j))
         j += 16
+    if j < width and width >= 16:
+        # The last columns as one more tile ending at the width: it recomputes a few columns
+        # already written, with the same sums in the same order (so the same values), instead
+        # of a scalar loop per column (a 100-unit layer's last 4 columns cost as much as 64).
+        _axpy16(src, uld, start + np.uint64(width - 16), idx, val, k0, k1, out, np.uint64(width - 16))
+        j = width
     for jj in range(j, width):
         s = like(out, 0.0)
         for k in range(k0, k1):
