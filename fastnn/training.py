@@ -28,12 +28,14 @@ from typing import Callable
 
 import numpy as np
 
-from . import _aligned
+from . import _aligned, checkpoint
 from .activations import Targets, make_targets
 from .augment import AugmentSpec, check_images, spec_from_config
 from .backends import get_backend
 from .config import TrainConfig
 from .errors import FastnnError
+from .checkpoint import data_fingerprint
+from .layers import Layout, Params
 from .network import Network, init_network
 from .optimizers import Optimizer, make_optimizer
 from .schedules import learning_rates
@@ -190,6 +192,41 @@ class Run:
         self.lrs = learning_rates(config.schedule, config.lr, self.trainer.steps_per_epoch * config.epochs)
         self.history = History()
         self.best = None  # with early stopping: a copy of the best epoch's parameters
+        self.fingerprint = data_fingerprint(X, y)
+        self.threads = self.trainer.kernels.thread_info()["threads"]
+
+    @classmethod
+    def resume(cls, path, X, y, *, X_dev=None, y_dev=None) -> "Run":
+        """The run saved in the checkpoint ``path`` (a file or the folder holding one),
+        continued on the same data: its next epoch is the one the saved run would have trained."""
+        meta, arrays = checkpoint.load(path)
+        try:
+            config = checkpoint.config_of(meta)
+            spec = meta["network"]
+            layout = Layout(spec["sizes"], spec["dtype"])
+            params = Params(layout, arrays["params"])
+            net = Network.from_params(params, spec["activation"], spec["head"],
+                                      class_names=spec["class_names"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FastnnError(f"{path}: malformed checkpoint ({type(exc).__name__}: {exc})") from None
+        run = cls(X, y, config, X_dev=X_dev, y_dev=y_dev, network=net)
+        if run.fingerprint != meta.get("data"):
+            raise FastnnError(f"{path} was saved by a run on other training data; resume it with the "
+                              "data, dev split and seed it started with")
+        try:
+            run.trainer.optimizer.load_state({name[len("optimizer_"):]: a for name, a in arrays.items()
+                                              if name.startswith("optimizer_")})
+            run.trainer.epoch = int(meta["epochs_done"])
+            run.history = History(**meta["history"])
+            if "best" in arrays:
+                run.best = Params(layout, arrays["best"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FastnnError(f"{path}: malformed checkpoint ({type(exc).__name__}: {exc})") from None
+        return run
+
+    def save(self, path, metadata: dict | None = None):
+        """Write this run's state after its last epoch to ``path`` (see :mod:`fastnn.checkpoint`)."""
+        return checkpoint.save(path, self, metadata)
 
     @property
     def epochs_done(self) -> int:
@@ -236,7 +273,8 @@ class Run:
 
 def train(X, y, config: TrainConfig, *, X_dev=None, y_dev=None, n_classes: int | None = None,
           network: Network | None = None, progress: Callable | None = None,
-          class_names=None) -> tuple[Network, History]:
+          class_names=None, checkpoint_path=None, checkpoint_metadata: dict | None = None
+          ) -> tuple[Network, History]:
     """Train a network with mini-batch gradient descent; returns it and its :class:`History`.
 
     ``X (n, d)`` float (normalised to [0, 1] for images) and ``y (n,)`` integer
@@ -255,13 +293,34 @@ def train(X, y, config: TrainConfig, *, X_dev=None, y_dev=None, n_classes: int |
     never distorted); ``X`` must then hold 28x28 images (784 features).
     ``progress``, if given, is called as ``progress(epoch_row)`` after every
     epoch.  ``class_names`` (one per class) name the network's outputs for
-    display (default ``"0"``, ``"1"``, ...).  Raises :class:`FastnnError` on
-    invalid options or data, or if the loss becomes NaN or infinite.
+    display (default ``"0"``, ``"1"``, ...).  With ``checkpoint_path`` the run's
+    state is saved there after every epoch (with ``checkpoint_metadata``), and
+    :func:`resume` finishes an interrupted run from it.  Raises
+    :class:`FastnnError` on invalid options or data, or if the loss becomes NaN
+    or infinite.
     """
     run = Run(X, y, config, X_dev=X_dev, y_dev=y_dev, n_classes=n_classes, network=network,
               class_names=class_names)
+    return _finish(run, progress, checkpoint_path, checkpoint_metadata)
+
+
+def resume(path, X, y, *, X_dev=None, y_dev=None, progress: Callable | None = None,
+           checkpoint_metadata: dict | None = None) -> tuple[Network, History]:
+    """Finish the run saved in the checkpoint ``path`` on the same data it started on.
+
+    The result is bit for bit the uninterrupted run's (same backend and thread
+    count).  The checkpoint keeps being updated after every epoch, so an
+    interrupted resume can be resumed again.
+    """
+    run = Run.resume(path, X, y, X_dev=X_dev, y_dev=y_dev)
+    return _finish(run, progress, path, checkpoint_metadata)
+
+
+def _finish(run: Run, progress, checkpoint_path, checkpoint_metadata) -> tuple[Network, History]:
     while not run.done:
         row = run.next_epoch()
+        if checkpoint_path is not None:
+            run.save(checkpoint_path, checkpoint_metadata)
         if progress is not None:
             progress(row)
     return run.finish()

@@ -89,10 +89,11 @@ def gemm(ta, tb, m, n, k, alpha, A, a_off, lda, B, b_off, ldb, beta, C, c_off, l
     raise NotImplementedError("gemm is called from numba-compiled code only")
 
 
-@overload(gemm, jit_options={"cache": CACHE})
+@overload(gemm, jit_options={"cache": CACHE}, inline="always")
 def _gemm_overload(ta, tb, m, n, k, alpha, A, a_off, lda, B, b_off, ldb, beta, C, c_off, ldc):
-    # Every call reaches the routine for its dtype with the same argument types, so each
-    # is compiled once however many places call it.
+    # Inlined where it is called (a separate function would be compiled once per call site's
+    # argument types), it casts every argument so that each call reaches the routine for its
+    # dtype with the same types: the routine is compiled once however many places call it.
     impl = _GEMMS[str(A.dtype)]
 
     def call(ta, tb, m, n, k, alpha, A, a_off, lda, B, b_off, ldb, beta, C, c_off, ldc):
