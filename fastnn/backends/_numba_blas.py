@@ -78,29 +78,31 @@ _fortran_args_jit = kernel(inline="always")(_fortran_args)
 _GEMMS = {"float32": _make_gemm(_sgemm, np.float32), "float64": _make_gemm(_dgemm, np.float64)}
 
 
+def _routine(A):
+    """The GEMM routine for ``A``'s dtype (resolved when the caller is compiled)."""
+    raise NotImplementedError("compiled code only")
+
+
+@overload(_routine, jit_options={"cache": CACHE})
+def _routine_overload(A):
+    impl = _GEMMS[str(A.dtype)]
+    return lambda A: impl
+
+
+@kernel(inline="always")
 def gemm(ta, tb, m, n, k, alpha, A, a_off, lda, B, b_off, ldb, beta, C, c_off, ldc):
     """Row-major ``C = alpha * op(A) @ op(B) + beta * C`` on sub-matrices of flat buffers.
 
     ``A``, ``B``, ``C`` are C-contiguous arrays of one dtype (float32 or float64),
     of any rank; ``*_off`` is the flat offset of the sub-matrix's first element
     and ``ld*`` its row stride, so column blocks (a thread's slice of a layer)
-    are passed without copying.  Compiled code only (see :func:`_gemm_overload`).
+    are passed without copying.  Inlined where it is called, it casts every
+    argument, so that each call reaches the routine for its dtype with the same
+    types: the routine is compiled once however many places call it.
     """
-    raise NotImplementedError("gemm is called from numba-compiled code only")
-
-
-@overload(gemm, jit_options={"cache": CACHE}, inline="always")
-def _gemm_overload(ta, tb, m, n, k, alpha, A, a_off, lda, B, b_off, ldb, beta, C, c_off, ldc):
-    # Inlined where it is called (a separate function would be compiled once per call site's
-    # argument types), it casts every argument so that each call reaches the routine for its
-    # dtype with the same types: the routine is compiled once however many places call it.
-    impl = _GEMMS[str(A.dtype)]
-
-    def call(ta, tb, m, n, k, alpha, A, a_off, lda, B, b_off, ldb, beta, C, c_off, ldc):
-        i64, f64 = np.int64, np.float64
-        impl(i64(ta), i64(tb), i64(m), i64(n), i64(k), f64(alpha), A.ravel(), i64(a_off), i64(lda),
-             B.ravel(), i64(b_off), i64(ldb), f64(beta), C.ravel(), i64(c_off), i64(ldc))
-    return call
+    i64, f64 = np.int64, np.float64
+    _routine(A)(i64(ta), i64(tb), i64(m), i64(n), i64(k), f64(alpha), A.ravel(), i64(a_off), i64(lda),
+                B.ravel(), i64(b_off), i64(ldb), f64(beta), C.ravel(), i64(c_off), i64(ldc))
 
 
 def _scipy_blas_controllers():
