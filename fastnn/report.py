@@ -19,8 +19,9 @@ The folder holds ``model.npz``, ``metrics.json`` (:func:`metrics` of the
 result), ``report.html`` (one self-contained page of it all, the page to open
 first: :mod:`fastnn.report_html`) and, unless ``plots=False``, the figures: ``history.png``,
 ``confusion_matrix.png``, ``prediction.png`` and ``misclassified.png`` of the
-test split (the dev split when there is no test split); for a network on 28x28
-images ``first_layer.png``, its first layer's weights drawn as images; and with
+test split (the dev split when there is no test split; for data that are not
+28x28 images, only the first two); for a network on 28x28 images
+``first_layer.png``, its first layer's weights drawn as images; and with
 augmentation ``augmentation.png``: some of those images beside their distorted
 versions.  The network's shape (layer sizes, activation, head) is recorded from
 the network itself (:func:`fastnn.modelfile.network_summary`), not from
@@ -199,12 +200,15 @@ def _draw(folder: Path, result: RunResult, splits: dict) -> dict:
     plots.plot_confusion_matrix(
         np.array(report["confusion_matrix"]), net.class_names, folder / FIGURES["confusion_matrix"],
         title=f"Confusion matrix ({result.dataset} {split}, accuracy {report['accuracy']:.4f})")
+    drawn["confusion_matrix"] = FIGURES["confusion_matrix"]
+    if X.shape[1] != N_PIXELS:  # the figures below draw the inputs as 28x28 images
+        return drawn
     probs = net.predict_proba(X[:1], result.config.backend)[0]
     plots.plot_prediction(X[0], net.class_names[pred[0]], net.class_names[y[0]],
                           folder / FIGURES["prediction"], probs=probs, class_names=net.class_names)
     plots.plot_misclassified(X, y, pred, folder / FIGURES["misclassified"], class_names=net.class_names)
     drawn.update(FIGURES)
-    if result.config.augment != "none" and X.shape[1] == N_PIXELS:
+    if result.config.augment != "none":
         from .augment import distort, spec_from_config
 
         originals = X[:12]

@@ -94,16 +94,19 @@ def test_the_recorded_shape_is_the_networks_not_the_configs(tmp_path):
     assert "784-24-12-10 tanh/softmax" in (out / "report.html").read_text()
 
 
-def test_first_layer_figure_only_for_networks_on_28x28_images(tmp_path):
+def test_a_report_on_other_features_draws_no_image_figures(tmp_path):
     X, y = prototype_data(n=120, d=50, c=3, seed=7)
     config = TrainConfig(hidden=(8,), epochs=1, backend="numpy")
     net, history = train(X[:90], y[:90], config)
     splits = {"dev": (X[90:], y[90:])}
     result = RunResult(dataset="features", config=config, network=net, history=history,
-                       evaluation={}, n_train=90, n_dev=30)
+                       evaluation=evaluate(net, splits, "numpy"), n_train=90, n_dev=30)
     out = write_report(tmp_path / "small", result, splits)
     figures = json.loads((out / "metrics.json").read_text())["figures"]
-    assert figures == {"history": FIGURES["history"]} and not (out / FIRST_LAYER_FIGURE).exists()
+    assert not (out / FIRST_LAYER_FIGURE).exists()
+    # the figures that draw inputs as images are left out too; the page shows what there is
+    assert figures == {"history": FIGURES["history"], "confusion_matrix": FIGURES["confusion_matrix"]}
+    assert (out / "report.html").read_text().count("data:image/png;base64,") == 2
 
 
 def test_first_layer_figure_is_drawn_without_a_held_out_split(run, tmp_path):
