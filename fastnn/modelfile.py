@@ -77,7 +77,7 @@ def _digest(arrays: dict, names: tuple) -> str:
     for name in names + ("classes",):
         a = np.ascontiguousarray(arrays[name])
         h.update(f"{name}:{a.dtype.str}:{a.shape}".encode())
-        h.update(a.tobytes())
+        h.update(a.data if a.size else b"")  # the bytes tobytes() gives, without copying them
     return h.hexdigest()
 
 
