@@ -8,9 +8,9 @@ per split, the training curves, the confusion matrix (figure and table), the
 misclassified gallery, one prediction, what the first layer learned, what
 training saw (with augmentation), the per-class figures, the run (dataset and
 its sizes, the network's layers, backend, time), the config and the per-epoch
-history.  Every string from
-``metrics`` is HTML-escaped; the page runs no script and loads nothing (its
-Content-Security-Policy forbids both).  :func:`write_report_html` writes it.
+history.  Every string from ``metrics`` is HTML-escaped; the page runs no
+script and loads nothing (its Content-Security-Policy forbids both).
+:func:`write_report_html` writes it.
 """
 
 from __future__ import annotations

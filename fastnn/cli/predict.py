@@ -25,8 +25,9 @@ atomically, and prints one summary line; ``--out`` with one image writes the
 same one-row file.
 
 Any problem (a missing or unreadable model, a model that does not classify, a
-file that is not an image, an array of the wrong shape, an unwritable ``--out``) ends with one ``error: ...``
-line on stderr and exit status 2, nothing on stdout, and no file written.
+file that is not an image, an array of the wrong shape, an unwritable
+``--out``) ends with one ``error: ...`` line on stderr and exit status 2,
+nothing on stdout, and no file written.
 """
 
 from __future__ import annotations
