@@ -79,12 +79,18 @@ def to_network(W1, b1, W2, b2) -> Network:
 
 
 def from_network(net: Network) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """A :class:`Network`'s parameters in the notebook's layout: ``W1, b1, W2, b2`` (float32 copies)."""
-    if net.params.layout.n_layers != 2:
-        raise FastnnError(f"the notebook's layout has one hidden layer; this network is {net.describe()}")
+    """A :class:`Network`'s parameters in the notebook's layout: ``W1, b1, W2, b2`` (float32 copies).
+
+    Only the notebook's own kind of network has that layout: one hidden layer, ReLU,
+    a softmax output.  Any other (deeper, another activation or head) is a
+    :class:`FastnnError`, since the notebook's functions would compute something else with it.
+    """
+    if len(net.hidden) != 1 or net.activation != "relu" or net.head != "softmax":
+        raise FastnnError(f"the notebook's layout is one ReLU hidden layer and a softmax output; "
+                          f"this network is {net.describe()}")
     (W1, W2), (b1, b2) = net.coefs, net.intercepts
-    return (np.ascontiguousarray(W1.T), b1.reshape(-1, 1).copy(),
-            np.ascontiguousarray(W2.T), b2.reshape(-1, 1).copy())
+    return (np.array(W1.T, np.float32, order="C"), np.array(b1.reshape(-1, 1), np.float32),
+            np.array(W2.T, np.float32, order="C"), np.array(b2.reshape(-1, 1), np.float32))
 
 
 def mini_batch_gradient_descent(X, Y, alpha: float = 0.1, iterations: int = 10,

@@ -1,22 +1,40 @@
-"""Export a trained network to ONNX, so it runs wherever models run (onnxruntime, C++, browsers).
+"""Export a network to ONNX, so it runs wherever models run (onnxruntime, C++, browsers).
 
-The graph is the network itself, with nothing fastnn-specific left to do:
+The graph is the network itself, for any depth, activation and head, with
+nothing fastnn-specific left to do:
 
-* input ``pixels``: float32 ``[N, d]`` with a dynamic batch dimension ``N``;
-  by default *normalised* inputs, exactly what fastnn's own ``predict`` takes
-  (MNIST pixels divided by 255); with ``raw_pixels=True``, raw 0-255 pixels, the
-  division folded into the first layer's weights (``W1 / 255``), so the graph
-  has no extra operator;
-* ``Gemm -> Relu -> Gemm -> Softmax``: output ``probabilities``, float32 ``[N, C]``;
-* ``ArgMax -> Gather`` over the class labels: output ``label``, ``[N]``, int64
-  for integer labels (MNIST's digits), double for float labels, and the text
-  of any other labels (strings, booleans; as ``MLPClassifier`` may have been
-  fitted on), the rule model files use.
+* input ``pixels``: ``[N, d]`` with a dynamic batch dimension ``N``; by default
+  *normalised* inputs, exactly what fastnn's own ``predict`` takes (MNIST pixels
+  divided by 255); with ``raw_pixels=True``, raw 0-255 values, the division
+  folded into the first layer's weights (``coefs[0] / 255``), so the graph has
+  no extra operator;
+* one ``Gemm`` per layer, each hidden one followed by the activation's operator
+  (:data:`ACTIVATION_OPS`: ``Relu``, ``Tanh``, ``Sigmoid`` or ``Identity``);
+* then the head (:data:`HEAD_OPS`) on the last layer's raw outputs ``z``:
 
-The model's metadata (``metadata_props``) holds fastnn's version, the input
-convention, the class labels and names, and the shapes.  Opset 17 and IR
-version 8: what current onnxruntime releases run.  Needs the ``onnx`` package
-(``pip install -e ".[onnx]"``, which also brings onnxruntime to run the file).
+  ========  =======================================  =================================================
+  head      outputs                                  ``label``
+  ========  =======================================  =================================================
+  softmax   ``label [N]``, ``probabilities [N, C]``  the class of ``ArgMax(z)``
+  logistic  ``label``, ``probabilities`` (Sigmoid)   one output: the class of ``z > 0`` (``[N]``);
+                                                     several: ``z > 0`` as int64 0/1 ``[N, C]``
+  identity  ``predictions [N, C]`` (``z``)           none (regression)
+  exp       ``predictions [N, C]`` (``Exp(z)``)      none (regression)
+  ========  =======================================  =================================================
+
+  the same rules as :meth:`Network.predict`, on the same ``z``.  Class labels
+  are int64 for integer labels (MNIST's digits), double for float labels, and
+  the text of any other labels (strings, booleans), the rule model files use.
+
+The graph computes in the network's dtype: a float32 network gives a float
+graph (input, weights and outputs), a float64 one a double graph (onnxruntime
+runs both; ``net.astype(np.float32)`` first for a float graph from a float64
+network).  The model's metadata (``metadata_props``) holds fastnn's version,
+the input convention, the layer ``sizes``, ``activation``, ``head``, ``dtype``
+and the class labels and names.  Opset 17 and IR version 8: what current
+onnxruntime releases run; :func:`to_onnx` checks the graph with
+``onnx.checker``.  Needs the ``onnx`` package (``pip install -e ".[onnx]"``,
+which also brings onnxruntime to run the file).
 """
 
 from __future__ import annotations
@@ -33,7 +51,19 @@ from .network import Network
 OPSET = 17
 IR_VERSION = 8
 INPUT = "pixels"
-OUTPUTS = ("label", "probabilities")
+#: Hidden activation -> the ONNX operator computing it.
+ACTIVATION_OPS = {"identity": "Identity", "logistic": "Sigmoid", "tanh": "Tanh", "relu": "Relu"}
+#: Output head -> (the ONNX operator of its output, the output's name).
+HEAD_OPS = {"softmax": ("Softmax", "probabilities"), "logistic": ("Sigmoid", "probabilities"),
+            "identity": ("Identity", "predictions"), "exp": ("Exp", "predictions")}
+#: A protobuf message, so an ONNX file with its weights inside, is at most 2 GB (a little left for the graph).
+_MAX_PROTO_BYTES = (1 << 31) - (1 << 20)
+
+
+def outputs(head: str) -> tuple:
+    """The graph's output names for ``head``: ``("label", "probabilities")`` or ``("predictions",)``."""
+    name = HEAD_OPS[head][1]
+    return ("label", name) if name == "probabilities" else (name,)
 
 
 def _onnx():
@@ -73,56 +103,91 @@ def _label_tensor(onnx, labels: np.ndarray):
     return tensor, onnx.TensorProto.STRING
 
 
-def _check_shapes(net: Network) -> None:
-    d, h = net.W1.shape
-    c = net.W2.shape[1]
-    if net.b1.shape != (h,) or net.W2.shape != (h, c) or net.b2.shape != (c,):
-        raise FastnnError(f"the network's parameters do not fit together: W1 {net.W1.shape}, b1 {net.b1.shape}, "
-                          f"W2 {net.W2.shape}, b2 {net.b2.shape}")
+def _check_finite(net: Network) -> None:
+    for i, (W, b) in enumerate(net.params.blocks()):
+        # min and max propagate NaN and show infinities, without a temporary of the weights' size
+        if not all(np.isfinite(a.min()) and np.isfinite(a.max()) for a in (W, b)):
+            raise FastnnError(f"cannot export a network whose layer {i} holds NaN or infinite parameters")
+
+
+def _layer_nodes(onnx, net: Network, raw_pixels: bool) -> tuple[list, list]:
+    """``(nodes, initializers)`` from the input to the last layer's raw outputs ``z``."""
+    helper, numpy_helper = onnx.helper, onnx.numpy_helper
+    nodes, initializers, last = [], [], len(net.coefs) - 1
+    x = INPUT
+    for i, (W, b) in enumerate(net.params.blocks()):
+        if i == 0 and raw_pixels:
+            W = W / net.dtype.type(255)  # in the network's dtype: one rounding per weight
+        initializers += [numpy_helper.from_array(np.ascontiguousarray(W), f"coef_{i}"),
+                         numpy_helper.from_array(np.ascontiguousarray(b), f"intercept_{i}")]
+        pre = "z" if i == last else f"pre_{i}"
+        nodes.append(helper.make_node("Gemm", [x, f"coef_{i}", f"intercept_{i}"], [pre], name=f"layer_{i}"))
+        if i < last:
+            x = f"hidden_{i}"
+            nodes.append(helper.make_node(ACTIVATION_OPS[net.activation], [pre], [x], name=f"activation_{i}"))
+    return nodes, initializers
+
+
+def _head_nodes(onnx, net: Network, elem_type) -> tuple[list, list, list]:
+    """``(nodes, initializers, graph outputs)`` from ``z`` to the head's outputs (see the module)."""
+    helper, TensorProto = onnx.helper, onnx.TensorProto
+    op, name = HEAD_OPS[net.head]
+    c = net.n_outputs
+    kwargs = {"axis": 1} if op == "Softmax" else {}
+    nodes = [helper.make_node(op, ["z"], [name], name=net.head, **kwargs)]
+    values = [helper.make_tensor_value_info(name, elem_type, ["N", c])]
+    if name != "probabilities":
+        return nodes, [], values
+    if net.head == "logistic" and c > 1:  # multilabel: each output's 0/1, as Network.predict gives
+        nodes += [helper.make_node("Greater", ["z", "zero"], ["is_on"], name="label_rule"),
+                  helper.make_node("Cast", ["is_on"], ["label"], to=TensorProto.INT64, name="label_of_rule")]
+        zero = onnx.numpy_helper.from_array(np.zeros((), net.dtype), "zero")
+        return nodes, [zero], [helper.make_tensor_value_info("label", TensorProto.INT64, ["N", c]), *values]
+    classes, label_type = _label_tensor(onnx, _labels(np.asarray(net.classes)))
+    initializers = [classes]
+    if net.head == "softmax":
+        nodes.append(helper.make_node("ArgMax", ["z"], ["index"], axis=1, keepdims=0, name="label_rule"))
+    else:  # one logistic output: class 1 where z > 0
+        nodes += [helper.make_node("Greater", ["z", "zero"], ["is_on"], name="label_rule"),
+                  helper.make_node("Cast", ["is_on"], ["index_2d"], to=TensorProto.INT64),
+                  helper.make_node("Reshape", ["index_2d", "flat"], ["index"])]
+        initializers += [onnx.numpy_helper.from_array(np.zeros((), net.dtype), "zero"),
+                         onnx.numpy_helper.from_array(np.array([-1], np.int64), "flat")]
+    nodes.append(helper.make_node("Gather", ["classes", "index"], ["label"], axis=0, name="label_of_index"))
+    return nodes, initializers, [helper.make_tensor_value_info("label", label_type, ["N"]), *values]
 
 
 def to_onnx(net: Network, *, raw_pixels: bool = False):
     """The network as an ``onnx.ModelProto`` (checked with ``onnx.checker``); see the module doc."""
     onnx = _onnx()
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
     from . import __version__
 
     if not isinstance(net, Network):
         raise FastnnError(f"expected a fastnn Network, got {type(net).__name__}")
-    _check_shapes(net)
-    labels = _labels(np.asarray(net.classes))
-    W1 = net.W1 / np.float32(255.0) if raw_pixels else net.W1
-    params = {"W1": W1, "b1": net.b1, "W2": net.W2, "b2": net.b2}
-    initializers = [numpy_helper.from_array(np.ascontiguousarray(a, np.float32), name)
-                    for name, a in params.items()]
-    classes, label_type = _label_tensor(onnx, labels)
-    initializers.append(classes)
-    nodes = [
-        helper.make_node("Gemm", [INPUT, "W1", "b1"], ["hidden_pre"], name="layer1"),
-        helper.make_node("Relu", ["hidden_pre"], ["hidden"], name="relu"),
-        helper.make_node("Gemm", ["hidden", "W2", "b2"], ["logits"], name="layer2"),
-        helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1, name="softmax"),
-        helper.make_node("ArgMax", ["logits"], ["index"], axis=1, keepdims=0, name="argmax"),
-        helper.make_node("Gather", ["classes", "index"], ["label"], axis=0, name="label_of_index"),
-    ]
-    graph = helper.make_graph(
-        nodes, "fastnn_mlp",
-        [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["N", net.n_features])],
-        [helper.make_tensor_value_info("label", label_type, ["N"]),
-         helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", net.n_classes])],
-        initializer=initializers)
+    _check_finite(net)
+    if net.params.flat.nbytes > _MAX_PROTO_BYTES:
+        raise FastnnError(f"the network's {net.params.flat.nbytes} bytes of parameters are over the "
+                          f"2 GB an ONNX file can hold")
+    elem_type = TensorProto.DOUBLE if net.dtype == np.float64 else TensorProto.FLOAT
+    nodes, initializers = _layer_nodes(onnx, net, raw_pixels)
+    head_nodes, head_initializers, graph_outputs = _head_nodes(onnx, net, elem_type)
+    graph = helper.make_graph(nodes + head_nodes, "fastnn_mlp",
+                              [helper.make_tensor_value_info(INPUT, elem_type, ["N", net.n_features])],
+                              graph_outputs, initializer=initializers + head_initializers)
     model = helper.make_model(graph, producer_name="fastnn", producer_version=__version__,
                               opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = IR_VERSION
-    model.doc_string = (f"fastnn {net.n_features}-{net.hidden}-{net.n_classes} ReLU/softmax network; input "
-                        + ("raw pixels 0-255" if raw_pixels else "normalised features (pixels / 255)"))
+    model.doc_string = (f"fastnn {net.describe()} network ({net.dtype.name}); input "
+                        + ("raw values 0-255" if raw_pixels else "normalised features (pixels / 255)"))
     helper.set_model_props(model, {
         "fastnn_version": __version__,
         "input_scale": "raw_0_255" if raw_pixels else "normalized_0_1",
-        "classes": json.dumps(labels.tolist()),
+        "sizes": json.dumps(list(net.sizes)),
+        "activation": net.activation, "head": net.head, "dtype": net.dtype.name,
+        "classes": json.dumps(_labels(np.asarray(net.classes)).tolist()),
         "class_names": json.dumps([str(n) for n in net.class_names]),
-        "shape": json.dumps([net.n_features, net.hidden, net.n_classes]),
     })
     try:
         onnx.checker.check_model(model, full_check=True)

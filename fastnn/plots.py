@@ -1,4 +1,4 @@
-"""PNG plots of training histories, confusion matrices and predictions.
+"""PNG plots of training histories, confusion matrices, predictions and first-layer weights.
 
 Figures are built with :class:`matplotlib.figure.Figure` directly rather than
 pyplot, so plotting works headless, touches no global state and leaks no
@@ -20,7 +20,7 @@ from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter, StrMethodF
 
 from ._atomic import atomic_write_bytes
 from .errors import FastnnError
-from .pixels import SIDE, prepare_image, prepare_images
+from .pixels import N_PIXELS, SIDE, prepare_image, prepare_images
 
 DPI = 100
 
@@ -275,4 +275,52 @@ def plot_augmentation(originals, distorted, path, max_images: int = 12) -> Path:
             ax.set_xticks([]), ax.set_yticks([])
         axes[row, 0].set_ylabel(label)
     fig.suptitle("What training saw: originals and one epoch's distortions")
+    return _save(fig, path)
+
+
+def first_layer_images(weights, max_units: int = 64) -> tuple[np.ndarray, float]:
+    """What :func:`plot_first_layer` draws: ``(images (n, 28, 28), limit)``.
+
+    ``images[k]`` is unit ``k``'s incoming weights ``weights[:, k]`` laid out as
+    the image they are multiplied with, for the first ``n = min(units,
+    max_units)`` units; ``limit`` is the shared colour scale's half-width:
+    half the largest weight magnitude among them, as scikit-learn's
+    ``plot_mnist_filters`` example does, so that a few large weights do not
+    wash out the rest (larger ones are drawn at full colour).
+    """
+    W = np.asarray(weights)
+    if W.ndim != 2 or W.shape[0] != N_PIXELS or W.shape[1] == 0 or not np.issubdtype(W.dtype, np.floating):
+        raise FastnnError(f"first-layer weights draw as {SIDE}x{SIDE} images: expected a float array "
+                          f"({N_PIXELS}, units), got {W.dtype} {W.shape}")
+    if isinstance(max_units, bool) or not isinstance(max_units, (int, np.integer)) or max_units < 1:
+        raise FastnnError(f"max_units must be a positive integer, got {max_units!r}")
+    shown = W[:, :max_units]
+    if not np.isfinite(shown).all():
+        raise FastnnError("the first layer's weights contain NaN or infinite values")
+    images = np.ascontiguousarray(shown.T).reshape(-1, SIDE, SIDE)
+    return images, 0.5 * float(np.abs(shown).max())
+
+
+def plot_first_layer(weights, path, max_units: int = 64) -> Path:
+    """What the first layer learned: each unit's weights drawn as a 28x28 image.
+
+    ``weights`` is the first layer's ``(784, units)`` (``net.coefs[0]``).  Up to
+    ``max_units`` units, in a square grid, on one symmetric grey scale shared by
+    all (:func:`first_layer_images`): mid grey is 0, white pixels raise the
+    unit's input, black ones lower it.
+    """
+    images, limit = first_layer_images(weights, max_units)
+    n, units = len(images), np.asarray(weights).shape[1]
+    limit = limit or 1.0  # all-zero weights: any scale draws them grey
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    fig = Figure(figsize=(1.0 * cols + 1.4, 1.0 * rows + 0.7), dpi=DPI, layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, image in zip(axes.flat, images):
+        drawn = ax.imshow(image, cmap="gray", vmin=-limit, vmax=limit, interpolation="nearest")
+    fig.colorbar(drawn, ax=axes, shrink=0.8, extend="both", label="weight")
+    shown = f"all {units} units" if n == units else f"the first {n} of {units} units"
+    fig.suptitle(f"First layer: the weights of {shown}, as {SIDE}x{SIDE} images")
     return _save(fig, path)

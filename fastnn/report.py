@@ -19,8 +19,13 @@ The folder holds ``model.npz``, ``metrics.json`` (:func:`metrics` of the
 result), ``report.html`` (one self-contained page of it all, the page to open
 first: :mod:`fastnn.report_html`) and, unless ``plots=False``, the figures: ``history.png``,
 ``confusion_matrix.png``, ``prediction.png`` and ``misclassified.png`` of the
-test split (the dev split when there is no test split), and with augmentation
-``augmentation.png``: some of those images beside their distorted versions.
+test split (the dev split when there is no test split; for data that are not
+28x28 images, only the first two); for a network on 28x28 images
+``first_layer.png``, its first layer's weights drawn as images; and with
+augmentation ``augmentation.png``: some of those images beside their distorted
+versions.  The network's shape (layer sizes, activation, head) is recorded from
+the network itself (:func:`fastnn.modelfile.network_summary`), not from
+``config.hidden``, which a given (fine-tuned) network does not follow.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import numpy as np
 from .config import TrainConfig
 from .errors import FastnnError
 from .metrics import classification_report
+from .modelfile import network_summary, save_network
 from .network import Network
 from .training import History
 from .pixels import N_PIXELS
@@ -46,6 +52,8 @@ FIGURES = {"history": "history.png", "confusion_matrix": "confusion_matrix.png",
            "prediction": "prediction.png", "misclassified": "misclassified.png"}
 #: With augmentation: originals beside their distortions (held-out images, distorted as training was).
 AUGMENTATION_FIGURE = "augmentation.png"
+#: For a network on 28x28 images: its first layer's weights, unit by unit, as images.
+FIRST_LAYER_FIGURE = "first_layer.png"
 
 
 @dataclass
@@ -99,6 +107,7 @@ def metrics(result: RunResult) -> dict:
         "dataset": result.dataset,
         "n_train": int(result.n_train), "n_dev": int(result.n_dev),
         "preset": result.preset,
+        "network": network_summary(result.network),
         "config": asdict(result.config),
         **result.environment,
         "history": history,
@@ -109,8 +118,10 @@ def metrics(result: RunResult) -> dict:
 
 
 def model_metadata(result: RunResult) -> dict:
-    """What ``model.npz`` records about its run: the dataset, the config and the accuracies."""
-    return {"dataset": result.dataset, "config": asdict(result.config),
+    """What ``model.npz`` records about its run: the dataset, the network's shape, the config
+    and the accuracies."""
+    return {"dataset": result.dataset, "network": network_summary(result.network),
+            "config": asdict(result.config),
             "accuracy": {name: report["accuracy"] for name, report in result.evaluation.items()}}
 
 
@@ -157,7 +168,6 @@ def write_report(out, result: RunResult, splits: dict, *, plots: bool = True) ->
 def _render(folder: Path, result: RunResult, splits: dict, plots: bool) -> None:
     """Every report file, into ``folder``."""
     from ._atomic import atomic_write_text
-    from .modelfile import save_network
     from .report_html import write_report_html
 
     save_network(result.network, folder / "model.npz", model_metadata(result))
@@ -177,21 +187,28 @@ def _draw(folder: Path, result: RunResult, splits: dict) -> dict:
 
     net = result.network
     plots.plot_history(result.history.to_dict(), folder / FIGURES["history"])
+    drawn = {"history": FIGURES["history"]}
+    if net.n_features == N_PIXELS:
+        plots.plot_first_layer(net.coefs[0], folder / FIRST_LAYER_FIGURE)
+        drawn["first_layer"] = FIRST_LAYER_FIGURE
     split = shown_split(result)
     if split is None:
-        return {"history": FIGURES["history"]}
+        return drawn
     X, y = splits[split]
     report = result.evaluation[split]
     pred = net.predict(X, result.config.backend)
     plots.plot_confusion_matrix(
         np.array(report["confusion_matrix"]), net.class_names, folder / FIGURES["confusion_matrix"],
         title=f"Confusion matrix ({result.dataset} {split}, accuracy {report['accuracy']:.4f})")
+    drawn["confusion_matrix"] = FIGURES["confusion_matrix"]
+    if X.shape[1] != N_PIXELS:  # the figures below draw the inputs as 28x28 images
+        return drawn
     probs = net.predict_proba(X[:1], result.config.backend)[0]
     plots.plot_prediction(X[0], net.class_names[pred[0]], net.class_names[y[0]],
                           folder / FIGURES["prediction"], probs=probs, class_names=net.class_names)
     plots.plot_misclassified(X, y, pred, folder / FIGURES["misclassified"], class_names=net.class_names)
-    drawn = dict(FIGURES)
-    if result.config.augment != "none" and X.shape[1] == N_PIXELS:
+    drawn.update(FIGURES)
+    if result.config.augment != "none":
         from .augment import distort, spec_from_config
 
         originals = X[:12]

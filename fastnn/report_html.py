@@ -3,12 +3,14 @@
 :func:`render_report_html` is pure: from ``metrics`` (what ``metrics.json``
 holds) and the folder holding the PNGs that ``metrics["figures"]`` names, it
 returns the page, with every figure embedded as a base64 ``data:`` URL, so the
-file can be opened, mailed or archived alone.  It shows, in order: the run
-(dataset, sizes, backend, time), the metrics per split, the training curves,
-the confusion matrix (figure and table), the misclassified gallery, the
-per-class figures, the config and the per-epoch history.  Every string from
-``metrics`` is HTML-escaped; the page runs no script and loads nothing (its
-Content-Security-Policy forbids both).  :func:`write_report_html` writes it.
+file can be opened, mailed or archived alone.  It shows, in order: the metrics
+per split, the training curves, the confusion matrix (figure and table), the
+misclassified gallery, one prediction, what the first layer learned, what
+training saw (with augmentation), the per-class figures, the run (dataset and
+its sizes, the network's layers, backend, time), the config and the per-epoch
+history.  Every string from ``metrics`` is HTML-escaped; the page runs no
+script and loads nothing (its Content-Security-Policy forbids both).
+:func:`write_report_html` writes it.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ _FIGURES = (  # (key in metrics["figures"], heading, alt text)
     ("confusion_matrix", "Confusion matrix", "confusion matrix heatmap with counts"),
     ("misclassified", "Misclassified images", "gallery of misclassified images with true and predicted labels"),
     ("prediction", "One prediction", "the first image with its predicted and true label"),
+    ("first_layer", "What the first layer learned", "each first-layer unit's weights drawn as a 28x28 image"),
     ("augmentation", "What training saw", "original images beside their distorted versions"),
 )
 
@@ -102,8 +105,20 @@ def _backend(metrics: dict):
     return metrics.get("backend", config.get("backend") if isinstance(config, dict) else None)
 
 
+def _network(metrics: dict) -> str | None:
+    """``784-256-10 relu/softmax, float32`` from ``metrics["network"]``; None if absent or malformed."""
+    network = metrics.get("network")
+    if not isinstance(network, dict) or not isinstance(network.get("sizes"), list):
+        return None
+    text = "-".join(str(s) for s in network["sizes"])
+    if network.get("activation") is not None and network.get("head") is not None:
+        text += f" {network['activation']}/{network['head']}"
+    return f"{text}, {network['dtype']}" if network.get("dtype") is not None else text
+
+
 def _run_section(metrics: dict) -> str:
-    rows = [("dataset", metrics.get("dataset")), ("training images", metrics.get("n_train")),
+    rows = [("dataset", metrics.get("dataset")), ("network", _network(metrics)),
+            ("training images", metrics.get("n_train")),
             ("dev images", metrics.get("n_dev")), ("preset", metrics.get("preset")),
             ("backend", _backend(metrics)), ("threads", metrics.get("threads")),
             ("threading layer", metrics.get("threading_layer"))]

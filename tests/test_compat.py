@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 
 from fastnn import compat
-from fastnn.model import TrainConfig, init_network, train
+from fastnn.config import TrainConfig
+from fastnn.errors import FastnnError
+from fastnn.network import init_network
 from fastnn.plots import show_sample
+from fastnn.training import train
 
 from conftest import prototype_data
 
@@ -34,17 +37,34 @@ def trained(rows):
 
 def test_layout_round_trip_is_exact():
     net = init_network(784, 12, 10, seed=1)
-    net.b1[:] = np.arange(12)
-    net.b2[:] = -np.arange(10)
+    net.intercepts[0][:] = np.arange(12)
+    net.intercepts[1][:] = -np.arange(10)
     W1, b1, W2, b2 = compat.from_network(net)
     assert (W1.shape, b1.shape, W2.shape, b2.shape) == ((12, 784), (12, 1), (10, 12), (10, 1))
-    np.testing.assert_array_equal(W1, net.W1.T)
-    np.testing.assert_array_equal(b1[:, 0], net.b1)
+    np.testing.assert_array_equal(W1, net.coefs[0].T)
+    np.testing.assert_array_equal(b1[:, 0], net.intercepts[0])
     back = compat.to_network(W1, b1, W2, b2)
-    for name in ("W1", "b1", "W2", "b2"):
-        np.testing.assert_array_equal(getattr(back, name), getattr(net, name))
+    assert back.describe() == "784-12-10 relu/softmax"
+    np.testing.assert_array_equal(back.params.flat, net.params.flat)
     W1[0, 0] = 99.0  # copies, not views of the network
-    assert net.W1[0, 0] != 99.0
+    assert net.coefs[0][0, 0] != 99.0
+
+
+def test_a_float64_network_comes_out_as_the_float32_the_notebook_layout_documents():
+    net = init_network(784, 5, 10, seed=2, dtype=np.float64)
+    params = compat.from_network(net)
+    assert [p.dtype for p in params] == [np.float32] * 4
+    np.testing.assert_array_equal(params[0], net.coefs[0].T.astype(np.float32))
+
+
+@pytest.mark.parametrize("hidden, activation, head, n_outputs", [
+    ((16, 8), "relu", "softmax", 10), ((), "relu", "softmax", 10), ((12,), "tanh", "softmax", 10),
+    ((12,), "relu", "logistic", 1)])
+def test_only_the_notebooks_kind_of_network_has_its_layout(hidden, activation, head, n_outputs):
+    net = init_network(784, hidden, n_outputs, seed=0, activation=activation, head=head)
+    with pytest.raises(FastnnError, match=f"one ReLU hidden layer and a softmax output; this network is "
+                                          f"{net.describe()}"):
+        compat.from_network(net)
 
 
 def test_mini_batch_gradient_descent_trains_exactly_what_fastnn_train_does(trained):
@@ -114,7 +134,7 @@ def test_square_input_is_read_as_the_notebook_layout():
     X, y = prototype_data(n=784, d=784, c=10, noise=0.5, seed=4)
     params = compat.mini_batch_gradient_descent(X.T, y, iterations=1, seed=0)
     net, _ = train(X, y, TrainConfig(hidden=10, epochs=1, lr=0.1, seed=0), n_classes=10)
-    np.testing.assert_array_equal(params[0], net.W1.T)
+    np.testing.assert_array_equal(params[0], net.coefs[0].T)
 
 
 def test_verbose_prints_the_notebooks_progress(rows, capsys):

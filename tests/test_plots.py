@@ -101,12 +101,53 @@ def test_plot_misclassified_bad_input(tmp_path):
                                  max_images=0)
 
 
+def test_first_layer_images_are_each_units_weights_on_one_symmetric_scale():
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((784, 100)).astype(np.float32)
+    W[3, 70] = 50.0  # a weight beyond the units shown does not set their scale
+    images, limit = plots.first_layer_images(W, max_units=64)
+    assert images.shape == (64, 28, 28)
+    np.testing.assert_array_equal(images[5], W[:, 5].reshape(28, 28))
+    np.testing.assert_array_equal(images[63][1], W[28:56, 63])  # row-major, as the images are
+    assert limit == pytest.approx(0.5 * np.abs(W[:, :64]).max())
+    images, _ = plots.first_layer_images(W[:, :9])
+    assert images.shape == (9, 28, 28)
+
+
+@pytest.mark.parametrize("units, size", [(64, (940, 870)), (9, (440, 370)), (300, (940, 870))])
+def test_plot_first_layer_draws_a_square_grid_of_units(tmp_path, units, size):
+    W = np.random.default_rng(1).standard_normal((784, units)).astype(np.float32)
+    out = plots.plot_first_layer(W, tmp_path / "first_layer.png")
+    _check_png(out, tmp_path, size=size)
+    with Image.open(out) as image:
+        grey = np.asarray(image.convert("L"), float)
+    assert grey.std() > 20  # weights drawn, not a blank page
+
+
+def test_plot_first_layer_draws_all_zero_weights_without_a_warning(tmp_path, recwarn):
+    plots.plot_first_layer(np.zeros((784, 4)), tmp_path / "zero.png")
+    assert [str(w.message) for w in recwarn] == []
+
+
+@pytest.mark.parametrize("weights, match", [
+    (np.zeros((100, 8)), r"\(784, units\)"), (np.zeros((784, 0)), r"\(784, units\)"),
+    (np.zeros(784), r"\(784, units\)"), (np.zeros((784, 3), int), "float"),
+    (np.full((784, 3), np.nan), "NaN or infinite")])
+def test_plot_first_layer_bad_input(tmp_path, weights, match):
+    with pytest.raises(FastnnError, match=match):
+        plots.plot_first_layer(weights, tmp_path / "w.png")
+    with pytest.raises(FastnnError, match="max_units"):
+        plots.plot_first_layer(np.zeros((784, 3)), tmp_path / "w.png", max_units=0)
+    assert list(tmp_path.iterdir()) == []
+
+
 def _all_plots(path):
     cm = np.eye(3, dtype=int)
     yield lambda: plots.plot_history(_history(2), path)
     yield lambda: plots.plot_confusion_matrix(cm, None, path)
     yield lambda: plots.plot_prediction(np.zeros(784), 0, 0, path, probs=[1.0, 0, 0])
     yield lambda: plots.plot_misclassified(np.zeros((2, 784)), [0, 1], [1, 0], path)
+    yield lambda: plots.plot_first_layer(np.ones((784, 2)), path)
 
 
 @pytest.mark.parametrize("where", ["missing_dir", "parent_is_file", "path_is_dir"])

@@ -5,7 +5,7 @@ import pytest
 
 from fastnn import predict
 from fastnn.errors import FastnnError
-from fastnn.model import Network
+from fastnn.network import Network
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CLASSES = np.array([7, 3, 5])
@@ -18,7 +18,23 @@ def _band_network(classes=CLASSES) -> Network:
     for unit, band in enumerate((rows < 9, (rows >= 9) & (rows < 19), rows >= 19)):
         W1[band, unit] = 1.0
     W2 = np.eye(3, dtype=np.float32)
-    return Network(W1, np.zeros(3, np.float32), W2, np.zeros(3, np.float32), classes=classes)
+    return Network([W1, W2], [np.zeros(3, np.float32), np.zeros(3, np.float32)], classes=classes)
+
+
+def _deep_band_network(activation="tanh") -> Network:
+    """The band network with two more hidden layers in between that pass the bands on, scaled."""
+    band = _band_network()
+    eye = np.eye(3, dtype=np.float32) / 50  # keeps tanh and logistic in their rising part
+    coefs = [band.coefs[0], eye, 50 * eye, band.coefs[1]]
+    return Network(coefs, [np.zeros(w.shape[1], np.float32) for w in coefs], activation, classes=CLASSES)
+
+
+def _logistic_network(head="logistic", n_outputs=1, classes=("dark", "lit")) -> Network:
+    """One hidden unit summing the image's pixels; one output, positive past 50 lit pixels."""
+    W1 = np.ones((784, 1), np.float32)
+    W2 = np.ones((1, n_outputs), np.float32)
+    return Network([W1, W2], [np.zeros(1, np.float32), np.full(n_outputs, -50.0, np.float32)], "relu", head,
+                   classes=None if classes is None else np.array(classes))
 
 
 def _image(band: int, value=255, dtype=np.uint8) -> np.ndarray:
@@ -34,6 +50,37 @@ def test_known_network_predicts_the_lit_band(band):
     assert label == CLASSES[band] and type(label) is int
     assert probs.shape == (3,) and probs.argmax() == band
     assert probs.sum() == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "logistic", "identity", "relu"])
+def test_a_deeper_network_predicts_the_same_bands(activation):
+    for band in (0, 1, 2):
+        label, probs = predict.predict_image(_deep_band_network(activation), _image(band))
+        assert label == CLASSES[band] and probs.shape == (3,)
+
+
+def test_a_single_logistic_output_gives_two_classes_and_their_probabilities():
+    net = _logistic_network()
+    dark = np.zeros((28, 28), np.uint8)
+    dark[0, :10] = 255  # 10 lit pixels: z = -40
+    label, probs = predict.predict_image(net, dark)
+    assert label == "dark" and probs.shape == (2,) and probs.sum() == pytest.approx(1.0)
+    assert probs[0] > 0.99
+    labels, probs = predict.predict_batch(net, np.stack([dark, _image(0)]))
+    assert labels.tolist() == ["dark", "lit"] and probs.shape == (2, 2)
+    np.testing.assert_allclose(probs[:, 1], net.predict_proba(np.stack([dark, _image(0)]).reshape(2, 784) / 255)[:, 0])
+
+
+@pytest.mark.parametrize("head, n_outputs, classes, says", [
+    ("logistic", 3, ("a", "b", "c"), "a 0/1 label for each of its outputs"),
+    ("identity", 2, None, "values, not classes"), ("exp", 1, None, "values, not classes")])
+def test_networks_without_one_class_per_image_are_refused(head, n_outputs, classes, says):
+    net = _logistic_network(head, n_outputs, classes)
+    for call in (lambda: predict.predict_image(net, _image(0)),
+                 lambda: predict.predict_batch(net, np.stack([_image(0)])),
+                 lambda: predict.class_probabilities(net, np.zeros((1, 784), np.float32))):
+        with pytest.raises(FastnnError, match=f"784-1-{n_outputs} relu/{head}\\) gives {says}"):
+            call()
 
 
 def test_raw_and_normalised_and_both_shapes_agree():

@@ -20,11 +20,13 @@ import pytest
 from PIL import Image, ImageDraw
 
 from fastnn.cli import main as fastnn_main
+from fastnn.config import TrainConfig
 from fastnn.data import PIXEL_COLUMNS
-from fastnn.estimator import MLPClassifier
 from fastnn.images import mnist_style, read_image
 from fastnn.modelfile import save_network
+from fastnn.network import Network, init_network
 from fastnn.predict import predict_batch, predict_image
+from fastnn.training import train
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "predict.py"
@@ -58,17 +60,27 @@ def random_drawing(kind: str, rng) -> Image.Image:
                 width=int(rng.integers(3, 10)), ink=int(rng.integers(0, 80)), paper=int(rng.integers(170, 256)))
 
 
+def fit(X, y, classes, config: TrainConfig) -> Network:
+    """A network trained on ``X`` and labels ``y`` drawn from ``classes``, labelled with them."""
+    classes = np.asarray(classes)
+    index = {label: k for k, label in enumerate(classes.tolist())}
+    net, _ = train(X, np.array([index[label] for label in np.asarray(y).tolist()]), config,
+                   n_classes=len(classes))
+    return Network.from_params(net.params, net.activation, classes=classes)
+
+
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    """``(path, network)``: a 784-32-3 model with labels 0, 1, 7, trained on MNIST-style drawings."""
+    """``(path, network)``: a 784-32-16-3 tanh model with labels 0, 1, 7, trained on MNIST-style drawings."""
     rng = np.random.default_rng(0)
     kinds = list(LABELS) * 40
     X = np.stack([mnist_style(np.asarray(random_drawing(k, rng))).ravel() for k in kinds])
     y = np.array([LABELS[k] for k in kinds])
-    clf = MLPClassifier(hidden=32, backend="numpy", max_iter=30, batch_size=16, random_state=0).fit(X, y)
-    assert clf.score(X, y) == 1.0
-    path = save_network(clf.network_, tmp_path_factory.mktemp("model") / "model.npz")
-    return path, clf.network_
+    net = fit(X, y, [0, 1, 7], TrainConfig(hidden=(32, 16), activation="tanh", epochs=30, batch_size=16,
+                                           lr=0.2, backend="numpy"))
+    assert (np.asarray(net.classes)[net.predict(X, "numpy")] == y).all()
+    path = save_network(net, tmp_path_factory.mktemp("model") / "model.npz")
+    return path, net
 
 
 @pytest.fixture()
@@ -224,16 +236,34 @@ def test_model_on_other_features_takes_raw_npy_rows(workdir, capsys):
     rng = np.random.default_rng(0)
     X = rng.normal(0, 5, (60, 5))
     y = np.where(X[:, 0] > 0, "pos", "neg")
-    clf = MLPClassifier(hidden=8, backend="numpy", learning_rate_init=0.01, random_state=0).fit(X, y)
-    save_network(clf.network_, workdir / "m.npz")
+    net = fit(X, y, ["neg", "pos"], TrainConfig(hidden=(8,), epochs=20, batch_size=16, lr=0.01, backend="numpy"))
+    save_network(net, workdir / "m.npz")
     np.save(workdir / "rows.npy", X[:7])
     rc, _, _ = run(capsys, workdir / "m.npz", workdir / "rows.npy", "--out", "p.csv")
     assert rc == 0
-    assert pd.read_csv(workdir / "p.csv").Label.tolist() == clf.predict(X[:7]).tolist()
+    expected = np.asarray(net.classes)[net.predict(X[:7].astype(np.float32), "numpy")]
+    assert pd.read_csv(workdir / "p.csv").Label.tolist() == expected.tolist()
+    assert set(expected) == {"neg", "pos"}  # not vacuous: both labels occur
     _save(draw("ring"), workdir / "r.png")
     rc, out, err = run(capsys, workdir / "m.npz", workdir / "r.png")
     assert (rc, out) == (2, "")
     assert err == "error: the model expects 5 features, but r.png holds 28x28 images (784 pixels)\n"
+
+
+def test_a_single_logistic_output_model_prints_both_classes(workdir, capsys):
+    """One logistic output: P(second class) = p; the first class gets 1 - p."""
+    net = init_network(784, (4,), 1, seed=0, head="logistic", classes=np.array(["blank", "ink"]))
+    net.coefs[0][...] = 0.01
+    net.coefs[1][...] = 1.0
+    net.intercepts[1][...] = -0.5  # z = 0.04 * ink - 0.5: positive past ~12.5 of ink
+    save_network(net, workdir / "m.npz")
+    image = np.zeros((28, 28), np.uint8)
+    image[10:18, 10:14] = 255  # 32 lit pixels
+    np.save(workdir / "one.npy", image)
+    rc, out, _ = run(capsys, workdir / "m.npz", workdir / "one.npy")
+    p = float(net.predict_proba(image.reshape(1, 784) / 255.0)[0, 0])
+    assert rc == 0 and p > 0.5
+    assert out.splitlines() == ["label: ink", "top probabilities:", f"  ink: {p:.4f}", f"  blank: {1 - p:.4f}"]
 
 
 # --- the script: errors -----------------------------------------------------------------
@@ -273,6 +303,12 @@ def _blank(d):
     return ["MODEL", d / "blank.png"], "no digit found"
 
 
+def _regression_model(d):
+    save_network(init_network(784, (8, 4), 2, seed=0, head="identity"), d / "reg.npz")
+    _save(draw("bar"), d / "b.png")
+    return [d / "reg.npz", d / "b.png"], r"784-8-4-2 relu/identity\) gives values, not classes"
+
+
 def _bad_csv(d):
     (d / "test.csv").write_text("a,b\n1,2\n")
     return ["MODEL", d / "test.csv", "--out", d / "sub.csv"], "header"
@@ -284,7 +320,7 @@ def _unwritable_out(d):
 
 
 @pytest.mark.parametrize("case", [_not_an_image, _wrong_shape, _pickled, _unreadable_model, _missing_model,
-                                  _missing_input, _blank, _bad_csv, _unwritable_out],
+                                  _regression_model, _missing_input, _blank, _bad_csv, _unwritable_out],
                          ids=lambda f: f.__name__.strip("_"))
 def test_errors_are_one_line_exit_2_and_write_nothing(model, workdir, capsys, case):
     argv, match = case(workdir)

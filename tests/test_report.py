@@ -10,9 +10,10 @@ import pytest
 from fastnn.config import TrainConfig
 from fastnn.errors import FastnnError
 from fastnn.metrics import classification_report
-from fastnn.model import train
 from fastnn.modelfile import load_network
-from fastnn.report import FIGURES, RunResult, evaluate, metrics, write_report
+from fastnn.network import init_network
+from fastnn.report import FIGURES, FIRST_LAYER_FIGURE, RunResult, evaluate, metrics, write_report
+from fastnn.training import train
 
 from conftest import prototype_data
 
@@ -57,17 +58,65 @@ def test_evaluate_reports_every_nonempty_split_and_writes_nothing(run, tmp_path,
 def test_a_report_written_from_python_is_complete_and_consistent(run, tmp_path):
     result, splits = run
     out = write_report(tmp_path / "report", result, splits)
+    figures = {**FIGURES, "first_layer": FIRST_LAYER_FIGURE}
     assert sorted(p.name for p in out.iterdir()) == sorted(["metrics.json", "model.npz", "report.html",
-                                                            *FIGURES.values()])
+                                                            *figures.values()])
     page = (out / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == len(FIGURES) and "protos" in page
+    assert page.count("data:image/png;base64,") == len(figures) and "protos" in page
+    assert "What the first layer learned" in page and "784-16-10 relu/softmax, float32" in page
     written = json.loads((out / "metrics.json").read_text())
-    assert written == {**json.loads(json.dumps(metrics(result))), "figures": FIGURES}
-    assert written["config"]["hidden"] == 16 and written["test"]["n"] == 50
+    assert written == {**json.loads(json.dumps(metrics(result))), "figures": figures}
+    assert written["config"]["hidden"] == [16] and written["test"]["n"] == 50
+    network = {"sizes": [784, 16, 10], "hidden": [16], "activation": "relu", "head": "softmax",
+               "dtype": "float32"}
+    assert written["network"] == network
     net, meta = load_network(out / "model.npz")
-    np.testing.assert_array_equal(net.W1, result.network.W1)
+    np.testing.assert_array_equal(net.params.flat, result.network.params.flat)
     assert net.class_names == NAMES
+    assert meta["network"] == network
     assert meta["accuracy"] == {"dev": written["dev"]["accuracy"], "test": written["test"]["accuracy"]}
+
+
+def test_the_recorded_shape_is_the_networks_not_the_configs(tmp_path):
+    """A given network is fine-tuned: its own layers, not config.hidden, are what the report says."""
+    X, y = prototype_data(n=200, d=784, c=10, seed=6)
+    config = TrainConfig(hidden=(16,), epochs=1, backend="numpy")
+    given = init_network(784, (24, 12), 10, seed=0, activation="tanh")
+    net, history = train(X[:150], y[:150], config, network=given)
+    splits = {"dev": (X[150:], y[150:])}
+    result = RunResult(dataset="protos", config=config, network=net, history=history,
+                       evaluation=evaluate(net, splits, "numpy"), n_train=150, n_dev=50)
+    out = write_report(tmp_path / "tuned", result, splits, plots=False)
+    written = json.loads((out / "metrics.json").read_text())
+    assert written["config"]["hidden"] == [16]
+    assert (written["network"]["sizes"], written["network"]["activation"]) == ([784, 24, 12, 10], "tanh")
+    assert load_network(out / "model.npz")[1]["network"] == written["network"]
+    assert "784-24-12-10 tanh/softmax" in (out / "report.html").read_text()
+
+
+def test_a_report_on_other_features_draws_no_image_figures(tmp_path):
+    X, y = prototype_data(n=120, d=50, c=3, seed=7)
+    config = TrainConfig(hidden=(8,), epochs=1, backend="numpy")
+    net, history = train(X[:90], y[:90], config)
+    splits = {"dev": (X[90:], y[90:])}
+    result = RunResult(dataset="features", config=config, network=net, history=history,
+                       evaluation=evaluate(net, splits, "numpy"), n_train=90, n_dev=30)
+    out = write_report(tmp_path / "small", result, splits)
+    figures = json.loads((out / "metrics.json").read_text())["figures"]
+    assert not (out / FIRST_LAYER_FIGURE).exists()
+    # the figures that draw inputs as images are left out too; the page shows what there is
+    assert figures == {"history": FIGURES["history"], "confusion_matrix": FIGURES["confusion_matrix"]}
+    assert (out / "report.html").read_text().count("data:image/png;base64,") == 2
+
+
+def test_first_layer_figure_is_drawn_without_a_held_out_split(run, tmp_path):
+    import dataclasses
+
+    result, _ = run
+    alone = dataclasses.replace(result, evaluation={})
+    out = write_report(tmp_path / "no-split", alone, {})
+    assert json.loads((out / "metrics.json").read_text())["figures"] == {
+        "history": FIGURES["history"], "first_layer": FIRST_LAYER_FIGURE}
 
 
 def test_a_report_without_plots_has_no_figures(run, tmp_path):

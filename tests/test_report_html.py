@@ -58,6 +58,8 @@ def metrics_for(names=tuple("0123456789"), splits=("dev", "test"), figures=None)
                                  "seconds": 0.5},
                                 {"epoch": 2, "train_loss": 0.2, "train_accuracy": 0.95, "dev_accuracy": 0.96,
                                  "seconds": 0.4}], "steps": [], "best_epoch": None, "stopped_early": False},
+         "network": {"sizes": [784, 256, 128, 10], "hidden": [256, 128], "activation": "tanh",
+                     "head": "softmax", "dtype": "float32"},
          "epoch_seconds": [0.5, 0.4], "train_seconds": 0.9,
          "platform": {"python": "3.11", "machine": "x86_64", "cpus": 2}}
     for s in splits:
@@ -75,7 +77,7 @@ def png(path: Path, size=(40, 30), colour=(200, 30, 30)) -> Path:
 
 
 FIGS = {"history": "history.png", "confusion_matrix": "confusion_matrix.png",
-        "prediction": "prediction.png", "misclassified": "misclassified.png"}
+        "prediction": "prediction.png", "misclassified": "misclassified.png", "first_layer": "first_layer.png"}
 
 
 def test_every_figure_is_embedded_and_decodes_to_the_file(tmp_path):
@@ -83,7 +85,7 @@ def test_every_figure_is_embedded_and_decodes_to_the_file(tmp_path):
         png(tmp_path / name)
     page = render_report_html(metrics_for(figures=FIGS), tmp_path)
     doc = parse(page)
-    assert len(doc.images) == 4
+    assert len(doc.images) == len(FIGS)
     for img in doc.images:
         src = img["src"]
         assert src.startswith("data:image/png;base64,") and img.get("alt")
@@ -108,17 +110,38 @@ def test_page_has_metrics_per_split_per_class_config_and_history(tmp_path):
     assert sum(m["test"]["confusion_matrix"][0]) == m["test"]["per_class"][0]["support"]
 
 
+def test_the_first_layer_figure_has_its_heading_and_caption(tmp_path):
+    png(tmp_path / "first_layer.png")
+    page = render_report_html(metrics_for(figures={"first_layer": "first_layer.png"}), tmp_path)
+    doc = parse(page)
+    assert '<h2 id="first_layer">What the first layer learned</h2>' in page
+    assert [i["alt"] for i in doc.images] == ["each first-layer unit's weights drawn as a 28x28 image"]
+
+
+def test_the_run_shows_the_networks_layers_activation_head_and_dtype(tmp_path):
+    m = metrics_for()
+    text = " ".join(parse(render_report_html(m, tmp_path)).text)
+    assert "784-256-128-10 tanh/softmax, float32" in text
+    del m["network"]["dtype"], m["network"]["head"]
+    assert "784-256-128-10" in " ".join(parse(render_report_html(m, tmp_path)).text)
+    for broken in ({"sizes": "784-10"}, ["784", "10"], None):
+        m["network"] = broken  # older or foreign metrics.json: no row, no error
+        assert "network" not in " ".join(parse(render_report_html(m, tmp_path)).text).split()
+
+
 def test_every_string_is_escaped(tmp_path):
     evil = ["<script>alert(1)</script>", '"><img src=x onerror=alert(2)>', "a&b", "3", "4"]
     m = metrics_for(names=evil, figures={"history": "history.png", "<b>x</b>": "nope.png"})
     m["dataset"] = "<iframe src=//evil>"
     m["config"]["note"] = "</table><script>alert(3)</script>"
+    m["network"]["activation"] = "<script>alert(4)</script>"
     png(tmp_path / "history.png")
     page = render_report_html(m, tmp_path)
     doc = parse(page)
     assert "script" not in doc.tags and "iframe" not in doc.tags
     assert [i["src"][:22] for i in doc.images] == ["data:image/png;base64,"]
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "a&amp;b" in page
+    assert "&lt;script&gt;alert(4)&lt;/script&gt;/softmax" in page
     assert "<script" not in page and "<img src=x" not in page
 
 
@@ -131,7 +154,7 @@ def test_missing_foreign_or_escaping_figures_are_noted_not_read(tmp_path):
     page = render_report_html(metrics_for(figures=figures), tmp_path)
     doc = parse(page)
     assert doc.images == []
-    assert page.count('class="missing"') == 4
+    assert page.count('class="missing"') == len(figures)
 
 
 def test_dev_only_run_without_figures(tmp_path):

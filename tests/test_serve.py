@@ -36,7 +36,7 @@ with warnings.catch_warnings():
 from fastnn.cli import main as fastnn_main  # noqa: E402
 from fastnn.errors import FastnnError  # noqa: E402
 from fastnn.images import read_image  # noqa: E402
-from fastnn.model import init_network  # noqa: E402
+from fastnn.network import init_network  # noqa: E402
 from fastnn.modelfile import save_network  # noqa: E402
 from fastnn.predict import predict_batch  # noqa: E402
 from fastnn.serve import create_app, load_model  # noqa: E402
@@ -112,17 +112,20 @@ def test_page_is_served_with_its_assets_and_no_internet_url(client):
 
 def test_model_endpoint_gives_shape_classes_and_recorded_accuracy(client):
     info = client.get("/api/model").json()
-    assert info["shape"] == [784, 32, 10] and info["classes"] == list(range(10))
+    assert info["shape"] == info["sizes"] == [784, 32, 10] and info["hidden"] == [32]
+    assert (info["activation"], info["head"], info["dtype"]) == ("relu", "softmax", "float32")
+    assert info["classes"] == list(range(10))
     assert info["class_names"] == [str(k) for k in range(10)]
     assert info["accuracy"] == {"dev": 0.91, "test": 0.92} and info["dataset"] == "mnist"
     assert info["file"] == "model.npz"
 
 
-def test_model_endpoint_without_accuracy(tmp_path):
-    save_network(init_network(784, 8, 10, seed=0), tmp_path / "m.npz")
+def test_model_endpoint_without_accuracy_of_a_deeper_network(tmp_path):
+    save_network(init_network(784, (64, 32, 8), 10, seed=0, activation="tanh"), tmp_path / "m.npz")
     with TestClient(create_app(*load_model(tmp_path / "m.npz"))) as c:
         info = c.get("/api/model").json()
-    assert "accuracy" not in info and info["shape"] == [784, 8, 10]
+    assert "accuracy" not in info and info["shape"] == info["sizes"] == [784, 64, 32, 8, 10]
+    assert info["hidden"] == [64, 32, 8] and info["activation"] == "tanh"
 
 
 def test_predict_pixels_equals_fastnn_predict_on_the_same_pixels(client, model_file, tmp_path, capsys):

@@ -1,7 +1,8 @@
 """``fastnn export MODEL -o OUT.onnx``: write a saved model as an ONNX file.
 
-Also ``fastnn-export`` and ``python scripts/export.py``.  The graph and its
-checks are :func:`fastnn.export.export_onnx`'s; it needs the ``onnx`` extra
+Also ``fastnn-export`` and ``python scripts/export.py``.  Any depth, activation
+and head; the graph computes in the model's dtype.  The graph and its checks are
+:func:`fastnn.export.export_onnx`'s; it needs the ``onnx`` extra
 (``pip install "fastnn[onnx]"``).
 """
 
@@ -28,7 +29,7 @@ def run(args: argparse.Namespace) -> None:
 
     net, _ = load_network(args.model)
     out = export_onnx(net, args.out, raw_pixels=args.raw_pixels)
-    print(f"wrote {out} ({net.n_features}-{net.hidden}-{net.n_classes}, input "
+    print(f"wrote {out} ({net.describe()}, {net.dtype.name}, input "
           f"{'raw 0-255 pixels' if args.raw_pixels else 'normalised features'}, opset {OPSET})")
 
 

@@ -16,15 +16,18 @@ writes ``runs/latest/model.npz``).  ``INPUT`` is, by its extension:
   :func:`fastnn.images.read_image` (grayscale, inverted if dark-on-light,
   cropped, scaled to 20 px, centred by centre of mass in 28x28).
 
+The model may have any depth and activation; it must give one class per image
+(a softmax head, or one logistic output: :func:`fastnn.predict.check_classifier`).
 For one image it prints the predicted label and the top probabilities.  For a
 batch (a CSV, or a ``.npy`` batch) it writes a Kaggle submission
 ``ImageId,Label`` (ImageId from 1) to ``--out`` (default ``submission.csv``),
 atomically, and prints one summary line; ``--out`` with one image writes the
 same one-row file.
 
-Any problem (a missing or unreadable model, a file that is not an image, an
-array of the wrong shape, an unwritable ``--out``) ends with one ``error: ...``
-line on stderr and exit status 2, nothing on stdout, and no file written.
+Any problem (a missing or unreadable model, a model that does not classify, a
+file that is not an image, an array of the wrong shape, an unwritable
+``--out``) ends with one ``error: ...`` line on stderr and exit status 2,
+nothing on stdout, and no file written.
 """
 
 from __future__ import annotations
@@ -131,12 +134,14 @@ def _describe(net, k: int) -> str:
 def predict(args: argparse.Namespace) -> tuple[str, str | None]:
     """Everything but the side effects: returns (text for stdout, CSV text to write or None)."""
     from ..modelfile import load_network
+    from ..predict import check_classifier, class_probabilities
 
     if args.top < 1:
         raise FastnnError(f"--top must be at least 1, got {args.top}")
     net, _ = load_network(args.model)
+    check_classifier(net)  # before reading the input: a regression model is refused whatever it is
     X, single, y = load_input(Path(args.input), net)
-    probs = net.predict_proba(X)
+    probs = class_probabilities(net, X)
     best = probs.argmax(axis=1)
     labels = np.asarray(net.classes)[best]
     table = submission(labels) if (args.out is not None or not single) else None

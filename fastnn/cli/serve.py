@@ -75,8 +75,7 @@ def run(args: argparse.Namespace) -> None:
                      allowed_hosts=("127.0.0.1", "localhost") if args.host in LOCAL_HOSTS else None)
     sock = _bind(args.host, args.port)
     url = _url(args.host, sock)
-    shape = f"{net.n_features}-{net.hidden}-{net.n_classes}"
-    print(f"fastnn serve: {url}  (model {args.model}, {shape}; Ctrl-C to stop)", flush=True)
+    print(f"fastnn serve: {url}  (model {args.model}, {net.describe()}; Ctrl-C to stop)", flush=True)
     if args.host not in LOCAL_HOSTS:
         print(f"fastnn serve: listening on {args.host}: reachable from other machines", file=sys.stderr, flush=True)
     config = uvicorn.Config(app, log_level="warning", access_log=False, limit_concurrency=64,

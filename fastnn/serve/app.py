@@ -44,11 +44,18 @@ _HEADERS = {
 
 
 def model_info(net, metadata: dict, path: str | Path | None = None) -> dict:
-    """What ``GET /api/model`` answers: shape, classes, and what the model file records of its training."""
+    """What ``GET /api/model`` answers: shape, classes, and what the model file records of its training.
+
+    The shape is the network's own: ``sizes`` (inputs first) and ``hidden`` as lists,
+    ``activation``, ``head``, ``dtype``; ``shape`` is ``sizes`` again, the name the page reads.
+    """
+    from ..modelfile import network_summary
+
+    summary = network_summary(net)
     info = {
         "file": Path(path).name if path is not None else None,
-        "shape": [net.n_features, net.hidden, net.n_classes],
-        "n_features": net.n_features, "hidden": net.hidden, "n_classes": net.n_classes,
+        "shape": summary["sizes"], **summary,
+        "n_features": net.n_features, "n_classes": net.n_classes,
         "classes": np.asarray(net.classes).tolist(),
         "class_names": list(net.class_names),
     }
