@@ -25,21 +25,24 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import zipfile
 from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
 
+from . import _npz
 from ._atomic import atomic_write_bytes
 from .config import TrainConfig
 from .errors import FastnnError
+from .layers import Layout
 
 FORMAT = "fastnn-checkpoint"
 VERSION = 1
 #: The file name a run keeps in its output folder.
 NAME = "checkpoint.npz"
-MAX_META_BYTES = 1 << 24
+MAX_META_BYTES = 1 << 24  # the history of a very long run with --log-every fits
+MAX_MEMBERS = 8
+_DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
 def data_fingerprint(X: np.ndarray, y: np.ndarray) -> str:
@@ -83,33 +86,60 @@ def save(path, run, metadata: dict | None = None) -> Path:
 
 
 def load(path) -> tuple[dict, dict]:
-    """Read a checkpoint: ``(meta, arrays)``, checked for format, version and checksum."""
+    """Read a checkpoint: ``(meta, arrays)``, checked for format, version, sizes and checksum.
+
+    Read through :mod:`fastnn._npz`: nothing is unpickled, and no member larger than
+    the network's parameters (as the metadata declare them) is read.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / NAME
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            if not isinstance(npz, np.lib.npyio.NpzFile) or "meta" not in npz.files:
-                raise ValueError("not a checkpoint archive")
-            if npz.zip.getinfo("meta.npy").file_size > MAX_META_BYTES:
-                raise ValueError("metadata over its size limit")
-            arrays = {name: npz[name] for name in npz.files}
+        archive = _npz.open_archive(path, max_members=MAX_MEMBERS, max_directory_bytes=1 << 16)
     except FileNotFoundError:
         raise FastnnError(f"no checkpoint at {path}: was the run started with this --out folder, "
                           "and has it not finished already?") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, AttributeError) as exc:
+    except (OSError, _npz.ArchiveError) as exc:
         raise FastnnError(f"{path} is not a readable fastnn checkpoint ({exc})") from None
     try:
-        meta = json.loads(arrays.pop("meta").tobytes().decode())
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        with archive:
+            members = archive.members
+            if "meta" not in members or members["meta"].nbytes > MAX_META_BYTES:
+                raise FastnnError(f"{path} is not a fastnn checkpoint (no metadata within "
+                                  f"{MAX_META_BYTES} bytes)")
+            meta = _read_meta(path, archive.read("meta"))
+            limit = _parameter_bytes(path, meta)
+            big = [name for name, m in members.items() if name != "meta" and m.nbytes > limit]
+            if big:
+                raise FastnnError(f"{path}: {', '.join(big)} larger than the network's parameters")
+            arrays = {name: archive.read(name) for name in members if name != "meta"}
+    except _npz.ArchiveError as exc:
+        raise FastnnError(f"{path} is not a readable fastnn checkpoint ({exc})") from None
+    if _digest(arrays) != meta.get("sha256"):
+        raise FastnnError(f"{path}: checksum mismatch; the checkpoint was modified or corrupted")
+    return meta, arrays
+
+
+def _read_meta(path: Path, raw: np.ndarray) -> dict:
+    try:
+        meta = json.loads(raw.tobytes().decode())
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise FastnnError(f"{path}: checkpoint metadata is not valid JSON") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise FastnnError(f"{path} is not a fastnn checkpoint")
     if meta.get("version") != VERSION:
         raise FastnnError(f"{path} has checkpoint version {meta.get('version')}; this fastnn reads {VERSION}")
-    if _digest(arrays) != meta.get("sha256"):
-        raise FastnnError(f"{path}: checksum mismatch; the checkpoint was modified or corrupted")
-    return meta, arrays
+    return meta
+
+
+def _parameter_bytes(path: Path, meta: dict) -> int:
+    """The bytes of the network's parameters, from the metadata's layer sizes (a read limit)."""
+    try:
+        spec = meta["network"]
+        layout = Layout(spec["sizes"], _DTYPES[spec["dtype"]])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FastnnError(f"{path}: malformed checkpoint metadata ({type(exc).__name__}: {exc})") from None
+    return layout.size * layout.dtype.itemsize
 
 
 def config_of(meta: dict) -> TrainConfig:
