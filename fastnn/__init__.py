@@ -1,11 +1,14 @@
-"""fastnn: train a two-layer (784-H-10) ReLU/softmax network on MNIST-like data, fast, on a CPU.
+"""fastnn: train multilayer perceptrons of any depth, fast, on a CPU.
 
 Every hot step exists twice: a readable NumPy reference backend and a parallel
 Numba backend that agrees with it (``fastnn.backends``).  The public API:
 
 * data: :func:`load_dataset`, :func:`read_kaggle_csv`, :func:`read_idx`;
-* training: :class:`TrainConfig` (every option's default and rule: :mod:`fastnn.config`),
-  :func:`train`, :class:`Network`, :func:`init_network`; augmentation: :mod:`fastnn.augment`;
+* networks and training: :class:`Network` (any depth: :mod:`fastnn.network`; activations and
+  output heads: :mod:`fastnn.activations`), :func:`init_network`, :class:`TrainConfig` (every
+  option's default and rule: :mod:`fastnn.config`), :func:`train` and :func:`resume` (a run
+  continued from its checkpoint: :mod:`fastnn.checkpoint`); the loop itself and its parts:
+  :mod:`fastnn.training`, :mod:`fastnn.optimizers`; augmentation: :mod:`fastnn.augment`;
 * evaluation: :func:`classification_report`, :func:`confusion_matrix`; a run's report
   folder: :mod:`fastnn.report`;
 * prediction: :func:`predict_image`, :func:`predict_batch`; figures: :mod:`fastnn.plots`
@@ -26,7 +29,7 @@ from .export import export_onnx
 from .metrics import classification_report, confusion_matrix
 from .config import TrainConfig
 from .network import Network, init_network
-from .training import History, train
+from .training import History, resume, train
 from .modelfile import load_network, save_network
 from .compat import test_prediction
 from .predict import predict_batch, predict_image
@@ -50,5 +53,5 @@ def __getattr__(name):
 __all__ = [
     "Dataset", "FastnnError", "History", "MLPClassifier", "Network", "TrainConfig", "classification_report",
     "confusion_matrix", "export_onnx", "init_network", "load_dataset", "load_network", "predict_batch",
-    "predict_image", "read_idx", "read_kaggle_csv", "save_network", "sweep", "test_prediction", "train",
+    "predict_image", "read_idx", "read_kaggle_csv", "resume", "save_network", "sweep", "test_prediction", "train",
 ]

@@ -69,7 +69,8 @@ def mnist():
 
 @pytest.fixture(scope="module")
 def model_file(mnist, tmp_path_factory):
-    from fastnn.model import TrainConfig, train
+    from fastnn.config import TrainConfig
+    from fastnn.training import train
     from fastnn.modelfile import save_network
 
     n = 20000

@@ -78,15 +78,18 @@ _fortran_args_jit = kernel(inline="always")(_fortran_args)
 _GEMMS = {"float32": _make_gemm(_sgemm, np.float32), "float64": _make_gemm(_dgemm, np.float64)}
 
 
-def _routine(A):
+def _call(ta, tb, m, n, k, alpha, A, a_off, lda, B, b_off, ldb, beta, C, c_off, ldc):
     """The GEMM routine for ``A``'s dtype (resolved when the caller is compiled)."""
     raise NotImplementedError("compiled code only")
 
 
-@overload(_routine, jit_options={"cache": CACHE})
-def _routine_overload(A):
+@overload(_call, jit_options={"cache": CACHE})
+def _call_overload(ta, tb, m, n, k, alpha, A, a_off, lda, B, b_off, ldb, beta, C, c_off, ldc):
     impl = _GEMMS[str(A.dtype)]
-    return lambda A: impl
+
+    def call(ta, tb, m, n, k, alpha, A, a_off, lda, B, b_off, ldb, beta, C, c_off, ldc):
+        impl(ta, tb, m, n, k, alpha, A, a_off, lda, B, b_off, ldb, beta, C, c_off, ldc)
+    return call
 
 
 @kernel(inline="always")
@@ -101,8 +104,8 @@ def gemm(ta, tb, m, n, k, alpha, A, a_off, lda, B, b_off, ldb, beta, C, c_off, l
     types: the routine is compiled once however many places call it.
     """
     i64, f64 = np.int64, np.float64
-    _routine(A)(i64(ta), i64(tb), i64(m), i64(n), i64(k), f64(alpha), A.ravel(), i64(a_off), i64(lda),
-                B.ravel(), i64(b_off), i64(ldb), f64(beta), C.ravel(), i64(c_off), i64(ldc))
+    _call(i64(ta), i64(tb), i64(m), i64(n), i64(k), f64(alpha), A.ravel(), i64(a_off), i64(lda),
+          B.ravel(), i64(b_off), i64(ldb), f64(beta), C.ravel(), i64(c_off), i64(ldc))
 
 
 def _scipy_blas_controllers():

@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
     parser = argparse.ArgumentParser(
-        prog="fastnn", description="Train, use and ship a fast 784-H-10 network on MNIST-like data.")
+        prog="fastnn", description="Train, use and ship fast multilayer perceptrons on MNIST-like data.")
     parser.add_argument("--version", action="version", version=f"fastnn {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in SUBCOMMANDS:
