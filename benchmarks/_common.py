@@ -9,6 +9,7 @@ import time
 import numpy as np
 
 from fastnn.activations import make_targets
+from fastnn.augment import AugmentSpec
 from fastnn.network import init_network
 from fastnn.optimizers import make_optimizer
 
@@ -22,6 +23,12 @@ LR = 0.1
 CHUNK_BATCHES = 50        # batches per train_steps call in the "train_chunk" benchmarks ...
 CHUNK_MAX_SAMPLES = 25600  # ... but at most this many samples (b2048: 12 batches), to keep it short
 MIN_ROUND_SECONDS = 2e-4  # calls shorter than this are looped inside a timed round
+
+#: The augmentations timed: the ranges of fastnn's defaults (the ``max`` preset's).
+AUGMENT_SPECS = {
+    "affine": AugmentSpec("affine", rotation=10, scale=0.1, shear=0.2, shift=1.5),
+    "elastic": AugmentSpec("elastic", rotation=10, scale=0.1, shear=0.2, shift=1.5, alpha=34, sigma=4),
+}
 
 #: (batch, hidden layers) of the per-step benchmarks: every batch size by every width of one
 #: hidden layer, and the deep shapes at their one batch size.
@@ -63,8 +70,6 @@ def warm_up(bk) -> None:
     the benchmarks pass float32 C-contiguous arrays; both first-layer paths are
     runtime branches of the same compiled functions, but each is run once here anyway.
     """
-    from fastnn.augment import AugmentSpec
-
     rng = np.random.default_rng(0)
     n, m = 64, 16
     net = make_net((8, 8))
@@ -83,7 +88,7 @@ def warm_up(bk) -> None:
         bk.update(net.params, ws.grads, sgd(net), 0.01)
         bk.train_steps(net, X, targets, perm, 0, n, m, np.full(n // m, 0.01), sgd(net), ws)
     bk.predict(net, X, np.empty((n, C), np.float32))
-    bk.augment(X, 0, 0, AugmentSpec("elastic", 10, 0.1, 0.2, 1.5, 34, 4), np.empty_like(X))
+    bk.augment(X, 0, 0, AUGMENT_SPECS["elastic"], np.empty_like(X))
 
 
 class Runner:

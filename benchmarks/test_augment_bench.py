@@ -22,32 +22,27 @@ import math
 
 import pytest
 
-from _common import make_net, shape, softmax_targets
+from _common import AUGMENT_SPECS, make_net, shape, softmax_targets
 from fastnn import _aligned
-from fastnn.augment import AugmentSpec
 from fastnn.optimizers import make_optimizer
 from fastnn.training import Trainer
 from test_train_bench import epoch_data  # noqa: F401  (fixture)
 
-SPECS = {
-    "affine": AugmentSpec("affine", rotation=10, scale=0.1, shear=0.2, shift=1.5),
-    "elastic": AugmentSpec("elastic", rotation=10, scale=0.1, shear=0.2, shift=1.5, alpha=34, sigma=4),
-}
 HIDDEN, BATCH, LR = (800,), 128, 0.05  # the max preset's network and batch
 
 
-@pytest.mark.parametrize("kind", list(SPECS))
+@pytest.mark.parametrize("kind", list(AUGMENT_SPECS))
 def test_augment_epoch(run, backend, epoch_data, kind):  # noqa: F811
     (X, _), source = epoch_data
     out = _aligned.empty(X.shape)
     epochs = iter(range(10**9))
-    run(lambda: backend.augment(X, 0, next(epochs), SPECS[kind], out), group=f"augment epoch {kind}",
-        samples=len(X), backend=backend.NAME, kernel="augment", data=source)
+    run(lambda: backend.augment(X, 0, next(epochs), AUGMENT_SPECS[kind], out),
+        group=f"augment epoch {kind}", samples=len(X), backend=backend.NAME, kernel="augment", data=source)
     assert 0 <= out.min() and out.max() <= 1
 
 
 @pytest.mark.parametrize("path", ["sparse", "dense"])
-@pytest.mark.parametrize("kind", ["none", *SPECS])
+@pytest.mark.parametrize("kind", ["none", *AUGMENT_SPECS])
 def test_epoch_with_augmentation(run, backend, epoch_data, kind, path, monkeypatch):  # noqa: F811
     if backend.NAME != "numba":
         pytest.skip("hidden-800 epochs: numba only")
@@ -57,7 +52,7 @@ def test_epoch_with_augmentation(run, backend, epoch_data, kind, path, monkeypat
     net = make_net(HIDDEN)
     opt = make_optimizer("nesterov", net.layout, momentum=0.9, weight_decay=1e-4)
     trainer = Trainer(net, X, softmax_targets(y), batch_size=BATCH, optimizer=opt, backend=backend.NAME,
-                      augment=SPECS.get(kind))
+                      augment=AUGMENT_SPECS.get(kind))
     loss, _ = run(trainer.run_epoch, LR, group=f"epoch {shape(HIDDEN)} b{BATCH} augment", samples=trainer.n,
                   steps=trainer.steps_per_epoch, backend=backend.NAME, kernel=f"epoch {kind} {path}",
                   batch=BATCH, hidden=list(HIDDEN), data=source)
