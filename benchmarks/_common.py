@@ -91,6 +91,14 @@ def warm_up(bk) -> None:
     bk.augment(X, 0, 0, AUGMENT_SPECS["elastic"], np.empty_like(X))
 
 
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages (empty where the system has none)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
 class Runner:
     """Times one kernel call in ``benchmark.pedantic`` rounds and records its throughput."""
 
@@ -120,10 +128,7 @@ class Runner:
         rounds = int(min(self.max_rounds, max(self.min_rounds, self.budget / (once * iterations))))
         result = bench.pedantic(fn, args=args, rounds=rounds, iterations=iterations)
         median = bench.stats.stats.median
-        try:
-            bench.extra_info["load_1min_after"] = round(os.getloadavg()[0], 2)
-        except OSError:
-            pass
+        bench.extra_info["load_1min_after"] = (load_average() or [None])[0]
         bench.extra_info[f"{unit}_per_s"] = round(samples / median, 1)
         bench.extra_info["us_per_step"] = round(median / steps * 1e6, 3)
         return result

@@ -26,7 +26,7 @@ import os
 import numpy as np
 import pytest
 
-from _common import C, D, N_TRAIN, Runner, warm_up
+from _common import C, D, N_TRAIN, Runner, load_average, warm_up
 from fastnn.backends import BACKENDS, get_backend
 
 
@@ -40,15 +40,8 @@ def pytest_addoption(parser):
                     help="maximum timed rounds per benchmark (default 200)")
 
 
-def _load() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "unknown"
-
-
 def pytest_report_header(config):
-    return [f"fastnn benchmarks: {os.cpu_count()} cores, load average {_load()} "
+    return [f"fastnn benchmarks: {os.cpu_count()} cores, load average {' '.join(map(str, load_average())) or 'unknown'} "
             f"(parallel timings are only meaningful on an otherwise idle machine)"]
 
 
