@@ -12,9 +12,9 @@ common), and implementations timed one after another in one process disturb
 each other (thread pools left spinning, allocator state, which ran first).  So:
 
 * every measurement runs in its **own fresh Python process** (this file with
-  ``--worker``, code in ``_compare_worker.py``; the report in ``_compare_report.py``), which loads the data, trains
+  ``--worker``, code in ``_compare_worker.py``), which loads the data, trains
   ``--epochs`` epochs and prints one JSON line: per-epoch seconds and losses,
-  test accuracy, its peak RSS;
+  test accuracy, its peak RSS (the parent's tables and figure: ``_compare_report.py``);
 * the parent runs the implementations **interleaved over rounds** -- A B C D,
   then B C D A, ... (rotated unless ``--no-rotate``) -- so slow phases of the
   machine hit every implementation alike;
