@@ -18,16 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from _common import C, D, load_average
+
 MODULES = {"numpy": "fastnn.backends.numpy_backend", "numba": "fastnn.backends.numba_backend",
            "torch": "torch", "sklearn": "sklearn.neural_network"}
-D, C = 784, 10
-
-
-def _load() -> list[float]:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return []
 
 
 def peak_worker(with_info: bool, size: int = 2048, repeats: int = 5) -> dict:
@@ -40,7 +34,7 @@ def peak_worker(with_info: bool, size: int = 2048, repeats: int = 5) -> dict:
         t0 = time.perf_counter()
         np.matmul(a, b, out=out)
         best = min(best, time.perf_counter() - t0)
-    result = {"gflops": 2 * size**3 / best / 1e9, "load": _load()}
+    result = {"gflops": 2 * size**3 / best / 1e9, "load": load_average()}
     if with_info:
         import numba
         from threadpoolctl import threadpool_info
@@ -70,56 +64,60 @@ def load_data(cfg):
     return X, y, ds.X_test, ds.y_test
 
 
+def initial_network(cfg):
+    """The network every implementation starts from: ``fastnn.init_network`` of the config."""
+    from fastnn import init_network
+
+    return init_network(D, cfg.hidden, C, cfg.seed, activation=cfg.activation)
+
+
 def run_fastnn(backend: str, data, cfg) -> dict:
-    from fastnn import TrainConfig, init_network, train
+    from fastnn import TrainConfig, train
 
     X, y, X_test, y_test = data
-    config = TrainConfig(hidden=cfg.hidden, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-                         seed=cfg.seed, backend=backend, optimizer=cfg.optimizer, momentum=cfg.momentum,
-                         beta2=cfg.beta2, weight_decay=cfg.weight_decay, schedule=cfg.schedule)
+    config = TrainConfig(hidden=cfg.hidden, activation=cfg.activation, epochs=cfg.epochs,
+                         batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed, backend=backend,
+                         optimizer=cfg.optimizer, momentum=cfg.momentum, beta2=cfg.beta2,
+                         weight_decay=cfg.weight_decay, schedule=cfg.schedule)
     dev = (X_test, y_test) if cfg.evaluate else (None, None)
-    net, history = train(X, y, config, X_dev=dev[0], y_dev=dev[1], n_classes=C,
-                         network=init_network(D, cfg.hidden, C, cfg.seed))
+    net, history = train(X, y, config, X_dev=dev[0], y_dev=dev[1], n_classes=C, network=initial_network(cfg))
     return {"epoch_seconds": [r["seconds"] for r in history.epochs],
             "train_loss": [r["train_loss"] for r in history.epochs],
             "epoch_accuracy": [r["dev_accuracy"] for r in history.epochs] if cfg.evaluate else None,
-            "test_accuracy": float(np.mean(net.predict(X_test, backend) == y_test))}
+            "test_accuracy": float(np.mean(net.predict(X_test, backend) == y_test)),
+            "notes": net.describe()}
 
 
 def run_torch(data, cfg) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from fastnn import init_network
+    from _torch_mlp import describe, optimizer, sequential
     from fastnn.backends import get_backend
     from fastnn.schedules import learning_rates
 
     torch.set_num_threads(os.cpu_count() or 1)
     X, y, X_test, y_test = data
     n, bs = X.shape[0], cfg.batch_size
-    net = init_network(D, cfg.hidden, C, cfg.seed)
-    W1, b1, W2, b2 = (torch.from_numpy(a.copy()).requires_grad_() for a in (net.W1, net.b1, net.W2, net.b2))
-    groups = [{"params": [W1, W2], "weight_decay": cfg.weight_decay}, {"params": [b1, b2], "weight_decay": 0.0}]
-    if cfg.optimizer == "adam":
-        opt = torch.optim.Adam(groups, lr=cfg.lr, betas=(cfg.momentum, cfg.beta2), eps=1e-8)
-    else:
-        opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=0.0 if cfg.optimizer == "sgd" else cfg.momentum,
-                              nesterov=cfg.optimizer == "nesterov")
+    model = sequential(initial_network(cfg))
+    opt = optimizer(model, cfg.optimizer, cfg.lr, cfg.momentum, cfg.beta2, cfg.weight_decay)
     lrs = learning_rates(cfg.schedule, cfg.lr, math.ceil(n / bs) * cfg.epochs).astype(np.float32).tolist()
     Xt, yt, Xtest, ytest = (torch.from_numpy(a) for a in (X, y, X_test, y_test))
-    perms = []
+    perms = []  # fastnn's own shuffles, drawn before any timer
     for epoch in range(cfg.epochs):
         perm = np.empty(n, np.int64)
         get_backend("numpy").permutation(n, cfg.seed, epoch, perm)
         perms.append(torch.from_numpy(perm))
 
     def accuracy() -> float:
+        model.eval()
         with torch.inference_mode():
-            return float((torch.relu(torch.addmm(b1, Xtest, W1)) @ W2 + b2).argmax(1).eq(ytest).double().mean())
+            return float(model(Xtest).argmax(1).eq(ytest).double().mean())
 
     seconds, losses, accs, step = [], [], [], 0
     for epoch in range(cfg.epochs):
         perm = perms[epoch]
+        model.train()
         t0 = time.perf_counter()
         loss_sum = torch.zeros((), dtype=torch.float64)
         for lo in range(0, n, bs):
@@ -127,8 +125,7 @@ def run_torch(data, cfg) -> dict:
                 for group in opt.param_groups:
                     group["lr"] = lrs[step]
             idx = perm[lo:lo + bs]
-            logits = torch.addmm(b2, torch.relu(torch.addmm(b1, Xt.index_select(0, idx), W1)), W2)
-            loss = F.cross_entropy(logits, yt.index_select(0, idx))
+            loss = F.cross_entropy(model(Xt.index_select(0, idx)), yt.index_select(0, idx))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -139,7 +136,8 @@ def run_torch(data, cfg) -> dict:
         if cfg.evaluate:
             accs.append(accuracy())
     return {"epoch_seconds": seconds, "train_loss": losses, "epoch_accuracy": accs if cfg.evaluate else None,
-            "test_accuracy": accuracy(), "notes": f"torch {torch.__version__}, {torch.get_num_threads()} threads"}
+            "test_accuracy": accuracy(),
+            "notes": f"torch {torch.__version__}, {torch.get_num_threads()} threads, {describe(model)}"}
 
 
 def run_sklearn(data, cfg) -> dict:
@@ -149,20 +147,18 @@ def run_sklearn(data, cfg) -> dict:
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier
 
-    from fastnn import init_network
-
     X, y, X_test, y_test = data
-    clf = MLPClassifier(hidden_layer_sizes=(cfg.hidden,), solver="sgd", learning_rate_init=cfg.lr,
-                        momentum=0.0, nesterovs_momentum=False, batch_size=cfg.batch_size, alpha=0.0,
-                        max_iter=max(cfg.epochs, 1), tol=0.0, n_iter_no_change=10**9, warm_start=True,
-                        random_state=np.random.RandomState(cfg.seed))
+    clf = MLPClassifier(hidden_layer_sizes=tuple(cfg.hidden), activation=cfg.activation, solver="sgd",
+                        learning_rate_init=cfg.lr, momentum=0.0, nesterovs_momentum=False,
+                        batch_size=cfg.batch_size, alpha=0.0, max_iter=max(cfg.epochs, 1), tol=0.0,
+                        n_iter_no_change=10**9, warm_start=True, random_state=np.random.RandomState(cfg.seed))
     seconds, losses = [], []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         # One mini-batch creates sklearn's weights (and optimizer); overwrite them in place with fastnn's.
         clf.partial_fit(X[:cfg.batch_size], y[:cfg.batch_size], classes=np.arange(C))
-        net = init_network(D, cfg.hidden, C, cfg.seed)
-        for mine, theirs in zip((net.W1, net.W2, net.b1, net.b2), clf.coefs_ + clf.intercepts_):
+        net = initial_network(cfg)
+        for mine, theirs in zip(net.coefs + net.intercepts, clf.coefs_ + clf.intercepts_):
             theirs[...] = mine
         clf.loss_curve_, clf.t_, clf.n_iter_ = [], 0, 0
         for _ in range(cfg.epochs):
@@ -172,7 +168,8 @@ def run_sklearn(data, cfg) -> dict:
             losses.append(float(clf.loss_))
     return {"epoch_seconds": seconds, "train_loss": losses, "epoch_accuracy": None,
             "test_accuracy": float(clf.score(X_test, y_test)),
-            "notes": f"scikit-learn {sklearn.__version__}, own shuffling, {clf.coefs_[0].dtype}"}
+            "notes": f"scikit-learn {sklearn.__version__}, own shuffling, {clf.coefs_[0].dtype}, "
+                     f"hidden_layer_sizes={clf.hidden_layer_sizes}"}
 
 
 def _status_mb(field: str) -> float | None:
@@ -188,7 +185,7 @@ def train_worker(name: str, cfg) -> dict:
     import resource
 
     importlib.import_module(MODULES[name])
-    load = _load()
+    load = load_average()
     data = load_data(cfg)
     before = _status_mb("VmRSS")
     try:  # reset the kernel's peak-RSS counter, so the peak is that of training alone

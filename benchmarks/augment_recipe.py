@@ -5,12 +5,13 @@ The ``max`` preset's recipe (784-800-10, Nesterov 0.9, one-cycle to lr 0.2, weig
 ``data`` (``mnist`` / ``fashion-mnist``) and ``dev_size`` (default 0):
 
     python benchmarks/augment_recipe.py '{"augment": "affine", "epochs": 12, "dev_size": 1000, "seed": 1}'
+    python benchmarks/augment_recipe.py '{"augment": "affine", "epochs": 12, "hidden": [1000, 500]}'
 
 ``train_s`` is the wall time of ``fastnn.train`` (with the per-epoch dev evaluation),
 ``test_acc`` the accuracy on the 10000 test images.
 """
 import sys, time, json, numpy as np, fastnn
-from fastnn.model import TrainConfig, train
+from fastnn import TrainConfig, train
 over = json.loads(sys.argv[1])
 dataset = over.pop("data", "mnist")
 dev = over.pop("dev_size", 0)

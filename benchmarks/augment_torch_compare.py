@@ -1,8 +1,9 @@
 """The same augmented recipe in PyTorch + torchvision, for issue 13's comparison (not a test).
 
-Trains 784-H-10 (ReLU, softmax cross-entropy, He init) with Nesterov SGD (momentum
-0.9), weight decay on the weights only, fastnn's one-cycle schedule per step and
-batch 128, the training images distorted per sample by torchvision's
+Trains the network of ``--hidden`` layers (comma-separated, as ``fastnn train
+--hidden``; ReLU, softmax cross-entropy) as the ``nn.Sequential`` of ``_torch_mlp.py``
+from fastnn's own initial weights, with Nesterov SGD (momentum 0.9), weight decay on
+the weights only, fastnn's one-cycle schedule per step and batch 128, the training images distorted per sample by torchvision's
 ``RandomAffine`` (and ``ElasticTransform`` for ``--augment elastic``) in a
 ``DataLoader``.  The ranges are fastnn's defaults translated to torchvision's
 parameters: rotation +-10 degrees, zoom 0.9-1.1 (torchvision's is isotropic,
@@ -13,6 +14,7 @@ measured after every epoch (outside the timed training), so the output gives the
 time to any accuracy reached.
 
     python benchmarks/augment_torch_compare.py --augment affine --epochs 15 --hidden 800
+    python benchmarks/augment_torch_compare.py --augment affine --epochs 15 --hidden 1000,500
 
 Needs ``torch`` and ``torchvision`` (not dependencies of fastnn) and fastnn's MNIST.
 """
@@ -24,26 +26,15 @@ import json
 import math
 import time
 
-import numpy as np
-
-
-def learning_rates(lr: float, total: int) -> np.ndarray:
-    """fastnn.schedules' ``onecycle`` (copied so the script needs no fastnn import in the loop)."""
-    s = np.arange(total, dtype=np.float64)
-
-    def cosine(start, end, frac):
-        return end + (start - end) * 0.5 * (1.0 + np.cos(np.pi * frac))
-
-    warm = max(int(0.3 * total), 1)
-    return lr * np.where(s < warm, cosine(1 / 25, 1.0, s / warm),
-                         cosine(1.0, 1 / 25e4, (s - warm) / max(total - warm, 1)))
+from fastnn.config import layer_sizes
+from fastnn.schedules import learning_rates
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--augment", choices=["none", "affine", "elastic"], default="affine")
     ap.add_argument("--epochs", type=int, default=15)
-    ap.add_argument("--hidden", type=int, default=800)
+    ap.add_argument("--hidden", type=layer_sizes, default=(800,), help="hidden layer sizes, e.g. 1000,500")
     ap.add_argument("--lr", type=float, default=0.2)
     ap.add_argument("--weight-decay", type=float, default=1e-4)
     ap.add_argument("--batch-size", type=int, default=128)
@@ -79,6 +70,7 @@ def main():
         torch.library.register_fake = real_register_fake
 
     import fastnn
+    from _torch_mlp import optimizer, sequential
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -106,16 +98,9 @@ def main():
     loader = torch.utils.data.DataLoader(Images(), batch_size=args.batch_size, shuffle=True,
                                          num_workers=args.workers, persistent_workers=args.workers > 0,
                                          drop_last=False)
-    model = nn.Sequential(nn.Linear(784, args.hidden), nn.ReLU(), nn.Linear(args.hidden, 10))
-    for layer in (model[0], model[2]):
-        nn.init.normal_(layer.weight, std=math.sqrt(2.0 / layer.in_features))
-        nn.init.zeros_(layer.bias)
-    weights = [model[0].weight, model[2].weight]
-    biases = [model[0].bias, model[2].bias]
-    opt = torch.optim.SGD([{"params": weights, "weight_decay": args.weight_decay},
-                           {"params": biases, "weight_decay": 0.0}],
-                          lr=args.lr, momentum=0.9, nesterov=True)
-    lrs = learning_rates(args.lr, len(loader) * args.epochs)
+    model = sequential(fastnn.init_network(784, args.hidden, 10, args.seed))
+    opt = optimizer(model, "nesterov", args.lr, momentum=0.9, weight_decay=args.weight_decay)
+    lrs = learning_rates("onecycle", args.lr, len(loader) * args.epochs)
     loss_fn = nn.CrossEntropyLoss()
     trained = 0.0
     step = 0

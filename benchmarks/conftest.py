@@ -2,7 +2,7 @@
 
 Run with ``pytest benchmarks/`` (the main test run only collects ``tests/``).
 Every benchmark is grouped by configuration -- ``benchmark.group`` is e.g.
-``"forward b128 h800"`` -- and parametrised over the backends, so
+``"forward b128 784-1000-500-10"`` -- and parametrised over the backends, so
 ``--benchmark-group-by=group`` (pytest-benchmark's default) puts numpy and
 numba side by side, and ``--benchmark-autosave`` / ``--benchmark-compare``
 work across runs (saved to ``.benchmarks/``).
@@ -15,7 +15,8 @@ seconds of calls in ``benchmark.pedantic`` rounds (between
 are looped inside a round.  pytest-benchmark's own ``--benchmark-max-time`` /
 ``--benchmark-min-rounds`` do not apply to pedantic runs; use these options.
 With ``--benchmark-disable`` every benchmark body runs exactly once (the CI
-smoke test).
+smoke test), and the whole-epoch benchmarks run on the first :data:`SMOKE_ROWS`
+rows: that run checks that every body works, not how long it takes.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import os
 import numpy as np
 import pytest
 
-from _common import C, D, N_TRAIN, Runner, warm_up
+from _common import C, D, N_TRAIN, Runner, load_average, warm_up
 from fastnn.backends import BACKENDS, get_backend
 
 
@@ -39,15 +40,8 @@ def pytest_addoption(parser):
                     help="maximum timed rounds per benchmark (default 200)")
 
 
-def _load() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "unknown"
-
-
 def pytest_report_header(config):
-    return [f"fastnn benchmarks: {os.cpu_count()} cores, load average {_load()} "
+    return [f"fastnn benchmarks: {os.cpu_count()} cores, load average {' '.join(map(str, load_average())) or 'unknown'} "
             f"(parallel timings are only meaningful on an otherwise idle machine)"]
 
 
@@ -81,6 +75,17 @@ def train_set():
 def shuffled():
     """A fixed shuffle of the 60000 training rows (int64), like one ``permutation`` output."""
     return np.random.default_rng(1).permutation(N_TRAIN).astype(np.int64)
+
+
+#: Training rows of an epoch in the smoke test (50 batches of 128; a full epoch is 469).
+SMOKE_ROWS = 6400
+
+
+@pytest.fixture(scope="session")
+def smoke(request) -> bool:
+    """Whether this is the untimed smoke run (``--benchmark-disable``)."""
+    opt = request.config.getoption
+    return bool(opt("benchmark_disable") and not opt("benchmark_enable"))
 
 
 _WARM: set[str] = set()

@@ -5,8 +5,8 @@ Groups:
 * ``"augment epoch <kind>"`` -- one epoch's distortion of the 60000 training images
   (``augment``), each backend;
 * ``"epoch 784-800-10 b128 augment"`` -- numba only: one full epoch of the recipe the
-  ``max`` preset trains (Nesterov 0.9, weight decay 1e-4, batch 128, hidden 800), i.e.
-  exactly the body of ``train``'s epoch loop (``permutation``, ``augment`` into the
+  ``max`` preset trains (Nesterov 0.9, weight decay 1e-4, batch 128, 784-800-10), i.e.
+  :meth:`fastnn.training.Trainer.run_epoch` (``permutation``, ``augment`` into the
   workspace, ``train_steps``), for ``none``, ``affine`` and ``elastic``, each on the path
   the data choose (``sparse``) and with the dense path forced (``dense``).  The ratio of an
   ``affine``/``elastic`` row to the ``none`` row of the same path is the overhead of
@@ -20,56 +20,41 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 
-from _common import C, D, make_params
+from _common import AUGMENT_SPECS, make_net, shape, softmax_targets
 from fastnn import _aligned
-from fastnn.augment import AugmentSpec
-from fastnn.backends import _optim
+from fastnn.optimizers import make_optimizer
+from fastnn.training import Trainer
 from test_train_bench import epoch_data  # noqa: F401  (fixture)
 
-SPECS = {
-    "affine": AugmentSpec("affine", rotation=10, scale=0.1, shear=0.2, shift=1.5),
-    "elastic": AugmentSpec("elastic", rotation=10, scale=0.1, shear=0.2, shift=1.5, alpha=34, sigma=4),
-}
+HIDDEN, BATCH, LR = (800,), 128, 0.05  # the max preset's network and batch
 
 
-@pytest.mark.parametrize("kind", list(SPECS))
+@pytest.mark.parametrize("kind", list(AUGMENT_SPECS))
 def test_augment_epoch(run, backend, epoch_data, kind):  # noqa: F811
     (X, _), source = epoch_data
     out = _aligned.empty(X.shape)
     epochs = iter(range(10**9))
-    run(lambda: backend.augment(X, 0, next(epochs), SPECS[kind], out), group=f"augment epoch {kind}",
-        samples=len(X), backend=backend.NAME, kernel="augment", data=source)
+    run(lambda: backend.augment(X, 0, next(epochs), AUGMENT_SPECS[kind], out),
+        group=f"augment epoch {kind}", samples=len(X), backend=backend.NAME, kernel="augment", data=source)
     assert 0 <= out.min() and out.max() <= 1
 
 
 @pytest.mark.parametrize("path", ["sparse", "dense"])
-@pytest.mark.parametrize("kind", ["none", *SPECS])
+@pytest.mark.parametrize("kind", ["none", *AUGMENT_SPECS])
 def test_epoch_with_augmentation(run, backend, epoch_data, kind, path, monkeypatch):  # noqa: F811
     if backend.NAME != "numba":
         pytest.skip("hidden-800 epochs: numba only")
-    monkeypatch.setattr(backend, "SPARSE_MAX_DENSITY", 0.4 if path == "sparse" else -1.0)
+    if path == "dense":  # "sparse" is the path the data choose by the backend's own threshold
+        monkeypatch.setattr(backend, "SPARSE_MAX_DENSITY", -1.0)
     (X, y), source = epoch_data
-    hidden, batch, lr = 800, 128, 0.05
-    n = X.shape[0]
-    params = make_params(hidden)
-    opt = _optim.make_optimizer("nesterov", params, momentum=0.9, beta2=0.999, weight_decay=1e-4)
-    ws = backend.make_workspace(batch, D, hidden, C)
-    perm = np.empty(n, np.int64)
-    X_epoch = X if kind == "none" else _aligned.empty(X.shape)
-    epochs = iter(range(10**9))
-
-    def one_epoch():
-        epoch = next(epochs)
-        backend.permutation(n, 0, epoch, perm)
-        if kind != "none":
-            backend.augment(X, 0, epoch, SPECS[kind], X_epoch, ws)
-        return backend.train_steps(X_epoch, y, perm, 0, n, batch, lr, *params, ws, opt)
-
-    loss, _ = run(one_epoch, group=f"epoch {D}-{hidden}-{C} b{batch} augment", samples=n,
-                  steps=math.ceil(n / batch), backend=backend.NAME, kernel=f"epoch {kind} {path}",
-                  batch=batch, hidden=hidden, data=source)
+    net = make_net(HIDDEN)
+    opt = make_optimizer("nesterov", net.layout, momentum=0.9, weight_decay=1e-4)
+    trainer = Trainer(net, X, softmax_targets(y), batch_size=BATCH, optimizer=opt, backend=backend.NAME,
+                      augment=AUGMENT_SPECS.get(kind))
+    loss, _ = run(trainer.run_epoch, LR, group=f"epoch {shape(HIDDEN)} b{BATCH} augment", samples=trainer.n,
+                  steps=trainer.steps_per_epoch, backend=backend.NAME, kernel=f"epoch {kind} {path}",
+                  batch=BATCH, hidden=list(HIDDEN), data=source)
     assert math.isfinite(loss)
-    assert ws.sparse == (path == "sparse" and source == "mnist")
+    assert trainer.ws.sparse == (path == "sparse" and source == "mnist")

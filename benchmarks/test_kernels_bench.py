@@ -1,10 +1,18 @@
 """Throughput of each kernel, for both backends, on synthetic data of MNIST's shape.
 
-Groups: ``"gather b<batch>"``, ``"softmax_xent b<batch>"`` (neither depends on
-the hidden size), ``"<kernel> b<batch> h<hidden>"`` for forward, backward and
-update, ``"permutation n60000"`` and ``"predict n10000 h<hidden>"``.
-``extra_info`` holds ``samples_per_s`` (``images_per_s`` for predict) and
-``us_per_step`` (one kernel call = one step).
+Groups: ``"gather b<batch>"``, ``"loss b<batch>"`` (neither depends on the
+network), ``"<kernel> b<batch> <shape>"`` for forward, backward and update
+(every batch size by every width of one hidden layer, and the deep shapes
+784-100-100-10 and 784-1000-500-10 at b128, with plain SGD),
+``"permutation n60000"`` and ``"predict n10000 <shape>"``.  ``extra_info``
+holds ``samples_per_s`` (``images_per_s`` for predict) and ``us_per_step`` (one
+kernel call = one step).
+
+The batches are uniform random pixels, which the numba backend computes on its
+dense first-layer path.  Its public ``forward`` prepares the workspace for the
+batch it is given on every call (density test and buffers), so its time here
+is that plus the pass; ``train_steps`` (``test_train_bench.py``) prepares once
+per training set, as training does.
 """
 
 from __future__ import annotations
@@ -12,68 +20,65 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from _common import BATCHES, C, D, HIDDENS, LR, N_TEST, N_TRAIN, make_params
+from _common import (BATCHES, C, D, DEEP, LR, N_TEST, N_TRAIN, STEP_CASES, WIDTHS, case_id, make_net,
+                     sgd, shape, softmax_targets)
 
 
-def _batch_arrays(m: int, hidden: int, seed: int = 2) -> dict:
-    """Inputs and outputs of one mini-batch step, filled as a real step would leave them."""
+def _stepped(backend, batch: int, hidden, seed: int = 2):
+    """A network, one random batch, and a workspace left as a real step's forward pass and loss
+    leave it (what backward needs)."""
     rng = np.random.default_rng(seed)
-    W1, b1, W2, b2 = make_params(hidden)
-    Xb = rng.random((m, D), dtype=np.float32)
-    yb = rng.integers(0, C, m).astype(np.int64)
-    A1 = np.maximum(Xb @ W1, np.float32(0))  # ReLU activations
-    logits = A1 @ W2
-    dlogits = rng.standard_normal((m, C), dtype=np.float32) / np.float32(m)
-    return dict(Xb=Xb, yb=yb, W1=W1, b1=b1, W2=W2, b2=b2, A1=A1, logits=logits,
-                dlogits=dlogits, dA1=np.empty_like(A1),
-                dW1=np.zeros_like(W1), db1=np.zeros_like(b1),
-                dW2=np.zeros_like(W2), db2=np.zeros_like(b2))
+    net = make_net(hidden)
+    Xb = rng.random((batch, D), dtype=np.float32)
+    ws = backend.make_workspace(net, batch)
+    backend.forward(net, Xb, ws)
+    targets = softmax_targets(rng.integers(0, C, batch))
+    backend.loss(net.head, ws.activations(batch)[-1], targets, ws.deltas(batch)[-1])
+    return net, Xb, ws
 
 
 def _info(backend, kernel, batch, hidden=None) -> dict:
     info = dict(backend=backend.NAME, kernel=kernel, batch=batch)
     if hidden is not None:
-        info["hidden"] = hidden
+        info["hidden"] = list(hidden)
     return info
 
 
 @pytest.mark.parametrize("batch", BATCHES)
 def test_gather(run, backend, train_set, shuffled, batch):
     """Copy one batch of the epoch's shuffle out of the full 60000-row training set."""
-    X, y = train_set
+    X, _ = train_set
     idx = shuffled[:batch]
-    Xb, yb = np.empty((batch, D), np.float32), np.empty(batch, np.int64)
-    run(backend.gather, X, y, idx, Xb, yb, group=f"gather b{batch}", samples=batch,
+    Xb = np.empty((batch, D), np.float32)
+    run(backend.gather, X, idx, Xb, group=f"gather b{batch}", samples=batch,
         **_info(backend, "gather", batch))
     np.testing.assert_array_equal(Xb, X[idx])
 
 
 @pytest.mark.parametrize("batch", BATCHES)
-def test_softmax_xent(run, backend, batch):
-    a = _batch_arrays(batch, 8)
-    loss, _ = run(backend.softmax_xent, a["logits"], a["yb"], a["dlogits"],
-                  group=f"softmax_xent b{batch}", samples=batch,
-                  **_info(backend, "softmax_xent", batch))
+def test_loss(run, backend, batch):
+    """The softmax head's loss and its gradient (the same for every network: only c = 10 wide)."""
+    rng = np.random.default_rng(2)
+    Z = rng.standard_normal((batch, C), dtype=np.float32)
+    dZ = np.empty_like(Z)
+    targets = softmax_targets(rng.integers(0, C, batch))
+    loss, _ = run(backend.loss, "softmax", Z, targets, dZ, group=f"loss b{batch}", samples=batch,
+                  **_info(backend, "loss", batch))
     assert np.isfinite(loss)
 
 
-@pytest.mark.parametrize("hidden", HIDDENS)
-@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("case", STEP_CASES, ids=case_id)
 @pytest.mark.parametrize("kernel", ["forward", "backward", "update"])
-def test_kernel(run, backend, kernel, batch, hidden):
-    a = _batch_arrays(batch, hidden)
-    if kernel == "forward":
-        args = (a["Xb"], a["W1"], a["b1"], a["W2"], a["b2"], a["A1"], a["logits"])
-    elif kernel == "backward":
-        args = (a["Xb"], a["A1"], a["W2"], a["dlogits"],
-                a["dW1"], a["db1"], a["dW2"], a["db2"], a["dA1"])
-    else:  # update: tiny fixed gradients, so thousands of calls leave the weights sane
-        for g in ("dW1", "db1", "dW2", "db2"):
-            a[g][...] = 1e-6
-        args = (a["W1"], a["b1"], a["W2"], a["b2"], a["dW1"], a["db1"], a["dW2"], a["db2"], LR)
-    run(getattr(backend, kernel), *args, group=f"{kernel} b{batch} h{hidden}", samples=batch,
+def test_kernel(run, backend, kernel, case):
+    batch, hidden = case
+    net, Xb, ws = _stepped(backend, batch, hidden)
+    args = (net, Xb, ws)  # forward, and backward from the loss's gradient _stepped left
+    if kernel == "update":  # tiny fixed gradients, so thousands of calls leave the weights sane
+        ws.grads.flat[...] = 1e-6
+        args = (net.params, ws.grads, sgd(net), LR)
+    run(getattr(backend, kernel), *args, group=f"{kernel} b{batch} {shape(hidden)}", samples=batch,
         **_info(backend, kernel, batch, hidden))
-    assert np.isfinite(a["W1"]).all()
+    assert np.isfinite(net.params.flat).all() and np.isfinite(ws.grads.flat).all()
 
 
 def test_permutation(run, backend):
@@ -83,14 +88,26 @@ def test_permutation(run, backend):
     assert np.array_equal(np.sort(out), np.arange(N_TRAIN))
 
 
-@pytest.mark.parametrize("hidden", HIDDENS)
+CHECKED = 500  # rows of predict's output checked against float64 NumPy (all 10000 took seconds)
+
+
+def _raw(net, X) -> np.ndarray:
+    """The network's raw outputs in plain float64 NumPy (ReLU between layers)."""
+    a = X.astype(np.float64)
+    for i, (W, b) in enumerate(net.params.blocks()):
+        a = a @ W + b
+        if i < len(net.coefs) - 1:
+            a = np.maximum(a, 0)
+    return a
+
+
+@pytest.mark.parametrize("hidden", [(w,) for w in WIDTHS] + list(DEEP), ids=shape)
 def test_predict(run, backend, train_set, hidden):
-    """Inference throughput (images/s) of ``predict_logits`` on 10000 images."""
+    """Inference throughput (images/s) of ``predict`` on 10000 images."""
     X = train_set[0][:N_TEST]
-    W1, b1, W2, b2 = make_params(hidden)
+    net = make_net(hidden)
     out = np.empty((N_TEST, C), np.float32)
-    run(backend.predict_logits, X, W1, b1, W2, b2, out, group=f"predict n{N_TEST} h{hidden}",
-        samples=N_TEST, unit="images", backend=backend.NAME, kernel="predict_logits",
-        n=N_TEST, hidden=hidden)
-    expected = np.maximum(X @ W1 + b1, 0) @ W2 + b2
-    np.testing.assert_allclose(out, expected, rtol=1e-3, atol=1e-3)
+    run(backend.predict, net, X, out, group=f"predict n{N_TEST} {shape(hidden)}",
+        samples=N_TEST, unit="images", backend=backend.NAME, kernel="predict",
+        n=N_TEST, hidden=list(hidden))
+    np.testing.assert_allclose(out[:CHECKED], _raw(net, X[:CHECKED]), rtol=1e-3, atol=1e-3)
