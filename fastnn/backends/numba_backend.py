@@ -144,8 +144,9 @@ class Workspace:
             sparse = _is_sparse(X, self.shape[0])
             self.rows = Rows(*compress_rows(X)) if sparse else _empty_rows(self.dtype)
             self.source = X
-            self._allocate(sparse)
-        elif self.buffers.pen.shape[0] != numba.get_num_threads():  # thread count changed since
+            if self.buffers is None or sparse != self.sparse:
+                self._allocate(sparse)
+        if self.buffers.pen.shape[0] != numba.get_num_threads():  # thread count changed since
             self._allocate(self.sparse)
 
     def adopt(self, X, counts, n_chunks: int) -> None:
@@ -226,14 +227,16 @@ def loss(head: str, Z, targets, dZ) -> tuple[float, int]:
     check_targets(head, Z, targets, dZ)
     m, c = Z.shape
     Zf = np.ascontiguousarray(Z).ravel()
-    D = np.empty_like(Zf)
+    in_place = dZ.flags.c_contiguous and dZ.dtype == Zf.dtype
+    D = dZ.reshape(-1) if in_place else np.empty_like(Zf)
     labels = targets.labels if head == "softmax" else np.zeros(m, np.int64)
     values = targets.values if head != "softmax" else np.zeros((m, c), Zf.dtype)
     weights = np.ascontiguousarray(targets.weights)
     total, correct = head_step(HEADS.index(head), Zf, 0, c, m, np.ascontiguousarray(labels),
                                np.ascontiguousarray(values), weights,
                                float(weights.sum(dtype=np.float64)), D)
-    dZ[...] = D.reshape(m, c)
+    if not in_place:
+        dZ[...] = D.reshape(m, c)
     return float(total), int(correct)
 
 
