@@ -5,7 +5,8 @@ calls a multithreaded BLAS makes two thread pools fight over the same cores
 (we measured 50x slower than NumPy).  So ``sgemm`` (float32) and ``dgemm``
 (float64) are called straight from compiled code through SciPy's BLAS
 (``scipy.linalg.cython_blas``), that library is pinned to one thread while our
-kernels run (:func:`blas_single_threaded`), and the parallelism is ours.
+training kernels run (:func:`blas_threads`), and the parallelism is ours.  Prediction,
+which is a chain of large products, runs serially and lets BLAS use the backend's threads.
 
 :func:`gemm` picks the routine from the arrays' dtype when a kernel is
 compiled, so every kernel specialises per dtype with no branch at run time.
@@ -126,14 +127,14 @@ _BLAS = None
 
 
 @contextlib.contextmanager
-def blas_single_threaded():
-    """Pin SciPy's BLAS to one thread for the duration: the parallelism is ours."""
+def blas_threads(n: int = 1):
+    """Set SciPy's BLAS to ``n`` threads for the duration (1 where the parallelism is ours)."""
     global _BLAS
     if _BLAS is None:
         _BLAS = _scipy_blas_controllers()
     before = [lc.num_threads for lc in _BLAS]
     for lc in _BLAS:
-        lc.set_num_threads(1)
+        lc.set_num_threads(n)
     try:
         yield
     finally:

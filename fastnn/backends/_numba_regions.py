@@ -42,18 +42,19 @@ def gather(X, idx, out):
 
 
 @kernel(parallel=True, inline="always")
-def forward_all(X, perm, lo, m, net, b, rows, sparse):
+def forward_all(X, perm, lo, m, net, b, rows, gathered):
     """The forward pass of the batch ``perm[lo:lo + m]``: every layer's outputs in ``b.A``, the
-    last one raw (before the head); the dense path gathers the batch into ``b.Xb`` first."""
+    last one raw (before the head).  The sparse path reads ``rows`` (and ``gathered`` is
+    None); the dense path (``rows`` None) gathers the batch into ``gathered`` first."""
     L = net.sizes.shape[0] - 1
     threads = b.pen.shape[0]
-    if not sparse:
+    if gathered is not None:
         for p in prange(threads):
-            gather_part(X, perm, lo, m, b.Xb, np.int64(p), threads)
+            gather_part(X, perm, lo, m, gathered, np.int64(p), threads)
     for u in range(1, max(L - 1, 1) + 1):
         parts = max(1, min(threads, net.sizes[u]))
         for p in prange(parts):
-            forward_part(net, b, rows, sparse, perm, lo, m, u, np.int64(p), parts)
+            forward_part(net, b, rows, gathered, perm, lo, m, u, np.int64(p), parts)
     # The output layer: the partial sums of the last hidden layer's parts, plus the biases
     # (or, without hidden layers, the biases added to what the first region wrote).
     c = net.sizes[L]
@@ -71,7 +72,7 @@ def forward_all(X, perm, lo, m, net, b, rows, sparse):
 
 
 @kernel(parallel=True, inline="always")
-def backward_all(net, b, sparse, M, V, rate, decay, rule, fused, m):
+def backward_all(net, b, rows, gathered, M, V, rate, decay, rule, fused, m):
     """The backward pass from ``b.D``'s output gradient: every layer's gradients, each applied
     by ``rule`` as soon as it is made (or only stored in ``b.G``, for :data:`STORE`); the
     output biases last."""
@@ -80,7 +81,7 @@ def backward_all(net, b, sparse, M, V, rate, decay, rule, fused, m):
     for u in range(max(L - 1, 1), 0, -1):
         parts = max(1, min(threads, net.sizes[u]))
         for p in prange(parts):
-            backward_part(net, b, sparse, M, V, rate, decay, rule, fused, m, u, np.int64(p), parts)
+            backward_part(net, b, rows, gathered, M, V, rate, decay, rule, fused, m, u, np.int64(p), parts)
     c = net.sizes[L]
     bo = net.table[L - 1, 1]
     column_sums(b.D, b.offs[L - 1], c, m, b.G[bo:bo + c])
@@ -89,8 +90,13 @@ def backward_all(net, b, sparse, M, V, rate, decay, rule, fused, m):
 
 
 @kernel(parallel=True)
-def train_steps(X, y, Y, sw, perm, start, stop, batch_size, rates, net, b, rows, sparse, rule, M, V):
+def train_steps(X, y, Y, sw, perm, start, stop, batch_size, rates, net, b, rows, gathered, rule, M, V):
     """Mini-batch steps over ``perm[start:stop]``; returns (loss sum, rows right).
+
+    The sparse path passes ``X``'s compressed ``rows`` and None for ``gathered``; the dense
+    path None for ``rows`` and the batch buffer to gather into.  Numba drops the branches
+    of the path whose argument is None, so each path compiles only its own code (and a run
+    compiles only the path its data take).
 
     Per step: the batch's targets and weights (serial, ``m`` rows), the forward
     region of each layer, the head (serial, ``m x c``), the backward region of
@@ -114,12 +120,12 @@ def train_steps(X, y, Y, sw, perm, start, stop, batch_size, rates, net, b, rows,
                     b.Yb[i, j] = Y[r, j]
             b.wb[i] = sw[r]
             weight_sum += sw[r]
-        forward_all(X, perm, lo, m, net, b, rows, sparse)
+        forward_all(X, perm, lo, m, net, b, rows, gathered)
         loss, right = head_step(net.head, b.A, b.offs[L - 1], c, m, b.yb, b.Yb, b.wb, weight_sum, b.D)
         decay = rule.weight_decay + (rule.l2 / weight_sum if rule.l2 > 0.0 else 0.0)
         for p in range(b.pen.shape[0]):
             b.pen[p] = 0.0
-        backward_all(net, b, sparse, M, V, rates[step], decay, rule, fused, m)
+        backward_all(net, b, rows, gathered, M, V, rates[step], decay, rule, fused, m)
         if rule.l2 > 0.0:
             loss += 0.5 * rule.l2 * b.pen.sum() * m / weight_sum
         total += loss
@@ -141,22 +147,19 @@ def _predict_chunk(X, lo, m, net, buf, out):
         dst_off = lo * n_out if u == L else 0
         gemm(N, N, m, n_out, n_in, 1.0, src, src_off, n_in, net.P, net.table[u - 1, 0], n_out, 0.0,
              dst, dst_off, n_out)
-        bias_activate(dst, dst_off, n_out, m, net.P, net.table[u - 1, 1], 0, n_out,
+        bias_activate(dst, dst_off, n_out, m, net.P, net.table[u - 1, 1], np.int64(0), n_out,
                       net.act if u < L else IDENTITY)
         src, src_off = dst, dst_off
 
 
-@kernel(parallel=True)
+@kernel()
 def predict(X, net, buf, chunk, out):
-    """Raw outputs of every row of ``X`` into ``out``.  Inference splits the rows (not the
-    units): no partial sums at all; ``buf (threads, 2, chunk * widest)`` is each thread's."""
+    """Raw outputs of every row of ``X`` into ``out``, ``chunk`` rows at a time through every
+    layer (``buf (2, chunk * widest)``).  Serial: each layer is one large product, which BLAS
+    spreads over the threads itself (no parallel region to compile)."""
     n = X.shape[0]
-    threads = buf.shape[0]
-    n_chunks = (n + chunk - 1) // chunk
-    for t in prange(threads):
-        for q in range(t, n_chunks, threads):
-            lo = q * chunk
-            _predict_chunk(X, lo, min(chunk, n - lo), net, buf[t], out)
+    for lo in range(0, n, chunk):
+        _predict_chunk(X, lo, min(chunk, n - lo), net, buf, out)
 
 
 @kernel()

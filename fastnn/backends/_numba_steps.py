@@ -297,20 +297,21 @@ def hidden_sparse(rows, perm, lo, m, P, w, n1, A, off, s0, s1):
 
 
 @kernel(nogil=True)
-def forward_part(net, b, rows, sparse, perm, lo, m, u, p, n_parts):
+def forward_part(net, b, rows, gathered, perm, lo, m, u, p, n_parts):
     """Part ``p`` of layer ``u``'s forward region: its units' outputs (and, for the last hidden
-    layer, its partial sum of the output layer; on the sparse path, its pixels' columns)."""
+    layer, its partial sum of the output layer; on the sparse path, ``rows`` not None, its
+    pixels' columns).  The dense path's first layer reads the ``gathered`` batch."""
     L = net.sizes.shape[0] - 1
     n_in, n_out = net.sizes[u - 1], net.sizes[u]
     s0, s1 = part_range(n_out, p, n_parts)
     w = net.table[u - 1, 0]
     off = b.offs[u - 1]
-    if u == 1 and sparse:
+    if rows is not None and u == 1:
         hidden_sparse(rows, perm, lo, m, net.P, w, n_out, b.A, off, s0, s1)
         q0, q1 = part_range(n_in, p, n_parts)  # the columns backward needs, a range of pixels per part
         batch_columns(rows.indptr, rows.idx, rows.val, perm, lo, m, q0, q1, b.cend, b.crow, b.cval)
-    elif u == 1:
-        gemm(N, N, m, s1 - s0, n_in, 1.0, b.Xb, 0, n_in, net.P, w + s0, n_out, 0.0, b.A, off + s0, n_out)
+    elif gathered is not None and u == 1:
+        gemm(N, N, m, s1 - s0, n_in, 1.0, gathered, 0, n_in, net.P, w + s0, n_out, 0.0, b.A, off + s0, n_out)
     else:
         gemm(N, N, m, s1 - s0, n_in, 1.0, b.A, b.offs[u - 2], n_in, net.P, w + s0, n_out, 0.0,
              b.A, off + s0, n_out)
@@ -360,15 +361,15 @@ def first_layer_sparse(b, m, net, M, V, rate, decay, rule, fused, grow, q0, q1):
 
 
 @kernel()
-def first_layer_dense(b, m, net, M, V, rate, decay, rule, fused, q0, q1):
+def first_layer_dense(b, Xb, m, net, M, V, rate, decay, rule, fused, q0, q1):
     """``W0[:, q0:q1]`` one step with the gradient from GEMM (fused into it for plain SGD)."""
     d, n1 = net.sizes[0], net.sizes[1]
     w0 = net.table[0, 0]
     width = q1 - q0
     if fused:  # W0[:, q] += -rate * Xb^T D1[:, q], the update inside the GEMM
-        gemm(T, N, d, width, m, -rate, b.Xb, 0, d, b.D, b.offs[0] + q0, n1, 1.0, net.P, w0 + q0, n1)
+        gemm(T, N, d, width, m, -rate, Xb, 0, d, b.D, b.offs[0] + q0, n1, 1.0, net.P, w0 + q0, n1)
         return
-    gemm(T, N, d, width, m, 1.0, b.Xb, 0, d, b.D, b.offs[0] + q0, n1, 0.0, b.G, w0 + q0, n1)
+    gemm(T, N, d, width, m, 1.0, Xb, 0, d, b.D, b.offs[0] + q0, n1, 0.0, b.G, w0 + q0, n1)
     if rule.kind != STORE:
         for r in range(d):
             at = w0 + r * n1 + q0
@@ -377,7 +378,7 @@ def first_layer_dense(b, m, net, M, V, rate, decay, rule, fused, q0, q1):
 
 
 @kernel(nogil=True)
-def backward_part(net, b, sparse, M, V, rate, decay, rule, fused, m, u, p, n_parts):
+def backward_part(net, b, rows, gathered, M, V, rate, decay, rule, fused, m, u, p, n_parts):
     """Part ``p`` of the backward region of layer ``u``'s units ``q``: the gradient they pass
     back, the rows ``q`` of the next layer's weights, their biases, and (``u == 1``) the
     first layer's columns ``q``.  Every parameter it updates is read by no other part.
@@ -410,10 +411,10 @@ def backward_part(net, b, sparse, M, V, rate, decay, rule, fused, m, u, p, n_par
             d, w0 = net.sizes[0], net.table[0, 0]
             for r in range(d):
                 b.pen[p] += sum_squares(net.P[w0 + r * n_u + q0:w0 + r * n_u + q1])
-        if sparse:
+        if rows is not None:  # the sparse path (the batch's columns are in b)
             first_layer_sparse(b, m, net, M, V, rate, decay, rule, fused, b.grow[p], q0, q1)
-        else:
-            first_layer_dense(b, m, net, M, V, rate, decay, rule, fused, q0, q1)
+        if gathered is not None:
+            first_layer_dense(b, gathered, m, net, M, V, rate, decay, rule, fused, q0, q1)
 
 
 @kernel(nogil=True)

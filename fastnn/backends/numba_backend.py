@@ -57,7 +57,7 @@ from . import _numba_regions as _regions
 from ._checks import check_network_call, check_targets
 from ._numba_augment import augment  # noqa: F401  (a kernel of this backend)
 from ._numba_augment import fill_rows as _fill_rows
-from ._numba_blas import blas_single_threaded
+from ._numba_blas import blas_threads
 from ._numba_setup import cache_index_exists, vectorizing
 from ._numba_sparse import compress_rows
 from ._numba_steps import STORE, Buffers, Net, Rows, Rule, head_step
@@ -70,8 +70,9 @@ NAME = "numba"
 #: from 0.5 (Fashion-MNIST's density) on.
 SPARSE_MAX_DENSITY = 0.4
 
-#: Rows per thread per pass when predicting.
-PREDICT_CHUNK = 256
+#: Rows per pass through the layers when predicting (two layers' outputs of this many rows
+#: are kept: 8 MB at 1000 units).
+PREDICT_CHUNK = 1024
 
 if numba.config.DISABLE_JIT:
     # Uncompiled, the BLAS binding would silently do nothing and leave garbage.
@@ -82,10 +83,6 @@ def _net(net) -> Net:
     layout = net.params.layout
     return Net(net.params.flat, layout.sizes_array, layout.table, ACTIVATIONS.index(net.activation),
                HEADS.index(net.head))
-
-
-def _empty_rows(dtype) -> Rows:
-    return Rows(np.zeros(1, np.int64), np.zeros(0, np.uint16), np.zeros(0, dtype))
 
 
 def _is_sparse(X, batch_size) -> bool:
@@ -102,7 +99,7 @@ def _is_sparse(X, batch_size) -> bool:
 
 class Workspace:
     """Preallocated arrays for batches of up to ``batch_size`` rows of one network's layout,
-    and the training data's compressed rows.
+    and the training data's compressed rows (``rows``; None on the dense path).
 
     The compressed rows are made on the first :func:`train_steps` call with a
     given ``X`` and kept for the next calls with the same array object (a run
@@ -118,7 +115,7 @@ class Workspace:
         self.dtype = layout.dtype
         self.grads = Params(layout)
         self.source = None  # the X the rows were made from
-        self.rows, self.sparse = _empty_rows(self.dtype), False
+        self.rows, self.sparse = None, False
         self.buffers = None  # made by prepare, for the path the data take
 
     def _allocate(self, sparse: bool) -> None:
@@ -142,7 +139,7 @@ class Workspace:
         """Choose the path for ``X`` and (re)make what it needs; a no-op for the same ``X`` again."""
         if refresh or X is not self.source:
             sparse = _is_sparse(X, self.shape[0])
-            self.rows = Rows(*compress_rows(X)) if sparse else _empty_rows(self.dtype)
+            self.rows = Rows(*compress_rows(X)) if sparse else None
             self.source = X
             if self.buffers is None or sparse != self.sparse:
                 self._allocate(sparse)
@@ -162,11 +159,16 @@ class Workspace:
             _fill_rows(X, indptr, idx, val, n_chunks)
             self.rows = Rows(indptr, idx[:nnz], val[:nnz])
         else:
-            self.rows = _empty_rows(self.dtype)
+            self.rows = None
         if (self.buffers is None or sparse != self.sparse
                 or self.buffers.pen.shape[0] != numba.get_num_threads()):
             self._allocate(sparse)
         self.source = X
+
+    @property
+    def gathered(self):
+        """The dense path's batch buffer (None on the sparse path): see ``train_steps``."""
+        return None if self.sparse else self.buffers.Xb
 
     def activations(self, m: int) -> list:
         """Each layer's outputs for the first ``m`` rows (views; the last layer raw)."""
@@ -219,7 +221,7 @@ def forward(net, Xb, ws: Workspace) -> None:
     check_network_call(net, Xb=Xb, ws=ws)
     Xb, perm = _batch(ws, Xb)
     with _compiled():
-        _regions.forward_all(Xb, perm, 0, len(Xb), _net(net), ws.buffers, ws.rows, ws.sparse)
+        _regions.forward_all(Xb, perm, 0, len(Xb), _net(net), ws.buffers, ws.rows, ws.gathered)
 
 
 def loss(head: str, Z, targets, dZ) -> tuple[float, int]:
@@ -249,7 +251,7 @@ def backward(net, Xb, ws: Workspace) -> None:
         raise ValueError("backward needs the workspace of a forward pass over the same batch")
     P = net.params.flat
     with _compiled():
-        _regions.backward_all(_net(net), ws.buffers, ws.sparse, P, P, P.dtype.type(0), 0.0,
+        _regions.backward_all(_net(net), ws.buffers, ws.rows, ws.gathered, P, P, P.dtype.type(0), 0.0,
                               Rule(STORE, 0.0, 0.0, 0.0, 0.0, 0.0), False, m)
 
 
@@ -295,7 +297,7 @@ def train_steps(net, X, targets, perm, start: int, stop: int, batch_size: int, l
     with _compiled():
         total, correct = _regions.train_steps(
             X, labels, values, weights, np.ascontiguousarray(perm, np.int64), start, stop, batch_size,
-            rates, _net(net), ws.buffers, ws.rows, ws.sparse, _rule(opt), M, V)
+            rates, _net(net), ws.buffers, ws.rows, ws.gathered, _rule(opt), M, V)
     opt.advance(n_steps)
     return float(total), int(correct)
 
@@ -303,10 +305,9 @@ def train_steps(net, X, targets, perm, start: int, stop: int, batch_size: int, l
 def predict(net, X, out) -> None:
     """The raw outputs (before the head) of every row of ``X`` into ``out (n, c)``."""
     check_network_call(net, X=X, out=out)
-    threads = numba.get_num_threads()
     widest = max(net.params.layout.sizes[1:])
-    buf = np.empty((threads, 2, PREDICT_CHUNK * widest), net.params.dtype)
-    with _outputs(out) as out_, blas_single_threaded():
+    buf = np.empty((2, PREDICT_CHUNK * widest), net.params.dtype)
+    with _outputs(out) as out_, blas_threads(numba.get_num_threads()):
         _regions.predict(np.ascontiguousarray(X), _net(net), buf, PREDICT_CHUNK, out_)
 
 
@@ -353,5 +354,5 @@ def kernels_cached() -> bool:
 @contextlib.contextmanager
 def _compiled():
     """Around every call into the training kernels: BLAS on one thread, SLP on if they compile."""
-    with blas_single_threaded(), vectorizing():
+    with blas_threads(1), vectorizing():
         yield
