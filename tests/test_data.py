@@ -451,13 +451,36 @@ def test_dev_split_of_zero_gives_empty_dev_arrays():
     np.testing.assert_array_equal(X_tr, X)
 
 
+@pytest.mark.parametrize("n, dev", [(10, 1), (11, 2), (150, 15), (1999, 200), (2000, 200), (50_000, 5000),
+                                    (60_000, 5000)])
+def test_the_default_dev_split_is_a_tenth_rounded_up_and_at_most_5000(n, dev):
+    assert data.dev_rows("auto", n) == dev
+    X, y = _row_ids(n)
+    assert len(train_dev_split(X, y, "auto", seed=0)[3]) == dev
+
+
+def test_the_default_dev_split_refuses_fewer_than_ten_rows_naming_the_fix():
+    X, y = _row_ids(9)
+    with pytest.raises(FastnnError, match=r"the data have 9 rows, too few for the default dev split .* "
+                                          r"give dev_size=0 to train on all 9 without a dev split"):
+        train_dev_split(X, y, "auto", seed=0)
+    assert len(train_dev_split(X, y, 0, seed=0)[1]) == 9  # the fix it names works
+
+
+@pytest.mark.parametrize("given, parsed", [("auto", "auto"), (" AUTO ", "auto"), ("0", 0), ("200", 200),
+                                           ("0.25", 0.25), (200.0, 200), (0.1, 0.1)])
+def test_parse_dev_size_takes_auto_counts_and_fractions(given, parsed):
+    value = data.parse_dev_size(given)
+    assert value == parsed and type(value) is type(parsed)
+
+
 @pytest.mark.parametrize("dev_size, message", [
-    (100, "dev size 100 is larger than the 99 rows that can be held out of the 100 rows"),
-    (500, "dev size 500 is larger than"),
-    (-1, "dev size -1 is negative"),
-    (1.0, r"dev size 1.0 is a float, so it must be a fraction in \(0, 1\)"),
-    (True, "must be a row count or a fraction"),
-    ("10", "must be a row count or a fraction"),
+    (100, "dev_size=100 is larger than the 99 rows that can be held out of the 100 rows"),
+    (500, "dev_size=500 is larger than"),
+    (-1, "dev_size=-1 is negative"),
+    (1.0, r"dev_size=1.0 is a float, so it must be a fraction in \(0, 1\)"),
+    (True, "must be a row count, a fraction in \\(0, 1\\) or 'auto'"),
+    ("10", "must be a row count, a fraction in \\(0, 1\\) or 'auto'"),
 ])
 def test_dev_split_rejects_bad_sizes(dev_size, message):
     X, y = _row_ids(100)
@@ -504,8 +527,14 @@ def test_load_dataset_refuses_unlabelled_csv(tmp_path):
 
 def test_load_dataset_dev_size_larger_than_data(tmp_path):
     path = write_csv(tmp_path / "train.csv", make_images(30), make_labels(30))
-    with pytest.raises(FastnnError, match="dev size 5000 is larger than .* the 30 rows of data"):
-        load_dataset(path)
+    with pytest.raises(FastnnError, match="dev_size=5000 is larger than .* the 30 rows of data"):
+        load_dataset(path, dev_size=5000)
+
+
+def test_load_dataset_holds_out_a_tenth_by_default(tmp_path):
+    path = write_csv(tmp_path / "train.csv", make_images(30), make_labels(30))
+    ds = load_dataset(path)
+    assert (len(ds.y_train), len(ds.y_dev)) == (27, 3)
 
 
 def test_load_dataset_unknown_spec(tmp_path):

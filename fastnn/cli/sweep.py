@@ -40,8 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         what = "the first seed" if f.name == "seed" else f.metadata["help"]
         fixed.add_argument(f"--{f.name.replace('_', '-')}", type=f.metadata["type"], default=None,
                            dest=f.name, help=f"{what} (default {f.default})")
-    fixed.add_argument("--dev-size", type=float, default=DEV_SIZE,
-                       help=f"rows held out for the dev set: a count, or a fraction < 1 (default {DEV_SIZE})")
+    fixed.add_argument("--dev-size", default=DEV_SIZE,
+                       help=f"rows held out for the dev set: a count, a fraction < 1, or auto (default "
+                            f"{DEV_SIZE}: a tenth of the rows, at most 5000)")
     fixed.add_argument("--cache", default=None, help="dataset cache folder (default: $FASTNN_DATA_DIR or the user cache)")
     fixed.add_argument("--source", default=None, help="a folder holding the dataset's IDX files")
     dask = p.add_argument_group("cluster")

@@ -32,8 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     for f in fields(TrainConfig):
         p.add_argument("--" + f.name.replace("_", "-"), type=f.metadata["type"], default=None,
                        help=f"{f.metadata['help']} (default {f.default})")
-    p.add_argument("--dev-size", type=float,
-                   help=f"rows held out for the dev set: a count, or a fraction < 1 (default {DEV_SIZE})")
+    p.add_argument("--dev-size", default=None,
+                   help=f"rows held out for the dev set: a count, a fraction < 1, or auto (default "
+                        f"{DEV_SIZE}: a tenth of the rows, at most 5000)")
     p.add_argument("--threads", type=int, default=None,
                    help="threads: the numba kernels' (default NUMBA_NUM_THREADS or all cores), or BLAS's for numpy")
     p.add_argument("--out", default="runs/latest", help="folder for the report (default %(default)s)")
@@ -103,7 +104,7 @@ def resolve_options(args: argparse.Namespace):
     for name in values:
         if getattr(args, name) is not None:
             values[name] = getattr(args, name)
-    dev_size = parse_dev_size(values.pop("dev_size"), "--dev-size")
+    dev_size = parse_dev_size(values.pop("dev_size"))
     return TrainConfig(**values).validate(), dev_size
 
 
