@@ -15,33 +15,24 @@ import time
 from dataclasses import fields
 
 from .._atomic import writable_folder
+from ._options import (add_config_options, add_data_options, add_output_options, data_spec, given_config,
+                       out_folder)
 
 HELP = "train a network on a dataset and write its report folder"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``fastnn train``: one per :class:`~fastnn.config.TrainConfig` field, and the run's own."""
-    from ..config import DEV_SIZE, PRESET_HELP, PRESETS, TrainConfig
+    from ..config import PRESET_HELP, PRESETS
 
-    p.add_argument("--data", default="mnist",
-                   help="mnist, fashion-mnist, a Kaggle-style train.csv, or a folder of IDX files")
+    add_data_options(p)
     p.add_argument("--preset", choices=sorted(PRESETS), default="default",
                    help="a named recipe (explicit options override it): "
                         + "; ".join(f"'{name}' {PRESET_HELP[name]}" for name in PRESETS).replace("%", "%%"))
-    # Options default to None so that a preset can tell given options from defaults.
-    for f in fields(TrainConfig):
-        p.add_argument("--" + f.name.replace("_", "-"), type=f.metadata["type"], default=None,
-                       help=f"{f.metadata['help']} (default {f.default})")
-    p.add_argument("--dev-size", default=None,
-                   help=f"rows held out for the dev set: a count, a fraction < 1, or auto (default "
-                        f"{DEV_SIZE}: a tenth of the rows, at most 5000)")
+    add_config_options(p)
     p.add_argument("--threads", type=int, default=None,
                    help="threads: the numba kernels' (default NUMBA_NUM_THREADS or all cores), or BLAS's for numpy")
-    p.add_argument("--out", default="runs/latest", help="folder for the report (default %(default)s)")
-    p.add_argument("--cache", default=None, help="dataset cache folder (default: $FASTNN_DATA_DIR or the user cache)")
-    p.add_argument("--source", default=None, help="a folder holding the dataset's IDX files, tried before downloading")
-    p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    add_output_options(p, default_out="runs/latest", what="the report")
     p.set_defaults(_memory_hint="; try a smaller --hidden or --batch-size")
 
 
@@ -101,9 +92,9 @@ def resolve_options(args: argparse.Namespace):
     values = {f.name: f.default for f in fields(TrainConfig)}
     values["dev_size"] = DEV_SIZE
     values.update(PRESETS[args.preset])
-    for name in values:
-        if getattr(args, name) is not None:
-            values[name] = getattr(args, name)
+    values.update(given_config(args))
+    if args.dev_size is not None:
+        values["dev_size"] = args.dev_size
     dev_size = parse_dev_size(values.pop("dev_size"))
     return TrainConfig(**values).validate(), dev_size
 
@@ -113,14 +104,14 @@ def train_and_report(args: argparse.Namespace):
     from ..backends import get_backend
     from ..data import load_dataset
     from ..model import train
-    from ..report import RunResult, evaluate, metrics, splits_of, write_report
+    from ..report import metrics, run_result, splits_of, write_report
 
     config, dev_size = resolve_options(args)
-    out = writable_folder(args.out)
+    out = writable_folder(out_folder(args))
     backend = get_backend(config.backend)  # fail on a missing backend before loading data
     backend.set_threads(args.threads)
 
-    data = load_dataset(args.data, dev_size=dev_size, seed=config.seed,
+    data = load_dataset(data_spec(args), dev_size=dev_size, seed=config.seed,
                         cache=args.cache, source=args.source)
     compiling = _compiling(config.backend, config.epochs)
     if compiling and not args.quiet:
@@ -135,15 +126,12 @@ def train_and_report(args: argparse.Namespace):
         close_bar()
     train_seconds = time.perf_counter() - t0
 
-    splits = splits_of(data)
     environment = {**backend.thread_info(),
                    "platform": {"python": platform.python_version(), "machine": platform.machine(),
                                 "cpus": os.cpu_count()}}
-    result = RunResult(dataset=data.name, config=config, network=net, history=history,
-                       evaluation=evaluate(net, splits, config.backend), n_train=len(data.y_train),
-                       n_dev=len(data.y_dev), train_seconds=train_seconds, preset=args.preset,
-                       environment=environment)
-    write_report(out, result, splits, plots=not args.no_plots)
+    result = run_result(data, config, net, history, train_seconds=train_seconds, preset=args.preset,
+                        environment=environment)
+    write_report(out, result, splits_of(data), plots=not args.no_plots)
     return metrics(result)
 
 
@@ -176,7 +164,7 @@ def run(args: argparse.Namespace) -> None:
     """``fastnn train``: train, evaluate, write the report and print the summary."""
     metrics = train_and_report(args)
     if not args.quiet:
-        print(_summary(metrics, args.out))
+        print(_summary(metrics, out_folder(args)))
 
 
 def main(argv=None) -> int:

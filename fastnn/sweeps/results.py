@@ -112,19 +112,16 @@ def write_best_report(folder: Path, result: dict, data_ref, cache, source, plots
     """
     from ..config import TrainConfig
     from ..model import History
-    from ..report import RunResult, evaluate, splits_of, write_report
+    from ..report import run_result, splits_of, write_report
     from .worker import _base_dataset, _split_dataset
 
     row = result["row"]
-    net = result["network"]
     data = _split_dataset(_base_dataset(data_ref), row["dev_size"], row["seed"])
     config = TrainConfig(**{k: _json_value(row[k]) for k in FIELDS if k in row})
-    splits = splits_of(data)
     environment = {"threads": row["threads"], "worker": row["worker"], "sweep_trial": row["trial"]}
-    run = RunResult(dataset=data.name, config=config, network=net, history=History(**result["history"]),
-                    evaluation=evaluate(net, splits, config.backend), n_train=len(data.y_train),
-                    n_dev=len(data.y_dev), train_seconds=row["train_seconds"], environment=environment)
-    write_report(folder, run, splits, plots=plots)
+    run = run_result(data, config, result["network"], History(**result["history"]),
+                     train_seconds=row["train_seconds"], environment=environment)
+    write_report(folder, run, splits_of(data), plots=plots)
 
 
 def plot_sweep(table, path) -> Path:
