@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from pathlib import Path
 
 from ..config import TrainConfig
-from ..errors import FastnnError
+from ..errors import FastnnError, option
 from ..backends import DEFAULT_BACKEND
 
 #: TrainConfig fields a sweep may vary or fix (log_every only adds history rows).
@@ -78,7 +77,7 @@ def check_grid(grid: dict, fixed: dict | None = None, seeds: int = 1) -> tuple[d
         raise FastnnError("the grid is empty: give at least one field and its values, "
                           "e.g. {'hidden': [128, 256]} or --grid hidden=128,256")
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise FastnnError(f"seeds must be a positive integer (repeats per grid point), got {seeds!r}")
+        raise FastnnError(f"{option('seeds')} must be a positive integer (repeats per grid point), got {seeds!r}")
     fixed = dict(fixed or {})
     for name in fixed:
         _check_field(name, "fixed option")
@@ -99,7 +98,7 @@ def check_grid(grid: dict, fixed: dict | None = None, seeds: int = 1) -> tuple[d
     if "backend" not in checked:
         fixed.setdefault("backend", DEFAULT_BACKEND)
     if "seed" in checked and seeds > 1:
-        raise FastnnError("seed is in the grid, so --seeds (repeats with consecutive seeds) must be 1")
+        raise FastnnError(f"seed is in the grid, so {option('seeds')} (repeats with consecutive seeds) must be 1")
     # Every value must make a valid config with the fixed options (lr=-1, optimizer=foo, ...).
     TrainConfig(**fixed).validate()
     for name, values in checked.items():
@@ -120,15 +119,3 @@ def make_trials(grid: dict, fixed: dict, seeds: int = 1) -> list[dict]:
                 config["seed"] = base_seed + k
             trials.append({field: config[field] for field in FIELDS if field in config})
     return trials
-
-
-def _check_data(data) -> None:
-    """A dataset that cannot exist anywhere fails here, before any cluster starts."""
-    from .. import data as datasets
-
-    names = tuple(getattr(datasets, "_DATASETS", ()))  # the named datasets (mnist, ...)
-    if isinstance(data, str) and data.strip().lower().replace("_", "-") in names or Path(data).exists():
-        return
-    if names:
-        raise FastnnError(f"unknown dataset {str(data)!r}: not one of {', '.join(names)} "
-                          f"and no such file or folder")

@@ -13,6 +13,21 @@ from .grid import RESULT_COLUMNS
 # The worker side: one trial
 # --------------------------------------------------------------------------
 
+def dask_setup(worker) -> None:
+    """Run in each worker process of a sweep's own LocalCluster (its ``preload``): Ctrl-C is the client's.
+
+    A terminal's Ctrl-C reaches every process of its group, the local workers
+    too, and each would die printing a traceback while the client is already
+    cancelling the trials and closing the cluster.  (Workers outlive no client:
+    Dask ends them when the process that started them is gone.)
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 # Per worker process: the loaded datasets (dev_size=0) by source, and the last split.
 _LOADED: dict = {}
 _SPLIT: list = [None]
