@@ -24,6 +24,7 @@ import pytest
 
 import fastnn._atomic
 from conftest import block_network
+from datafiles import CSV_PROBLEMS, IDX_PROBLEMS, csv_lines, digits, write_idx_folder, write_lines
 from fastnn import data
 from fastnn.data import (Dataset, cache_dir, load_dataset, normalize, read_idx, read_idx_folder,
                          read_kaggle_csv, train_dev_split, write_idx)
@@ -395,6 +396,47 @@ def test_read_kaggle_csv_ragged_row(tmp_path):
     path.write_text(path.read_text().rstrip("\n") + ",7\n")
     with pytest.raises(FastnnError, match=r"train.csv: malformed CSV \(.*line 3"):
         read_kaggle_csv(path)
+
+
+# ----------------------------------------------------------------------------
+# the catalogue of damaged files (tests/datafiles.py), through load_dataset
+# ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("problem", CSV_PROBLEMS)
+def test_a_damaged_csv_is_one_error_naming_the_file_and_the_damage(tmp_path, problem):
+    edit, pattern = CSV_PROBLEMS[problem]
+    lines = csv_lines(*digits())
+    edit(lines)
+    path = write_lines(tmp_path / "train.csv", lines)
+    with pytest.raises(FastnnError, match=pattern) as info:
+        load_dataset(path, dev_size=50)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("problem", IDX_PROBLEMS)
+def test_a_damaged_idx_folder_is_one_error_naming_the_file_and_the_damage(tmp_path, problem):
+    damage, pattern = IDX_PROBLEMS[problem]
+    folder = write_idx_folder(tmp_path / "idx", suffix="")
+    damage(folder)
+    with pytest.raises(FastnnError, match=pattern) as info:
+        load_dataset(folder, dev_size=50)
+    assert str(folder) in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("contents, pattern", [
+    (b"", r"the file is empty"),
+    (bytes(range(256)) * 8, r"train.csv"),
+])
+def test_an_empty_or_binary_csv_is_one_error(tmp_path, contents, pattern):
+    (tmp_path / "train.csv").write_bytes(contents)
+    with pytest.raises(FastnnError, match=pattern):
+        load_dataset(tmp_path / "train.csv", dev_size=0)
+
+
+def test_an_empty_folder_is_not_an_idx_dataset(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FastnnError, match=r"no MNIST training files found"):
+        load_dataset(tmp_path / "empty", dev_size=0)
 
 
 # ----------------------------------------------------------------------------
