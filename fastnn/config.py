@@ -17,8 +17,10 @@ size), applied over the defaults; options given explicitly override them.
 
 from __future__ import annotations
 
+import argparse
 import math
 import numbers
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
@@ -29,8 +31,9 @@ from .errors import FastnnError
 from .optimizers import OPTIMIZERS
 from .schedules import SCHEDULES
 
-#: Rows held out of the training data for the dev set, unless told otherwise.
-DEV_SIZE = 5000
+#: Rows held out of the training data for the dev set, unless told otherwise: ``"auto"``, a tenth
+#: of the rows and at most 5000 (the rule is :func:`fastnn.data.dev_rows`'s).
+DEV_SIZE = "auto"
 
 
 def is_int(value) -> bool:
@@ -86,22 +89,29 @@ def choice_rule(what: str, choices: tuple) -> Rule:
                 f"unknown {what} {{value!r}}; choose one of {{choices}}", choices)
 
 
+class LayerSizesError(argparse.ArgumentTypeError, ValueError):
+    """A spelling of layer sizes that is none of :func:`layer_sizes`'; argparse shows its message."""
+
+
 def layer_sizes(value) -> tuple:
-    """Hidden layer sizes as a tuple: ``"1000,500"`` (the command line's spelling), ``256``,
-    ``[100, 100]``, or ``""`` / ``()`` for none.  Raises ``ValueError`` naming the spelling
-    if ``value`` is none of these (the sizes' range is :data:`RULES`' ``hidden``)."""
+    """Hidden layer sizes as a tuple: ``"1000,500"`` (``fastnn train --hidden``), ``"1000-500"``
+    (a sweep's grid value, as in 784-1000-500-10), ``"(1000, 500)"`` (a results table's cell),
+    ``256``, ``[100, 100]``, or ``""`` / ``()`` for none.  Raises ``ValueError`` naming the
+    spelling if ``value`` is none of these (the sizes' range is :data:`RULES`' ``hidden``)."""
     if isinstance(value, str):
-        text = value.strip()
-        try:
-            return tuple(int(part) for part in text.split(",")) if text else ()
-        except ValueError:
-            raise ValueError(f"hidden layer sizes are whole numbers separated by commas, "
-                             f"e.g. 1000,500; got {value!r}") from None
+        text = value.strip().strip("()[]").replace(" ", "")
+        parts = [part for part in re.split(r"[,-]", text)] if text else []
+        if len(parts) > 1 and parts[-1] == "" and value.strip().startswith("("):
+            parts.pop()  # Python's spelling of a one-layer tuple: "(16,)"
+        if not all(part.isdigit() for part in parts):
+            raise LayerSizesError(f"hidden layer sizes are whole numbers separated by commas (or by "
+                                  f"dashes in a sweep's grid), e.g. 1000,500; got {value!r}")
+        return tuple(int(part) for part in parts)
     if is_int(value):
         return (int(value),)
     if isinstance(value, (tuple, list)) and all(is_int(v) for v in value):
         return tuple(int(v) for v in value)
-    raise ValueError(f"hidden layer sizes are a positive integer or a list of them, got {value!r}")
+    raise LayerSizesError(f"hidden layer sizes are a positive integer or a list of them, got {value!r}")
 
 
 #: The largest layer fastnn accepts (a 784 x 65536 float32 layer is 205 MB).

@@ -1,19 +1,16 @@
 """A run's report: evaluate a trained network, then write the whole report folder from one result.
 
 Data flows one way: ``fastnn train`` (or a notebook) loads a dataset, trains,
-calls :func:`evaluate` (pure: reports per split, nothing written), gathers
-everything into a :class:`RunResult`, and :func:`write_report` writes the
-folder from it::
+and :func:`run_result` evaluates the network (:func:`evaluate`, pure: reports
+per split, nothing written) and gathers everything into a :class:`RunResult`;
+:func:`write_report` writes the folder from it::
 
     data = fastnn.load_dataset("mnist")
     config = fastnn.TrainConfig(hidden=256, epochs=15)
     net, history = fastnn.train(data.X_train, data.y_train, config, X_dev=data.X_dev,
                                 y_dev=data.y_dev, class_names=data.class_names)
-    splits = fastnn.report.splits_of(data)
-    result = fastnn.report.RunResult(dataset=data.name, config=config, network=net, history=history,
-                                     evaluation=fastnn.report.evaluate(net, splits, config.backend),
-                                     n_train=len(data.y_train), n_dev=len(data.y_dev))
-    fastnn.report.write_report("runs/mine", result, splits)
+    result = fastnn.report.run_result(data, config, net, history)
+    fastnn.report.write_report("runs/mine", result, fastnn.report.splits_of(data))
 
 The folder holds ``model.npz``, ``metrics.json`` (:func:`metrics` of the
 result), ``report.html`` (one self-contained page of it all, the page to open
@@ -87,6 +84,21 @@ def splits_of(data) -> dict:
     if data.X_test is not None:
         splits["test"] = (data.X_test, data.y_test)
     return {name: (X, y) for name, (X, y) in splits.items() if len(y)}
+
+
+def run_result(data, config: TrainConfig, network: Network, history: History, *,
+               train_seconds: float = 0.0, preset: str | None = None,
+               environment: dict | None = None) -> RunResult:
+    """The :class:`RunResult` of a network trained on ``data`` (a :class:`~fastnn.data.Dataset`):
+    evaluated on the data's held-out splits (:func:`evaluate`, with the config's backend).
+
+    The one place a run's result is built: ``fastnn train``, a sweep's trials
+    and a sweep's best report all call it.
+    """
+    return RunResult(dataset=data.name, config=config, network=network, history=history,
+                     evaluation=evaluate(network, splits_of(data), config.backend),
+                     n_train=len(data.y_train), n_dev=len(data.y_dev), train_seconds=train_seconds,
+                     preset=preset, environment=dict(environment or {}))
 
 
 def evaluate(net: Network, splits: dict, backend: str | None = None) -> dict:

@@ -90,6 +90,14 @@ def check_finite(X: np.ndarray, what: str) -> None:
             raise FastnnError(f"{what} contain NaN or infinite values")
 
 
+#: Steps between checks of a ``stop`` request when no log chunk is asked for (~0.1-1 s of work).
+STOP_CHECK_STEPS = 32
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training stopped on request between two chunks; ``epoch`` was not finished."""
+
+
 class Trainer:
     """Epochs of mini-batch training of ``net`` on ``X`` against ``targets``, in place.
 
@@ -124,12 +132,18 @@ class Trainer:
     def steps_per_epoch(self) -> int:
         return math.ceil(self.n / self.batch_size)
 
-    def run_epoch(self, lrs, chunk: int | None = None, on_chunk: Callable | None = None) -> tuple[float, int]:
+    def run_epoch(self, lrs, chunk: int | None = None, on_chunk: Callable | None = None,
+                  stop: Callable | None = None) -> tuple[float, int]:
         """One epoch with ``lrs`` (one rate per step); returns (loss sum, rows right).
 
         With ``chunk`` (samples), ``on_chunk(steps_done, chunk_loss_mean)`` is called after
-        every ``chunk`` samples.  A loss that is no longer finite raises :class:`FastnnError`.
+        every ``chunk`` samples.  ``stop()``, if given, is asked after every chunk (every
+        :data:`STOP_CHECK_STEPS` steps without ``chunk``); when it says so the epoch is
+        abandoned with :class:`Interrupted` (the network is then part-way through it).  A
+        loss that is no longer finite raises :class:`FastnnError`.
         """
+        if chunk is None and stop is not None:
+            chunk = STOP_CHECK_STEPS * self.batch_size
         lrs = np.broadcast_to(np.asarray(lrs, np.float64), (self.steps_per_epoch,))
         if self.shuffle:
             self.kernels.permutation(self.n, self.seed, self.epoch, self.perm)
@@ -138,10 +152,10 @@ class Trainer:
         chunk = self.n if not chunk else chunk
         loss_sum, correct, step = 0.0, 0, 0
         for start in range(0, self.n, chunk):
-            stop = min(start + chunk, self.n)
-            n_steps = math.ceil((stop - start) / self.batch_size)
+            stop_row = min(start + chunk, self.n)
+            n_steps = math.ceil((stop_row - start) / self.batch_size)
             chunk_loss, chunk_correct = self.kernels.train_steps(
-                self.net, self.X, self.targets, self.perm, start, stop, self.batch_size,
+                self.net, self.X, self.targets, self.perm, start, stop_row, self.batch_size,
                 lrs[step:step + n_steps], self.optimizer, self.ws)
             if not math.isfinite(chunk_loss):
                 raise FastnnError(
@@ -151,7 +165,9 @@ class Trainer:
             correct += chunk_correct
             step += n_steps
             if on_chunk is not None:
-                on_chunk(step, chunk_loss / (stop - start))
+                on_chunk(step, chunk_loss / (stop_row - start))
+            if stop is not None and stop_row < self.n and stop():
+                raise Interrupted(f"stopped in epoch {self.epoch + 1}")
         self.epoch += 1
         return loss_sum, correct
 
@@ -236,8 +252,11 @@ class Run:
     def done(self) -> bool:
         return self.history.stopped_early or self.epochs_done >= self.config.epochs
 
-    def next_epoch(self) -> dict:
-        """Train one epoch; returns its history row (train loss and accuracy, dev accuracy, seconds)."""
+    def next_epoch(self, stop: Callable | None = None) -> dict:
+        """Train one epoch; returns its history row (train loss and accuracy, dev accuracy, seconds).
+
+        ``stop`` as :meth:`Trainer.run_epoch`'s: an abandoned epoch raises :class:`Interrupted`.
+        """
         config, trainer, history = self.config, self.trainer, self.history
         epoch, spe, n = trainer.epoch, trainer.steps_per_epoch, trainer.n
 
@@ -248,7 +267,7 @@ class Run:
         loss_sum, correct = trainer.run_epoch(
             self.lrs[epoch * spe:(epoch + 1) * spe],
             chunk=min(n, config.log_every * config.batch_size) if config.log_every else None,
-            on_chunk=log if config.log_every else None)
+            on_chunk=log if config.log_every else None, stop=stop)
         row = {"epoch": epoch + 1, "train_loss": loss_sum / n, "train_accuracy": correct / n,
                "seconds": time.perf_counter() - t0}
         if config.schedule != "constant":
@@ -273,8 +292,8 @@ class Run:
 
 def train(X, y, config: TrainConfig, *, X_dev=None, y_dev=None, n_classes: int | None = None,
           network: Network | None = None, progress: Callable | None = None,
-          class_names=None, checkpoint_path=None, checkpoint_metadata: dict | None = None
-          ) -> tuple[Network, History]:
+          class_names=None, checkpoint_path=None, checkpoint_metadata: dict | None = None,
+          stop: Callable | None = None) -> tuple[Network, History]:
     """Train a network with mini-batch gradient descent; returns it and its :class:`History`.
 
     ``X (n, d)`` float (normalised to [0, 1] for images) and ``y (n,)`` integer
@@ -295,17 +314,19 @@ def train(X, y, config: TrainConfig, *, X_dev=None, y_dev=None, n_classes: int |
     epoch.  ``class_names`` (one per class) name the network's outputs for
     display (default ``"0"``, ``"1"``, ...).  With ``checkpoint_path`` the run's
     state is saved there after every epoch (with ``checkpoint_metadata``), and
-    :func:`resume` finishes an interrupted run from it.  Raises
+    :func:`resume` finishes an interrupted run from it.  ``stop()``, if given, is
+    asked between chunks of every epoch: when it says so, training ends with
+    :class:`Interrupted` (every finished epoch is in the checkpoint).  Raises
     :class:`FastnnError` on invalid options or data, or if the loss becomes NaN
     or infinite.
     """
     run = Run(X, y, config, X_dev=X_dev, y_dev=y_dev, n_classes=n_classes, network=network,
               class_names=class_names)
-    return _finish(run, progress, checkpoint_path, checkpoint_metadata)
+    return _finish(run, progress, checkpoint_path, checkpoint_metadata, stop)
 
 
 def resume(path, X, y, *, X_dev=None, y_dev=None, progress: Callable | None = None,
-           checkpoint_metadata: dict | None = None) -> tuple[Network, History]:
+           checkpoint_metadata: dict | None = None, stop: Callable | None = None) -> tuple[Network, History]:
     """Finish the run saved in the checkpoint ``path`` on the same data it started on.
 
     The result is bit for bit the uninterrupted run's (same backend and thread
@@ -313,14 +334,16 @@ def resume(path, X, y, *, X_dev=None, y_dev=None, progress: Callable | None = No
     interrupted resume can be resumed again.
     """
     run = Run.resume(path, X, y, X_dev=X_dev, y_dev=y_dev)
-    return _finish(run, progress, path, checkpoint_metadata)
+    return _finish(run, progress, path, checkpoint_metadata, stop)
 
 
-def _finish(run: Run, progress, checkpoint_path, checkpoint_metadata) -> tuple[Network, History]:
+def _finish(run: Run, progress, checkpoint_path, checkpoint_metadata, stop=None) -> tuple[Network, History]:
     while not run.done:
-        row = run.next_epoch()
+        row = run.next_epoch(stop)
         if checkpoint_path is not None:
             run.save(checkpoint_path, checkpoint_metadata)
         if progress is not None:
             progress(row)
+        if stop is not None and not run.done and stop():
+            raise Interrupted(f"stopped after epoch {run.epochs_done}")
     return run.finish()

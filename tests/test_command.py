@@ -74,3 +74,30 @@ def test_scripts_run_their_subcommand(script, name):
     # Same options as the subcommand: only the program name differs.
     assert proc.stdout.replace(f"usage: {script}", "usage: X").split() == \
         ours.replace(f"usage: fastnn {name}", "usage: X").split()
+
+
+def _options(name: str) -> dict:
+    parser = build_parser()
+    sub = parser._subparsers._group_actions[0].choices[name]
+    return {a.option_strings[0]: a for a in sub._actions if a.option_strings}
+
+
+def test_train_and_sweep_share_their_option_definitions():
+    from dataclasses import fields
+
+    from fastnn.config import TrainConfig
+
+    train, sweep = _options("train"), _options("sweep")
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        for command, options in (("train", train), ("sweep", sweep)):
+            if command == "sweep" and f.name == "log_every":
+                continue  # a sweep keeps no per-step history
+            action = options[flag]
+            # The field's own type: a field parsed another way (a tuple of layer sizes) flows through.
+            assert action.type is f.metadata["type"] and action.default is None, (command, flag)
+            assert action.dest == f.name
+    for flag in ("--data", "--dev-size", "--cache", "--source", "--out", "--no-plots", "--quiet"):
+        assert flag in train and flag in sweep
+    for flag in ("--dev-size", "--cache", "--source", "--no-plots", "--quiet"):
+        assert train[flag].help == sweep[flag].help, flag

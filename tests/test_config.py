@@ -12,7 +12,7 @@ import pytest
 from fastnn import compat
 from fastnn.backends import BACKENDS, DEFAULT_BACKEND
 from fastnn.cli import build_parser
-from fastnn.config import PRESETS, RULES, TrainConfig
+from fastnn.config import DEV_SIZE, PRESETS, RULES, TrainConfig
 from fastnn.errors import FastnnError
 from fastnn.network import Network
 
@@ -49,7 +49,7 @@ def test_options_given_on_the_command_line_reach_the_config_unchanged():
                                        "--beta2", "0.99", "--backend", "numpy"])
     config, dev_size = resolve_options(args)
     assert config == TrainConfig(hidden=17, lr=0.25, optimizer="adam", beta2=0.99, backend="numpy")
-    assert dev_size == 5000
+    assert dev_size == DEV_SIZE == "auto"  # a tenth of the rows, at most 5000: fastnn.data.dev_rows
 
 
 def test_a_preset_changes_only_its_own_fields():

@@ -24,6 +24,7 @@ import pytest
 
 import fastnn._atomic
 from conftest import block_network
+from datafiles import CSV_PROBLEMS, IDX_PROBLEMS, csv_lines, digits, write_idx_folder, write_lines
 from fastnn import data
 from fastnn.data import (Dataset, cache_dir, load_dataset, normalize, read_idx, read_idx_folder,
                          read_kaggle_csv, train_dev_split, write_idx)
@@ -398,6 +399,47 @@ def test_read_kaggle_csv_ragged_row(tmp_path):
 
 
 # ----------------------------------------------------------------------------
+# the catalogue of damaged files (tests/datafiles.py), through load_dataset
+# ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("problem", CSV_PROBLEMS)
+def test_a_damaged_csv_is_one_error_naming_the_file_and_the_damage(tmp_path, problem):
+    edit, pattern = CSV_PROBLEMS[problem]
+    lines = csv_lines(*digits())
+    edit(lines)
+    path = write_lines(tmp_path / "train.csv", lines)
+    with pytest.raises(FastnnError, match=pattern) as info:
+        load_dataset(path, dev_size=50)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("problem", IDX_PROBLEMS)
+def test_a_damaged_idx_folder_is_one_error_naming_the_file_and_the_damage(tmp_path, problem):
+    damage, pattern = IDX_PROBLEMS[problem]
+    folder = write_idx_folder(tmp_path / "idx", suffix="")
+    damage(folder)
+    with pytest.raises(FastnnError, match=pattern) as info:
+        load_dataset(folder, dev_size=50)
+    assert str(folder) in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("contents, pattern", [
+    (b"", r"the file is empty"),
+    (bytes(range(256)) * 8, r"train.csv"),
+])
+def test_an_empty_or_binary_csv_is_one_error(tmp_path, contents, pattern):
+    (tmp_path / "train.csv").write_bytes(contents)
+    with pytest.raises(FastnnError, match=pattern):
+        load_dataset(tmp_path / "train.csv", dev_size=0)
+
+
+def test_an_empty_folder_is_not_an_idx_dataset(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FastnnError, match=r"no MNIST training files found"):
+        load_dataset(tmp_path / "empty", dev_size=0)
+
+
+# ----------------------------------------------------------------------------
 # normalize and the dev split
 # ----------------------------------------------------------------------------
 
@@ -451,13 +493,36 @@ def test_dev_split_of_zero_gives_empty_dev_arrays():
     np.testing.assert_array_equal(X_tr, X)
 
 
+@pytest.mark.parametrize("n, dev", [(10, 1), (11, 2), (150, 15), (1999, 200), (2000, 200), (50_000, 5000),
+                                    (60_000, 5000)])
+def test_the_default_dev_split_is_a_tenth_rounded_up_and_at_most_5000(n, dev):
+    assert data.dev_rows("auto", n) == dev
+    X, y = _row_ids(n)
+    assert len(train_dev_split(X, y, "auto", seed=0)[3]) == dev
+
+
+def test_the_default_dev_split_refuses_fewer_than_ten_rows_naming_the_fix():
+    X, y = _row_ids(9)
+    with pytest.raises(FastnnError, match=r"the data have 9 rows, too few for the default dev split .* "
+                                          r"give dev_size=0 to train on all 9 without a dev split"):
+        train_dev_split(X, y, "auto", seed=0)
+    assert len(train_dev_split(X, y, 0, seed=0)[1]) == 9  # the fix it names works
+
+
+@pytest.mark.parametrize("given, parsed", [("auto", "auto"), (" AUTO ", "auto"), ("0", 0), ("200", 200),
+                                           ("0.25", 0.25), (200.0, 200), (0.1, 0.1)])
+def test_parse_dev_size_takes_auto_counts_and_fractions(given, parsed):
+    value = data.parse_dev_size(given)
+    assert value == parsed and type(value) is type(parsed)
+
+
 @pytest.mark.parametrize("dev_size, message", [
-    (100, "dev size 100 is larger than the 99 rows that can be held out of the 100 rows"),
-    (500, "dev size 500 is larger than"),
-    (-1, "dev size -1 is negative"),
-    (1.0, r"dev size 1.0 is a float, so it must be a fraction in \(0, 1\)"),
-    (True, "must be a row count or a fraction"),
-    ("10", "must be a row count or a fraction"),
+    (100, "dev_size=100 is larger than the 99 rows that can be held out of the 100 rows"),
+    (500, "dev_size=500 is larger than"),
+    (-1, "dev_size=-1 is negative"),
+    (1.0, r"dev_size=1.0 is a float, so it must be a fraction in \(0, 1\)"),
+    (True, "must be a row count, a fraction in \\(0, 1\\) or 'auto'"),
+    ("10", "must be a row count, a fraction in \\(0, 1\\) or 'auto'"),
 ])
 def test_dev_split_rejects_bad_sizes(dev_size, message):
     X, y = _row_ids(100)
@@ -504,8 +569,14 @@ def test_load_dataset_refuses_unlabelled_csv(tmp_path):
 
 def test_load_dataset_dev_size_larger_than_data(tmp_path):
     path = write_csv(tmp_path / "train.csv", make_images(30), make_labels(30))
-    with pytest.raises(FastnnError, match="dev size 5000 is larger than .* the 30 rows of data"):
-        load_dataset(path)
+    with pytest.raises(FastnnError, match="dev_size=5000 is larger than .* the 30 rows of data"):
+        load_dataset(path, dev_size=5000)
+
+
+def test_load_dataset_holds_out_a_tenth_by_default(tmp_path):
+    path = write_csv(tmp_path / "train.csv", make_images(30), make_labels(30))
+    ds = load_dataset(path)
+    assert (len(ds.y_train), len(ds.y_dev)) == (27, 3)
 
 
 def test_load_dataset_unknown_spec(tmp_path):

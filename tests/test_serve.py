@@ -293,17 +293,17 @@ def test_the_server_keeps_answering_after_hostile_requests(client):
 
 
 def test_an_unexpected_failure_is_a_json_500_without_traceback(model_file, monkeypatch):
-    import fastnn.serve.app as app_module
-
-    def broken(net, image):
+    def broken(X, backend=None):
         raise RuntimeError("kernel exploded")
 
-    monkeypatch.setattr(app_module, "predict_one", broken)
     net, meta = load_model(model_file)
-    with TestClient(create_app(net, meta), raise_server_exceptions=False) as c:
+    app = create_app(net, meta)
+    monkeypatch.setattr(net, "predict_proba", broken)  # the forward pass fails from now on
+    with TestClient(app, raise_server_exceptions=False) as c:
         r = c.post("/api/predict", json={"pixels": digit_pixels()})
         assert r.status_code == 500 and r.json() == {"error": "internal error (logged by the server)"}
         assert c.get("/api/model").status_code == 200
+    assert app.state.admission.pending == 0  # the failed request left the queue
 
 
 def test_local_server_refuses_foreign_host_headers(model_file):
@@ -312,6 +312,110 @@ def test_local_server_refuses_foreign_host_headers(model_file):
                     base_url="http://127.0.0.1:8000") as c:
         assert c.get("/api/model").status_code == 200
         assert c.get("/api/model", headers={"host": "evil.example:8000"}).status_code == 400
+
+
+# ---- under load: micro-batching and the queue's bound --------------------------------------------
+
+def _concurrently(app, bodies: list[dict]) -> list:
+    """POST every body to /api/predict at once (one event loop, the app in process); the responses."""
+    import asyncio
+
+    import httpx
+
+    async def go():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+            return await asyncio.gather(*(c.post("/api/predict", json=b) for b in bodies))
+
+    return asyncio.run(go())
+
+
+def test_concurrent_predictions_share_forward_passes_and_answer_each_its_own(model_file):
+    net, meta = load_model(model_file)
+    app = create_app(net, meta)
+    bodies = [{"pixels": digit_pixels(seed)} for seed in range(64)]
+    responses = _concurrently(app, bodies)
+    batcher = app.state.batcher
+    assert batcher.images == 64 and batcher.passes < 64  # some forward passes served several requests
+    assert max(int(r.headers["x-batch-size"]) for r in responses) > 1
+    _, alone = predict_batch(net, np.array([b["pixels"] for b in bodies], dtype=np.uint8))
+    for r, body, probs in zip(responses, bodies, alone):
+        assert r.status_code == 200
+        assert r.json()["pixels"] == body["pixels"]  # each request gets its own image's answer
+        assert np.allclose(r.json()["probabilities"], probs, atol=1e-6)
+
+
+def test_max_batch_one_gives_every_request_its_own_forward_pass(model_file):
+    net, meta = load_model(model_file)
+    app = create_app(net, meta, max_batch=1)
+    responses = _concurrently(app, [{"pixels": digit_pixels(seed)} for seed in range(16)])
+    assert app.state.batcher.passes == app.state.batcher.images == 16
+    assert {r.headers["x-batch-size"] for r in responses} == {"1"}
+
+
+class _Gate:
+    """A network whose forward pass waits for ``open()`` (so requests pile up behind it)."""
+
+    def __init__(self, net):
+        import threading
+
+        self.net, self.event, self.calls = net, threading.Event(), 0
+
+    def __getattr__(self, name):
+        return getattr(self.net, name)
+
+    def predict_proba(self, X, backend=None):
+        self.calls += 1
+        if self.calls > 1:  # the first is the server's warm-up at start
+            assert self.event.wait(30), "the test never opened the gate"
+        return self.net.predict_proba(X, backend)
+
+
+def test_past_the_queue_bound_the_answer_is_a_json_503_with_retry_after(model_file):
+    import asyncio
+    import threading
+
+    import httpx
+
+    from fastnn.serve.admission import Admission
+
+    net, meta = load_model(model_file)
+    gate = _Gate(net)
+    app = create_app(gate, meta, admission=Admission(max_pending=4))
+
+    async def go():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+            held = [asyncio.create_task(c.post("/api/predict", json={"pixels": digit_pixels(k)}))
+                    for k in range(4)]
+            while app.state.admission.pending < 4:
+                await asyncio.sleep(0.01)
+            refused = await asyncio.gather(*(c.post("/api/predict", json={"pixels": digit_pixels(k)})
+                                             for k in range(6)))
+            threading.Timer(0.05, gate.event.set).start()
+            return await asyncio.gather(*held), refused
+
+    answered, refused = asyncio.run(go())
+    assert [r.status_code for r in answered] == [200] * 4  # queued, then answered
+    for r in refused:
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+        assert r.headers["content-type"].startswith("application/json")
+        assert r.json()["error"].startswith("the server is busy (4 requests in hand, at most 4)")
+    assert app.state.admission.pending == 0 and app.state.admission.bytes == 0
+
+
+def test_the_queue_also_bounds_the_bytes_of_bodies_held(model_file):
+    from fastnn.serve.admission import Admission
+
+    net, meta = load_model(model_file)
+    body = json.dumps({"pixels": digit_pixels()}).encode()
+    app = create_app(net, meta, admission=Admission(max_pending=100, max_bytes=len(body) - 1))
+    with TestClient(app) as c:
+        r = raw(c, body)
+        assert r.status_code == 503 and r.headers["retry-after"] == "1" and "busy" in r.json()["error"]
+    app = create_app(net, meta, admission=Admission(max_pending=100, max_bytes=len(body)))
+    with TestClient(app) as c:
+        assert raw(c, body).status_code == 200
 
 
 # ---- the command line --------------------------------------------------------------------------
@@ -332,6 +436,13 @@ def test_a_model_that_fails_to_load_is_one_error_line(tmp_path, capsys, name, co
     assert fastnn_main(["serve", str(tmp_path / name)]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and len(captured.err.splitlines()) == 1 and captured.err.startswith("error: ")
+
+
+@pytest.mark.parametrize("option", ["--queue", "--max-batch"])
+def test_a_queue_or_batch_below_one_is_one_error_line(model_file, capsys, option):
+    assert fastnn_main(["serve", str(model_file), "--port", "0", option, "0"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {option} must be a positive number, got 0\n"
 
 
 def test_a_port_in_use_is_one_error_line(model_file, capsys):

@@ -1,9 +1,9 @@
 """fastnn.sweep / ``fastnn sweep``: grids validated up front, trials spread over Dask workers.
 
 The clusters are real: a LocalCluster of two single-threaded worker processes,
-and a ``dask scheduler`` with two ``dask worker`` processes started here on
-127.0.0.1.  Every process started is killed at the end, also when a test
-fails, and every wait is bounded.  The data are a small synthetic IDX folder,
+and a ``dask scheduler`` with two ``dask worker`` processes on 127.0.0.1
+(``dask_cluster`` in conftest.py).  Every process started is killed at the
+end, also when a test fails, and every wait is bounded.  The data are a small synthetic IDX folder,
 so a trial takes a fraction of a second.
 """
 
@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +23,7 @@ from fastnn.errors import FastnnError
 
 from conftest import prototype_data
 
-pytest.importorskip("distributed")
+pytest.importorskip("distributed", reason="the sweep tests need Dask distributed (the test extra)")
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 120  # seconds for any one sweep
@@ -65,8 +63,10 @@ def no_cluster(monkeypatch):
     ({"hiden": [1]}, None, 1, "'hiden' is not a training option"),
     ({"hidden": []}, None, 1, "has no values"),
     ({"hidden": [16, 16]}, None, 1, "lists a value twice"),
-    ({"hidden": [16.5]}, None, 1, "hidden takes int values"),
-    ({"hidden": ["many"]}, None, 1, "hidden takes an integer"),
+    ({"hidden": [16.5]}, None, 1, "hidden: hidden layer sizes are a positive integer or a list of them"),
+    ({"hidden": ["many"]}, None, 1, "hidden: hidden layer sizes are whole numbers"),
+    ({"hidden": [16, (16,)]}, None, 1, "lists a value twice"),
+    ({"hidden": ["100-0"]}, None, 1, "hidden layer sizes must be integers from 1"),
     ({"lr": ["fast"]}, None, 1, "lr takes a number"),
     ({"optimizer": [3]}, None, 1, "optimizer takes str values"),
     ({"optimizer": ["sgd", "foo"]}, None, 1, "unknown optimizer 'foo'"),
@@ -86,15 +86,39 @@ def test_a_missing_dataset_fails_before_any_cluster(no_cluster, tmp_path):
         sweeps.sweep({"lr": [0.1]}, tmp_path / "missing")
 
 
+@pytest.mark.parametrize("grid, options, message", [
+    ({"lr": [0.1]}, {"dev_size": 5000}, r"dev_size=5000 is larger than the 1199 rows that can be held out"),
+    ({"lr": [0.1]}, {"dev_size": 0.9999}, r"dev_size=0.9999 \(1200 rows\) is larger than"),
+    ({"patience": [0, 3]}, {"dev_size": 0}, r"patience=3 \(early stopping\) needs a dev split to watch, "
+                                            r"but dev_size=0 holds out no rows"),
+])
+def test_the_data_are_checked_against_every_trial_before_any_cluster(no_cluster, tiny, tmp_path, grid,
+                                                                     options, message):
+    with pytest.raises(FastnnError, match=message):
+        sweeps.sweep(grid, tiny, out=tmp_path / "sweep", **options)
+    assert not (tmp_path / "sweep").exists()  # nothing written either
+
+
+def test_a_malformed_csv_is_one_error_line_before_any_cluster(no_cluster, tmp_path, capsys):
+    from fastnn.cli import main
+
+    bad = tmp_path / "train.csv"
+    bad.write_text("label,pixel0\n1,2\n")
+    assert main(["sweep", "--data", str(bad), "--grid", "lr=0.1,0.5", "--out", str(tmp_path / "sweep")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {bad}: header has 2 columns")
+    assert not (tmp_path / "sweep").exists()
+
+
 def test_grid_from_the_command_line_is_typed_and_expanded_in_order():
-    grid, fixed = sweeps.check_grid(sweeps.parse_grid(["hidden=16,32", "lr=0.1,1", "optimizer=sgd"]),
+    grid, fixed = sweeps.check_grid(sweeps.parse_grid(["hidden=16,32-8", "lr=0.1,1", "optimizer=sgd"]),
                                     {"seed": 5})
-    assert grid == {"hidden": [16, 32], "lr": [0.1, 1.0], "optimizer": ["sgd"]}
+    assert grid == {"hidden": [(16,), (32, 8)], "lr": [0.1, 1.0], "optimizer": ["sgd"]}
     assert fixed == {"seed": 5, "backend": "numba"}
     trials = sweeps.make_trials(grid, fixed, seeds=2)
     assert [(t["hidden"], t["lr"], t["seed"]) for t in trials] == [
-        (16, 0.1, 5), (16, 0.1, 6), (16, 1.0, 5), (16, 1.0, 6),
-        (32, 0.1, 5), (32, 0.1, 6), (32, 1.0, 5), (32, 1.0, 6)]
+        ((16,), 0.1, 5), ((16,), 0.1, 6), ((16,), 1.0, 5), ((16,), 1.0, 6),
+        ((32, 8), 0.1, 5), ((32, 8), 0.1, 6), ((32, 8), 1.0, 5), ((32, 8), 1.0, 6)]
     assert type(trials[2]["lr"]) is float
 
 
@@ -137,7 +161,7 @@ def test_local_cluster_sweep_equals_training_one_by_one(tiny, tmp_path):
 
     best = table.attrs["best"]
     assert table.loc[best, "dev_accuracy"] == table["dev_accuracy"].max()
-    assert {p.name for p in out.iterdir()} == {"sweep.csv", "sweep.json", "sweep.png", "best"}
+    assert {p.name for p in out.iterdir()} == {"sweep-plan.json", "sweep.csv", "sweep.json", "sweep.png", "best"}
     document = json.loads((out / "sweep.json").read_text())
     assert document["best_trial"] == best and len(document["trials"]) == 4
     assert document["trials"][best]["dev_accuracy"] == table.loc[best, "dev_accuracy"]
@@ -150,7 +174,7 @@ def test_local_cluster_sweep_equals_training_one_by_one(tiny, tmp_path):
     from fastnn import load_network
 
     net, _ = load_network(out / "best" / "model.npz")
-    assert net.hidden == table.loc[best, "hidden"]
+    assert net.hidden == tuple(table.loc[best, "hidden"])
     assert (out / "sweep.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -158,56 +182,7 @@ def test_local_cluster_sweep_equals_training_one_by_one(tiny, tmp_path):
 # A real cluster: dask scheduler + two dask workers on 127.0.0.1
 # --------------------------------------------------------------------------
 
-def _start(argv, log: Path, env=None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "dask", *argv], stdout=log.open("wb"),
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                            start_new_session=True)  # its own process group: killed with its children
-
-
-def _stop(procs) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    for proc in procs:
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # the nanny's worker process too
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=15)
-
-
-@pytest.fixture(scope="module")
-def dask_cluster(tmp_path_factory):
-    """The address of a ``dask scheduler`` with two single-threaded ``dask worker`` processes."""
-    from distributed import Client
-
-    folder = tmp_path_factory.mktemp("cluster")
-    info = folder / "scheduler.json"
-    env = dict(os.environ, NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    procs = [_start(["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                     "--scheduler-file", str(info)], folder / "scheduler.log", env)]
-    try:
-        deadline = time.monotonic() + 60
-        while not info.exists() or not info.read_text().strip():
-            assert time.monotonic() < deadline, (folder / "scheduler.log").read_text()
-            assert procs[0].poll() is None, (folder / "scheduler.log").read_text()
-            time.sleep(0.2)
-        address = json.loads(info.read_text())["address"]
-        for k in range(2):
-            procs.append(_start(["worker", address, "--host", "127.0.0.1", "--nthreads", "1",
-                                 "--nworkers", "1", "--no-dashboard", "--death-timeout", "60"],
-                                folder / f"worker{k}.log", env))
-        with Client(address, timeout=30) as client:
-            client.wait_for_workers(2, timeout=60)
-        yield address
-    finally:
-        _stop(procs)
-
+# dask_cluster (conftest.py): a ``dask scheduler`` with two ``dask worker`` processes.
 
 def test_sweep_on_a_dask_scheduler_records_a_failing_trial(tiny, tmp_path, dask_cluster):
     out = tmp_path / "sweep"

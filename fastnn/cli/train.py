@@ -3,6 +3,14 @@
 Also ``fastnn-train`` and ``python scripts/train.py``.  Every problem the user
 can fix (bad options, bad data, an unwritable output folder, a diverging run)
 ends as one ``error: ...`` line on stderr and exit status 2, never a traceback.
+
+A run keeps ``checkpoint.npz`` in its output folder, rewritten after every
+epoch (:mod:`fastnn.checkpoint`).  Ctrl-C or SIGTERM stop training within a
+few steps and say how to go on; ``fastnn train --resume OUT`` finishes the run
+from its last finished epoch, with the options it started with, bit for bit
+as the uninterrupted run (same backend and threads).  The checkpoint is removed
+once the report is written; a report already in the folder from an earlier run
+stays untouched until then.
 """
 
 from __future__ import annotations
@@ -10,37 +18,36 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import signal
 import sys
+import threading
 import time
 from dataclasses import fields
+from pathlib import Path
 
 from .._atomic import writable_folder
+from ._options import (add_config_options, add_data_options, add_output_options, data_spec, given_config,
+                       out_folder)
 
 HELP = "train a network on a dataset and write its report folder"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``fastnn train``: one per :class:`~fastnn.config.TrainConfig` field, and the run's own."""
-    from ..config import DEV_SIZE, PRESET_HELP, PRESETS, TrainConfig
+    from ..config import PRESET_HELP, PRESETS
 
-    p.add_argument("--data", default="mnist",
-                   help="mnist, fashion-mnist, a Kaggle-style train.csv, or a folder of IDX files")
+    add_data_options(p)
     p.add_argument("--preset", choices=sorted(PRESETS), default="default",
                    help="a named recipe (explicit options override it): "
                         + "; ".join(f"'{name}' {PRESET_HELP[name]}" for name in PRESETS).replace("%", "%%"))
-    # Options default to None so that a preset can tell given options from defaults.
-    for f in fields(TrainConfig):
-        p.add_argument("--" + f.name.replace("_", "-"), type=f.metadata["type"], default=None,
-                       help=f"{f.metadata['help']} (default {f.default})")
-    p.add_argument("--dev-size", type=float,
-                   help=f"rows held out for the dev set: a count, or a fraction < 1 (default {DEV_SIZE})")
+    add_config_options(p)
     p.add_argument("--threads", type=int, default=None,
                    help="threads: the numba kernels' (default NUMBA_NUM_THREADS or all cores), or BLAS's for numpy")
-    p.add_argument("--out", default="runs/latest", help="folder for the report (default %(default)s)")
-    p.add_argument("--cache", default=None, help="dataset cache folder (default: $FASTNN_DATA_DIR or the user cache)")
-    p.add_argument("--source", default=None, help="a folder holding the dataset's IDX files, tried before downloading")
-    p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    add_output_options(p, default_out="runs/latest", what="the report")
+    p.add_argument("--resume", default=None, metavar="DIR",
+                   help="finish the interrupted run whose report folder is DIR, from its last finished "
+                        "epoch, with the options it started with (only --threads, --cache, --source, "
+                        "--no-plots and --quiet may be given)")
     p.set_defaults(_memory_hint="; try a smaller --hidden or --batch-size")
 
 
@@ -98,50 +105,146 @@ def resolve_options(args: argparse.Namespace):
     values = {f.name: f.default for f in fields(TrainConfig)}
     values["dev_size"] = DEV_SIZE
     values.update(PRESETS[args.preset])
-    for name in values:
-        if getattr(args, name) is not None:
-            values[name] = getattr(args, name)
-    dev_size = parse_dev_size(values.pop("dev_size"), "--dev-size")
+    values.update(given_config(args))
+    if args.dev_size is not None:
+        values["dev_size"] = args.dev_size
+    dev_size = parse_dev_size(values.pop("dev_size"))
     return TrainConfig(**values).validate(), dev_size
+
+
+#: What --resume takes from the checkpoint instead of the command line.
+_PLANNED = ("data", "dev_size", "out")
+
+
+def _resumed(args: argparse.Namespace):
+    """``(config, dev size, checkpoint metadata)`` of the run ``--resume DIR`` continues."""
+    from .. import checkpoint
+    from ..errors import FastnnError
+
+    given = [f"--{name.replace('_', '-')}" for name in _PLANNED if getattr(args, name) is not None]
+    given += [f"--{name.replace('_', '-')}" for name in given_config(args)]
+    given += ["--preset"] if args.preset != "default" else []
+    if given:
+        raise FastnnError(f"--resume finishes the run saved in {args.resume} with its own options; "
+                          f"drop {', '.join(given)} (only --threads, --cache, --source, --no-plots and "
+                          f"--quiet may be given)")
+    meta, _ = checkpoint.load(args.resume)
+    run = meta.get("metadata", {})
+    if not isinstance(run, dict) or "data" not in run:
+        raise FastnnError(f"{args.resume}: the checkpoint was not written by fastnn train "
+                          "(resume it from Python with fastnn.resume)")
+    return checkpoint.config_of(meta), run.get("dev_size"), {**run, "threads": meta.get("threads")}
+
+
+class _StopOnSignals:
+    """Within the block, Ctrl-C and SIGTERM ask training to stop at its next check (within a few
+    steps) instead of interrupting it anywhere: calling the object says whether one came, and
+    ``signum`` which."""
+
+    def __init__(self):
+        self.signum = None
+        self._previous = {}
+
+    def __call__(self) -> bool:
+        return self.signum is not None
+
+    def __enter__(self) -> "_StopOnSignals":
+        if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.getsignal(sig)
+                signal.signal(sig, self._note)
+        return self
+
+    def _note(self, signum, frame) -> None:
+        if self.signum is None:
+            self.signum = signum
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+def _interrupted(exc, out: str, signum) -> KeyboardInterrupt:
+    """The one line an interrupted run ends with: where it stopped, what is kept, how to go on."""
+    stopped = KeyboardInterrupt(f"{exc}; every finished epoch is saved in {out}/checkpoint.npz: "
+                                f"fastnn train --resume {out} finishes the run")
+    stopped.exit_status = 143 if signum == signal.SIGTERM else 130
+    return stopped
 
 
 def train_and_report(args: argparse.Namespace):
     """Train, evaluate and write the report described by parsed ``args``; returns the metrics written."""
+    from .. import checkpoint
     from ..backends import get_backend
     from ..data import load_dataset
-    from ..training import train
-    from ..report import RunResult, evaluate, metrics, splits_of, write_report
+    from ..errors import FastnnError
+    from ..report import metrics, run_result, splits_of, write_report
+    from ..training import Interrupted, resume, train
 
-    config, dev_size = resolve_options(args)
-    out = writable_folder(args.out)
+    if args.resume is not None:
+        config, dev_size, run = _resumed(args)
+        out = writable_folder(args.resume)
+        threads = args.threads if args.threads is not None else run.get("threads")
+        data_args = dict(spec=run["data"], cache=args.cache or run.get("cache"),
+                         source=args.source or run.get("source"), preset=run.get("preset", "default"))
+    else:
+        config, dev_size = resolve_options(args)
+        out = writable_folder(out_folder(args))
+        threads = args.threads
+        data_args = dict(spec=data_spec(args), cache=args.cache, source=args.source, preset=args.preset)
     backend = get_backend(config.backend)  # fail on a missing backend before loading data
-    backend.set_threads(args.threads)
+    if args.resume is not None and args.threads is None:
+        threads = _same_threads(backend, threads)
+    backend.set_threads(threads)
 
-    data = load_dataset(args.data, dev_size=dev_size, seed=config.seed,
-                        cache=args.cache, source=args.source)
+    data = load_dataset(data_args["spec"], dev_size=dev_size, seed=config.seed,
+                        cache=data_args["cache"], source=data_args["source"])
     compiling = _compiling(config.backend, config.epochs)
     if compiling and not args.quiet:
         print(COMPILING_NOTE, file=sys.stderr, flush=True)
     close_bar, update = _progress(config.epochs, args.quiet, compiling)
+    saved = Path(out) / checkpoint.NAME
+    keep = {"data": data_args["spec"], "dev_size": dev_size, "cache": data_args["cache"],
+            "source": data_args["source"], "preset": data_args["preset"]}
     t0 = time.perf_counter()
     try:
-        net, history = train(data.X_train, data.y_train, config, X_dev=data.X_dev, y_dev=data.y_dev,
-                             n_classes=len(data.class_names), progress=update,
-                             class_names=data.class_names)
+        with _StopOnSignals() as stop:
+            if args.resume is not None:
+                net, history = resume(saved, data.X_train, data.y_train, X_dev=data.X_dev, y_dev=data.y_dev,
+                                      progress=update, checkpoint_metadata=keep, stop=stop)
+            else:
+                net, history = train(data.X_train, data.y_train, config, X_dev=data.X_dev, y_dev=data.y_dev,
+                                     n_classes=len(data.class_names), progress=update,
+                                     class_names=data.class_names, checkpoint_path=saved,
+                                     checkpoint_metadata=keep, stop=stop)
+    except Interrupted as exc:
+        raise _interrupted(exc, str(out), stop.signum) from None
     finally:
         close_bar()
     train_seconds = time.perf_counter() - t0
 
-    splits = splits_of(data)
     environment = {**backend.thread_info(),
                    "platform": {"python": platform.python_version(), "machine": platform.machine(),
                                 "cpus": os.cpu_count()}}
-    result = RunResult(dataset=data.name, config=config, network=net, history=history,
-                       evaluation=evaluate(net, splits, config.backend), n_train=len(data.y_train),
-                       n_dev=len(data.y_dev), train_seconds=train_seconds, preset=args.preset,
-                       environment=environment)
-    write_report(out, result, splits, plots=not args.no_plots)
+    result = run_result(data, config, net, history, train_seconds=train_seconds, preset=data_args["preset"],
+                        environment=environment)
+    try:
+        write_report(out, result, splits_of(data), plots=not args.no_plots)
+    except FastnnError as exc:
+        raise FastnnError(f"{exc}; the trained run is kept in {saved}: fastnn train --resume {out} "
+                          f"writes the report without training again") from None
+    saved.unlink(missing_ok=True)  # the run is complete: its report replaces the checkpoint
     return metrics(result)
+
+
+def _same_threads(backend, recorded):
+    """The thread count a resumed run trained with, where this machine allows it (results are
+    bit for bit the uninterrupted run's only with the same count); else the backend's own."""
+    try:
+        backend.set_threads(recorded)
+        return recorded
+    except Exception:  # more threads than allowed here: resume with what there is
+        return None
 
 
 def _threads_note(metrics: dict) -> str:
@@ -173,7 +276,7 @@ def run(args: argparse.Namespace) -> None:
     """``fastnn train``: train, evaluate, write the report and print the summary."""
     metrics = train_and_report(args)
     if not args.quiet:
-        print(_summary(metrics, args.out))
+        print(_summary(metrics, args.resume if args.resume is not None else out_folder(args)))
 
 
 def main(argv=None) -> int:

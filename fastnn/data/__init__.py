@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FastnnError
+from ..errors import FastnnError, option
 from ..pixels import N_PIXELS, SIDE, scale_bytes
 from ._files import _GZIP_ERRORS, GZIP_MAGIC
 from .cache import _DATASETS, DIGIT_NAMES, ENV_DATA_DIR, FASHION_NAMES, _fetch_named, cache_dir
@@ -42,6 +42,7 @@ from .kaggle import PIXEL_COLUMNS, TRAIN_COLUMNS, read_kaggle_csv
 __all__ = [
     "Dataset",
     "cache_dir",
+    "dev_rows",
     "load_dataset",
     "normalize",
     "parse_dev_size",
@@ -91,20 +92,66 @@ def normalize(X: np.ndarray) -> np.ndarray:
     return scale_bytes(X)
 
 
-def train_dev_split(X: np.ndarray, y: np.ndarray, dev_size: int | float, seed: int = 0
+#: The default dev split, ``"auto"``: a tenth of the rows, rounded up (scikit-learn's
+#: ``validation_fraction=0.1``), but at most :data:`AUTO_DEV_MAX`; see :func:`dev_rows`.
+AUTO = "auto"
+#: The most rows ``"auto"`` holds out: 60,000 MNIST images keep the 5,000-image dev split
+#: that every figure in the README was measured with.
+AUTO_DEV_MAX = 5000
+#: The fewest rows ``"auto"`` splits (one dev row and nine training rows); fewer is an error.
+AUTO_MIN_ROWS = 10
+
+
+def dev_rows(dev_size: int | float | str, n: int) -> int:
+    """How many of ``n`` rows ``dev_size`` holds out, or a :class:`FastnnError` saying why it cannot.
+
+    ``dev_size`` is a row count (0: no dev split), a fraction strictly between 0
+    and 1 (rounded to the nearest row), or ``"auto"``: ``min(ceil(n / 10), 5000)``,
+    which needs at least 10 rows.  At least one row always stays for training.
+    """
+    if isinstance(dev_size, str) and dev_size == AUTO:
+        if n < AUTO_MIN_ROWS:
+            raise FastnnError(
+                f"the data have {n} rows, too few for the default dev split (a tenth of the rows, "
+                f"which needs at least {AUTO_MIN_ROWS}); add rows, or give {option('dev_size', '0')} to "
+                f"train on all {n} without a dev split")
+        return min(-(-n // 10), AUTO_DEV_MAX)
+    if isinstance(dev_size, (bool, np.bool_)) or not isinstance(dev_size, (int, float, np.integer, np.floating)):
+        raise FastnnError(f"{option('dev_size')} must be a row count, a fraction in (0, 1) or "
+                          f"{AUTO!r}, not {dev_size!r}")
+    if isinstance(dev_size, (float, np.floating)):
+        if not 0.0 < dev_size < 1.0:
+            raise FastnnError(f"{option('dev_size', f'{dev_size}')} is a float, so it must be a fraction "
+                              f"in (0, 1)")
+        k = int(round(float(dev_size) * n))
+    else:
+        k = int(dev_size)
+    if k < 0:
+        raise FastnnError(f"{option('dev_size', str(k))} is negative; use 0 for no dev set")
+    if k >= n:
+        shown = option("dev_size", str(dev_size) if isinstance(dev_size, (int, np.integer))
+                       else f"{dev_size:g} ({k} rows)")
+        raise FastnnError(f"{shown} is larger than the {n - 1} rows that can be held out "
+                          f"of the {n} rows of data (at least one row must stay for training); "
+                          f"give a smaller {option('dev_size')}, a fraction such as 0.1, or {AUTO}")
+    return k
+
+
+def train_dev_split(X: np.ndarray, y: np.ndarray, dev_size: int | float | str, seed: int = 0
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Hold out ``dev_size`` rows of ``(X, y)``; return ``X_train, y_train, X_dev, y_dev``.
 
-    ``dev_size`` is a row count (0 allowed: the dev arrays are then empty) or a
-    float in (0, 1) meaning that fraction of the rows.  The held-out rows are
-    the first ``dev_size`` of ``np.random.default_rng(seed).permutation(n)``,
-    so a seed always picks the same rows; both parts keep the original row
-    order.  The arrays keep their dtype: split uint8 pixels, then normalise.
+    ``dev_size`` is a row count (0 allowed: the dev arrays are then empty), a
+    float in (0, 1) meaning that fraction of the rows, or ``"auto"`` (the
+    default rule, :func:`dev_rows`).  The held-out rows are the first ones of
+    ``np.random.default_rng(seed).permutation(n)``, so a seed always picks the
+    same rows; both parts keep the original row order.  The arrays keep their
+    dtype: split uint8 pixels, then normalise.
     """
     n = len(X)
     if len(y) != n:
         raise FastnnError(f"cannot split {n} images with {len(y)} labels: the counts differ")
-    k = _dev_count(dev_size, n)
+    k = dev_rows(dev_size, n)
     held_out = np.random.default_rng(seed).permutation(n)[:k]
     is_dev = np.zeros(n, dtype=bool)
     is_dev[held_out] = True
@@ -112,46 +159,40 @@ def train_dev_split(X: np.ndarray, y: np.ndarray, dev_size: int | float, seed: i
     return X[~is_dev], y[~is_dev], X[is_dev], y[is_dev]
 
 
-def parse_dev_size(value, name: str = "dev size") -> int | float:
-    """A dev size as a user gives it: a whole row count (an int), or a fraction strictly between 0
-    and 1 (a float).  ``name`` is what messages call it (``--dev-size`` on the command line)."""
+def parse_dev_size(value) -> int | float | str:
+    """A dev size as a user gives it: ``"auto"``, a whole row count (an int), or a fraction strictly
+    between 0 and 1 (a float).  Strings from the command line are parsed; messages name the option
+    as the caller spells it (:func:`fastnn.errors.option`)."""
     import math
     import numbers
 
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == AUTO:
+            return AUTO
+        try:
+            value = float(text)
+        except ValueError:
+            raise FastnnError(f"{option('dev_size')} takes a row count, a fraction below 1 or {AUTO}, "
+                              f"got {value!r}") from None
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
             or value < 0:
         shown = f"{value:g}" if isinstance(value, numbers.Real) and not isinstance(value, bool) else repr(value)
-        raise FastnnError(f"{name} must be a row count >= 0 or a fraction below 1, got {shown}")
+        raise FastnnError(f"{option('dev_size')} must be a row count >= 0, a fraction below 1 or {AUTO}, "
+                          f"got {shown}")
     if value >= 1 or value == 0:
         if value != int(value):
-            raise FastnnError(f"{name} {value:g} is neither a whole row count nor a fraction below 1")
+            raise FastnnError(f"{option('dev_size', f'{value:g}')} is neither a whole row count nor a "
+                              f"fraction below 1")
         return int(value)
     return float(value)
-
-
-def _dev_count(dev_size: int | float, n: int) -> int:
-    """Turn a dev_size (count or fraction) into a row count, or explain why it is invalid."""
-    if isinstance(dev_size, (bool, np.bool_)) or not isinstance(dev_size, (int, float, np.integer, np.floating)):
-        raise FastnnError(f"dev size must be a row count or a fraction in (0, 1), not {dev_size!r}")
-    if isinstance(dev_size, (float, np.floating)):
-        if not 0.0 < dev_size < 1.0:
-            raise FastnnError(f"dev size {dev_size} is a float, so it must be a fraction in (0, 1)")
-        k = int(round(float(dev_size) * n))
-    else:
-        k = int(dev_size)
-    if k < 0:
-        raise FastnnError(f"dev size {k} is negative; use 0 for no dev set")
-    if k >= n:
-        raise FastnnError(f"dev size {k} is larger than the {n - 1} rows that can be held out "
-                          f"of the {n} rows of data (at least one row must stay for training)")
-    return k
 
 
 # --------------------------------------------------------------------------
 # load_dataset
 # --------------------------------------------------------------------------
 
-def load_dataset(spec: str | os.PathLike, *, dev_size: int | float = 5000, seed: int = 0,
+def load_dataset(spec: str | os.PathLike, *, dev_size: int | float | str = AUTO, seed: int = 0,
                  cache: str | os.PathLike | None = None,
                  source: str | os.PathLike | None = None) -> Dataset:
     """Load a dataset and hold out a dev set; return a :class:`Dataset`.
@@ -160,8 +201,9 @@ def load_dataset(spec: str | os.PathLike, *, dev_size: int | float = 5000, seed:
     :func:`cache_dir` ``(cache)``, or copied there from the IDX folder
     ``source``), a labelled Kaggle CSV (``train.csv``), or a folder of IDX
     files.  A name wins over a same-named folder; write ``./mnist`` for the
-    folder.  ``dev_size`` rows (a count, or a fraction in (0, 1)) of the
-    training set are held out by :func:`train_dev_split` with ``seed``.
+    folder.  ``dev_size`` rows (a count, a fraction in (0, 1), or ``"auto"``:
+    a tenth, at most 5000, see :func:`dev_rows`) of the training set are held
+    out by :func:`train_dev_split` with ``seed``.
     """
     name, arrays, class_names = _load_arrays(spec, cache, source)
     X_train, y_train, X_dev, y_dev = train_dev_split(arrays["X_train"], arrays["y_train"],
@@ -186,7 +228,7 @@ def _load_arrays(spec: str | os.PathLike, cache: str | os.PathLike | None,
         dataset = _DATASETS[key]
         return dataset.name, _fetch_named(dataset, cache, source), dataset.class_names
     if source is not None:
-        raise FastnnError(f"source= only applies to the named datasets "
+        raise FastnnError(f"{option('source')} only applies to the named datasets "
                           f"({', '.join(_DATASETS)}), not to {spec}")
     path = Path(spec)
     if path.is_dir():

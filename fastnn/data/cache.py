@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 import platformdirs
 
-from ..errors import FastnnError
+from ..errors import FastnnError, option
 from . import wheel
 from ._files import GZIP_MAGIC, _Checksum, _gzip, _note, _one_line, _read_bytes, _verify, _write_bytes
 from .idx import IDX_FILES, _decode_set, _find_idx_files, _stem
@@ -115,7 +115,7 @@ def _fetch_named(spec: _DatasetSpec, cache: str | os.PathLike | None,
     files = ", ".join(f"{stem}.gz" for _, stem in IDX_FILES)
     raise FastnnError(f"could not get the {spec.name} dataset; tried: {'; '.join(tried)}. "
                       f"Fix: get the four IDX files ({files}) another way and pass their folder "
-                      f"as source=FOLDER, or copy them into {folder}")
+                      f"as {option('source', 'FOLDER')}, or copy them into {folder}")
 
 
 def _sources(spec: _DatasetSpec) -> list[tuple[str, Callable[[], Files]]]:

@@ -6,13 +6,18 @@ Routes:
   package's ``static/`` folder; no asset comes from the internet.
 * ``POST /api/predict``: a body described in :mod:`fastnn.serve.requests`;
   answers ``{"label", "name", "probabilities", "pixels"}``, ``pixels`` being
-  the 784 values 0-255 (row-major 28x28) the network saw.
+  the 784 values 0-255 (row-major 28x28) the network saw; its ``X-Batch-Size``
+  header says how many images shared the forward pass.
 * ``GET /api/model``: the model's shape, classes and, when its file records
   them, dataset, training config and accuracy.
 
 Every refused request is a 4xx with ``{"error": "..."}``; an unexpected
 failure is a 500 with the same shape and no traceback (the traceback goes to
 the server's log), and the server keeps serving.
+
+Under load, predictions queue up to the bounds of :mod:`fastnn.serve.admission`
+(past them: a JSON 503 with ``Retry-After``), and the images of concurrent
+requests share forward passes (:mod:`fastnn.serve.batching`).
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from ..pixels import N_PIXELS
+from .admission import RETRY_AFTER, Admission
+from .batching import MAX_BATCH, SERVE_BACKEND, Batcher
 from .requests import MAX_BODY_BYTES, RequestError, image_from_payload, parse_json
 
 log = logging.getLogger("fastnn.serve")
@@ -65,9 +72,8 @@ def model_info(net, metadata: dict, path: str | Path | None = None) -> dict:
     return info
 
 
-def predict_one(net, image: np.ndarray) -> dict:
-    """The answer for one 28x28 float32 image in [0, 1]."""
-    probs = net.predict_proba(image.reshape(1, N_PIXELS))[0]
+def answer(net, image: np.ndarray, probs: np.ndarray) -> dict:
+    """The answer for one 28x28 float32 image in [0, 1] and its class probabilities."""
     k = int(probs.argmax())
     return {
         "label": np.asarray(net.classes)[k].item(),
@@ -77,12 +83,18 @@ def predict_one(net, image: np.ndarray) -> dict:
     }
 
 
-def create_app(net, metadata: dict | None = None, *, model_path=None, allowed_hosts=None):
+def create_app(net, metadata: dict | None = None, *, model_path=None, allowed_hosts=None,
+               backend: str = SERVE_BACKEND, admission: Admission | None = None,
+               max_batch: int = MAX_BATCH):
     """The Starlette application serving ``net`` (a 784-feature :class:`fastnn.Network`).
 
     ``allowed_hosts``: the ``Host`` headers accepted (``None``: any).  ``fastnn
     serve`` on a loopback address accepts only local names, so a web page
-    elsewhere cannot reach the server through DNS rebinding.
+    elsewhere cannot reach the server through DNS rebinding.  ``backend`` runs
+    the forward passes, of at most ``max_batch`` images (1: no batching);
+    ``admission`` bounds the work held at once (default
+    :mod:`fastnn.serve.admission`'s bounds).  The app's ``state.batcher`` and
+    ``state.admission`` show the batching and the queue at work.
     """
     import anyio
     from starlette.applications import Starlette
@@ -98,9 +110,11 @@ def create_app(net, metadata: dict | None = None, *, model_path=None, allowed_ho
     static = {route: (resources.files(__package__).joinpath("static", name).read_bytes(), kind)
               for route, (name, kind) in _STATIC.items()}
     limiter = anyio.CapacityLimiter(DECODE_SLOTS)
+    admission = admission or Admission()
+    batcher = Batcher(net, backend, max_batch)
 
-    def error(status: int, message: str) -> JSONResponse:
-        return JSONResponse({"error": message}, status_code=status, headers=_HEADERS)
+    def error(status: int, message: str, **headers) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status, headers={**_HEADERS, **headers})
 
     async def page(request):
         body, kind = static[request.url.path]
@@ -109,13 +123,18 @@ def create_app(net, metadata: dict | None = None, *, model_path=None, allowed_ho
     async def model(request):
         return JSONResponse(info, headers=_HEADERS)
 
-    async def read_body(request) -> bytes:
+    def declared_size(request) -> int:
+        """The body's size as declared (the limit when it declares none), or a RequestError."""
         declared = request.headers.get("content-length")
-        if declared is not None:
-            if not declared.isdigit():
-                raise RequestError(400, "invalid Content-Length header")
-            if int(declared) > MAX_BODY_BYTES:
-                raise RequestError(413, f"the body is over the limit of {MAX_BODY_BYTES} bytes")
+        if declared is None:
+            return MAX_BODY_BYTES
+        if not declared.isdigit():
+            raise RequestError(400, "invalid Content-Length header")
+        if int(declared) > MAX_BODY_BYTES:
+            raise RequestError(413, f"the body is over the limit of {MAX_BODY_BYTES} bytes")
+        return int(declared)
+
+    async def read_body(request) -> bytes:
         chunks, size = [], 0
         async for chunk in request.stream():  # also bounds a chunked body, which declares no length
             size += len(chunk)
@@ -124,18 +143,29 @@ def create_app(net, metadata: dict | None = None, *, model_path=None, allowed_ho
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def answer(body: bytes) -> dict:
-        return predict_one(net, image_from_payload(parse_json(body)))
+    async def image_of(body: bytes) -> np.ndarray:
+        payload = parse_json(body)
+        if isinstance(payload, dict) and "image" in payload:  # decoding takes milliseconds: off the loop
+            return await anyio.to_thread.run_sync(image_from_payload, payload, limiter=limiter)
+        return image_from_payload(payload)  # 784 numbers: checked in well under a millisecond
 
     async def predict(request):
         try:
-            body = await read_body(request)
-            result = await anyio.to_thread.run_sync(answer, body, limiter=limiter)
+            size = declared_size(request)
+        except RequestError as exc:
+            return error(exc.status, exc.message)
+        if not admission.enter(size):
+            return error(503, admission.refusal(), **{"Retry-After": str(RETRY_AFTER)})
+        try:
+            image = await image_of(await read_body(request))
+            probs, batch = await batcher.probabilities(image.reshape(N_PIXELS))
         except RequestError as exc:
             return error(exc.status, exc.message)
         except MemoryError:
             return error(503, "the server is out of memory for this request; try a smaller image")
-        return JSONResponse(result, headers=_HEADERS)
+        finally:
+            admission.leave(size)
+        return JSONResponse(answer(net, image, probs), headers={**_HEADERS, "X-Batch-Size": str(batch)})
 
     async def http_error(request, exc):
         return error(exc.status_code, exc.detail if isinstance(exc.detail, str) else "request refused")
@@ -150,5 +180,8 @@ def create_app(net, metadata: dict | None = None, *, model_path=None, allowed_ho
     routes = [Route(path, page, methods=["GET"]) for path in static]
     routes += [Route("/api/model", model, methods=["GET"]),
                Route("/api/predict", predict, methods=["POST"])]
-    return Starlette(routes=routes, middleware=middleware,
-                     exception_handlers={HTTPException: http_error, Exception: server_error})
+    app = Starlette(routes=routes, middleware=middleware,
+                    exception_handlers={HTTPException: http_error, Exception: server_error})
+    app.state.batcher = batcher
+    app.state.admission = admission
+    return app

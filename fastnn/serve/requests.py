@@ -91,6 +91,14 @@ def _from_pixels(values) -> np.ndarray:
         raise RequestError(400, f'"pixels" must be a list of {N_PIXELS} numbers, got {_json_type(values)}')
     if len(values) != N_PIXELS:
         raise RequestError(400, f'"pixels" must hold {N_PIXELS} numbers (28x28, row-major), got {len(values)}')
+    kinds = set(map(type, values))  # the common case, checked whole (bools are their own type)
+    if kinds <= {int, float}:
+        try:
+            arr = np.array(values, dtype=np.float64 if float in kinds else np.int64)
+        except OverflowError:  # an integer past int64: the loop below names it
+            arr = None
+        if arr is not None and 0 <= arr.min() and arr.max() <= 255:
+            return prepare_image(arr).reshape(SIDE, SIDE)
     floats = False
     for i, v in enumerate(values):
         if type(v) is float:

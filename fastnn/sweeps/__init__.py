@@ -8,13 +8,15 @@ and returns one row per trial as a :class:`pandas.DataFrame`.
 
 How the work is laid out:
 
-* **Validation first.**  The grid (``{field: [values]}`` over any
+* **Validation first** (:mod:`.plan`).  The grid (``{field: [values]}`` over any
   :class:`~fastnn.config.TrainConfig` field) and the fixed options are checked
   before any cluster starts: an unknown field, a value of the wrong type or out
   of range, an empty list, a field both fixed and varied are one
-  :class:`~fastnn.errors.FastnnError`.  What can only fail while training (a
-  diverging learning rate, early stopping without a dev split) fails that trial
-  alone: its row holds the error and the sweep goes on.
+  :class:`~fastnn.errors.FastnnError`.  So are the data against every trial:
+  they are loaded on the client first, so a missing or malformed file, a dev
+  split larger than the data or early stopping without a dev split fail once,
+  not in every trial.  What can only fail while training (a diverging learning
+  rate) fails that trial alone: its row holds the error and the sweep goes on.
 * **Data once per worker.**  By default each worker process loads the dataset
   itself, once (``load_dataset(data, dev_size=0)``, kept in the process), and
   splits the dev set per trial seed exactly as ``fastnn train`` does (the split
@@ -37,19 +39,25 @@ How the work is laid out:
   mid-trial is replaced and the trial rerun by Dask (its ``allowed-failures``);
   a trial that kills every worker it lands on is recorded as failed.  Ctrl-C
   cancels every pending trial and shuts the local cluster down.
+* **Nothing finished is lost** (:mod:`.folder`).  With ``out``, each finished
+  trial's row is in ``sweep.csv`` as soon as it finishes (an atomic rewrite),
+  and the best trial's network so far beside it; an interrupted or timed-out
+  sweep keeps them, and :func:`resume` (``fastnn sweep --resume DIR``) runs
+  only the missing trials, from the plan saved in ``sweep-plan.json``.
 
-With ``out``, the results are written there atomically: ``sweep.csv``,
-``sweep.json`` (written last: its presence means the sweep is complete),
-``sweep.png`` (accuracy against each varied parameter, mean and min-max over
-seeds) and ``best/``, the report folder of the best trial by dev accuracy
-(``model.npz``, ``metrics.json`` and figures, as ``fastnn train`` writes).
+At the end ``out`` also receives ``sweep.json`` (written last: its presence
+means the sweep is complete), ``sweep.png`` (accuracy against each varied
+parameter, mean and min-max over seeds) and ``best/``, the report folder of the
+best trial by dev accuracy (``model.npz``, ``metrics.json`` and figures, as
+``fastnn train`` writes).
 """
 
 from __future__ import annotations
 
 
 from .grid import FIELDS, RESULT_COLUMNS, check_grid, make_trials, parse_grid
+from .plan import Plan, make_plan
 from .results import format_summary, plot_sweep, summarize, varied, write_best_report
-from .run import sweep
+from .run import resume, sweep
 
-__all__ = ["sweep", "parse_grid", "check_grid", "summarize"]
+__all__ = ["sweep", "resume", "make_plan", "parse_grid", "check_grid", "summarize"]

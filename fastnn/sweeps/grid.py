@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from pathlib import Path
 
 from ..config import TrainConfig
-from ..errors import FastnnError
+from ..errors import FastnnError, option
 from ..backends import DEFAULT_BACKEND
 
 #: TrainConfig fields a sweep may vary or fix (log_every only adds history rows).
@@ -25,7 +24,9 @@ RESULT_COLUMNS = ("dev_accuracy", "dev_f1", "test_accuracy", "test_f1", "epochs_
 def parse_grid(items) -> dict:
     """``["hidden=128,256", "lr=0.1,0.5"]`` -> ``{"hidden": ["128", "256"], "lr": ["0.1", "0.5"]}``.
 
-    Values stay strings here; :func:`check_grid` converts them to the field's type.
+    Values are separated by commas; a network of several hidden layers is one value with its
+    layers joined by dashes, as in 784-100-100-10: ``hidden=256,100-100,1000-500``.  Values
+    stay strings here; :func:`check_grid` converts them to the field's type.
     """
     grid = {}
     for item in items:
@@ -42,6 +43,15 @@ def parse_grid(items) -> dict:
 def _convert(name: str, value):
     """``value`` as the type of TrainConfig's field ``name`` (strings from the command line are parsed)."""
     kind = _TYPES[name]
+    if kind not in (int, float, str):  # a field with its own parser (hidden's layer sizes): a tuple
+        import numpy as np
+
+        if isinstance(value, np.ndarray):
+            value = value.tolist()
+        try:
+            return kind(value)
+        except ValueError as exc:
+            raise FastnnError(f"{name}: {exc}") from None
     if isinstance(value, str) and kind is not str:
         text = value.strip()
         try:
@@ -76,9 +86,9 @@ def check_grid(grid: dict, fixed: dict | None = None, seeds: int = 1) -> tuple[d
     """
     if not isinstance(grid, dict) or not grid:
         raise FastnnError("the grid is empty: give at least one field and its values, "
-                          "e.g. {'hidden': [128, 256]} or --grid hidden=128,256")
+                          "e.g. {'hidden': [128, (100, 100)]} or --grid hidden=128,100-100")
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise FastnnError(f"seeds must be a positive integer (repeats per grid point), got {seeds!r}")
+        raise FastnnError(f"{option('seeds')} must be a positive integer (repeats per grid point), got {seeds!r}")
     fixed = dict(fixed or {})
     for name in fixed:
         _check_field(name, "fixed option")
@@ -99,7 +109,7 @@ def check_grid(grid: dict, fixed: dict | None = None, seeds: int = 1) -> tuple[d
     if "backend" not in checked:
         fixed.setdefault("backend", DEFAULT_BACKEND)
     if "seed" in checked and seeds > 1:
-        raise FastnnError("seed is in the grid, so --seeds (repeats with consecutive seeds) must be 1")
+        raise FastnnError(f"seed is in the grid, so {option('seeds')} (repeats with consecutive seeds) must be 1")
     # Every value must make a valid config with the fixed options (lr=-1, optimizer=foo, ...).
     TrainConfig(**fixed).validate()
     for name, values in checked.items():
@@ -120,15 +130,3 @@ def make_trials(grid: dict, fixed: dict, seeds: int = 1) -> list[dict]:
                 config["seed"] = base_seed + k
             trials.append({field: config[field] for field in FIELDS if field in config})
     return trials
-
-
-def _check_data(data) -> None:
-    """A dataset that cannot exist anywhere fails here, before any cluster starts."""
-    from .. import data as datasets
-
-    names = tuple(getattr(datasets, "_DATASETS", ()))  # the named datasets (mnist, ...)
-    if isinstance(data, str) and data.strip().lower().replace("_", "-") in names or Path(data).exists():
-        return
-    if names:
-        raise FastnnError(f"unknown dataset {str(data)!r}: not one of {', '.join(names)} "
-                          f"and no such file or folder")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
-from ..errors import FastnnError
-from .grid import FIELDS
+from .grid import FIELDS, RESULT_COLUMNS
+
 
 def varied(table) -> list[str]:
     """The grid fields of a sweep's table (from ``table.attrs``), seed last if varied."""
@@ -68,63 +67,78 @@ def format_summary(table) -> str:
 
 
 # --------------------------------------------------------------------------
-# Outputs
+# The table, the best trial, the files' contents
 # --------------------------------------------------------------------------
 
-def _json_value(v):
+def json_value(v):
+    """``v`` as plain JSON: NumPy scalars unwrapped, NaN and missing values as None."""
+    if v is None:
+        return None
     if isinstance(v, float) and not math.isfinite(v):
         return None
     if hasattr(v, "item"):
-        return _json_value(v.item())
+        return json_value(v.item())
+    try:
+        import pandas as pd
+
+        if v is pd.NA:
+            return None
+    except ImportError:  # pragma: no cover - pandas is a dependency
+        pass
     return v
 
 
-def _write_outputs(out: Path, table, best_result, data_ref, cache, source, plots: bool) -> None:
-    """best/, sweep.png, sweep.csv, then sweep.json (last: the sweep is complete)."""
-    from .._atomic import atomic_write_text
+def table_of(rows: dict, plan):
+    """The sweep's table: one row per finished trial (``rows``: trial -> row), in trial order."""
+    import pandas as pd
 
-    files = {"csv": "sweep.csv", "json": "sweep.json"}
-    if best_result is not None:
-        write_best_report(out / "best", best_result, data_ref, cache, source, plots)
-        files["best"] = "best/metrics.json"
-    if plots and table["error"].isna().any():
-        plot_sweep(table, out / "sweep.png")
-        files["plot"] = "sweep.png"
-    try:
-        atomic_write_text(out / "sweep.csv", table.to_csv(index=False))
-        records = [{k: _json_value(v) for k, v in row.items()}
-                   for row in table.astype(object).where(table.notna(), None).to_dict("records")]
-        attrs = table.attrs
-        document = {"data": attrs.get("data"), "grid": attrs.get("grid"), "fixed": attrs.get("fixed"),
-                    "seeds": attrs.get("seeds"), "scheduler": attrs.get("scheduler"),
-                    "workers": attrs.get("workers"), "wall_seconds": attrs.get("wall_seconds"),
-                    "best_trial": attrs.get("best"), "files": files, "trials": records}
-        atomic_write_text(out / "sweep.json", json.dumps(document, indent=2) + "\n")
-    except OSError as exc:
-        raise FastnnError(f"cannot write the sweep results into {out}: {exc.strerror or exc}") from None
+    columns = ["trial", *plan.trials()[0], "dev_size", *RESULT_COLUMNS]
+    table = pd.DataFrame([rows[i] for i in sorted(rows)], columns=columns)
+    for column in ("epochs_run", "threads"):
+        table[column] = table[column].astype("Int64")  # whole numbers, missing for failed trials
+    return table
 
 
-def write_best_report(folder: Path, result: dict, data_ref, cache, source, plots: bool) -> None:
+def best_trial(rows) -> int | None:
+    """The trial with the best dev accuracy (test accuracy without a dev split; the first of equals);
+    None if every trial failed."""
+    ok = [r for r in rows if r["error"] is None]
+    if not ok:
+        return None
+    key = "dev_accuracy" if any(r["dev_accuracy"] is not None for r in ok) else "test_accuracy"
+    scored = [r for r in ok if r[key] is not None] or ok
+    return max(scored, key=lambda r: (r[key] or 0.0, -r["trial"]))["trial"]
+
+
+def sweep_document(table, files: dict) -> dict:
+    """What ``sweep.json`` holds: the sweep's settings, its files and every trial's row."""
+    records = [{k: json_value(v) for k, v in row.items()}
+               for row in table.astype(object).where(table.notna(), None).to_dict("records")]
+    attrs = table.attrs
+    return {"data": attrs.get("data"), "grid": attrs.get("grid"), "fixed": attrs.get("fixed"),
+            "seeds": attrs.get("seeds"), "dev_size": attrs.get("dev_size"),
+            "scheduler": attrs.get("scheduler"), "workers": attrs.get("workers"),
+            "wall_seconds": attrs.get("wall_seconds"), "best_trial": attrs.get("best"), "files": files,
+            "trials": records}
+
+
+def write_best_report(folder: Path, row: dict, network, history: dict, plan, plots: bool) -> None:
     """The best trial's report folder, as ``fastnn train`` writes it (:func:`fastnn.report.write_report`).
 
-    The network comes back from its worker; the data are loaded here again for
-    the figures (the same split: same ``dev_size`` and seed).
+    The network came back from its worker (or from the sweep's folder); the data
+    are the plan's, loaded here (once per process), split as the trial split them.
     """
     from ..config import TrainConfig
     from ..training import History
-    from ..report import RunResult, evaluate, splits_of, write_report
+    from ..report import run_result, splits_of, write_report
     from .worker import _base_dataset, _split_dataset
 
-    row = result["row"]
-    net = result["network"]
-    data = _split_dataset(_base_dataset(data_ref), row["dev_size"], row["seed"])
-    config = TrainConfig(**{k: _json_value(row[k]) for k in FIELDS if k in row})
-    splits = splits_of(data)
+    data = _split_dataset(_base_dataset(plan.data_ref), row["dev_size"], row["seed"])
+    config = TrainConfig(**{k: json_value(row[k]) for k in FIELDS if k in row})
     environment = {"threads": row["threads"], "worker": row["worker"], "sweep_trial": row["trial"]}
-    run = RunResult(dataset=data.name, config=config, network=net, history=History(**result["history"]),
-                    evaluation=evaluate(net, splits, config.backend), n_train=len(data.y_train),
-                    n_dev=len(data.y_dev), train_seconds=row["train_seconds"], environment=environment)
-    write_report(folder, run, splits, plots=plots)
+    run = run_result(data, config, network, History(**history), train_seconds=row["train_seconds"],
+                     environment=environment)
+    write_report(folder, run, splits_of(data), plots=plots)
 
 
 def plot_sweep(table, path) -> Path:

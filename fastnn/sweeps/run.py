@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sys
 import time
 
-from .._atomic import writable_folder
 from ..config import DEV_SIZE
-from ..data import parse_dev_size
-from ..errors import FastnnError
-from .grid import RESULT_COLUMNS, _check_data, check_grid, make_trials
-from .results import _write_outputs
-from .worker import run_trial
+from ..errors import FastnnError, option
+from .folder import SweepFolder, resume_command
+from .grid import RESULT_COLUMNS
+from .plan import check_threads, make_plan
+from .results import best_trial, table_of
+from .worker import _base_dataset, run_trial
 
 # --------------------------------------------------------------------------
 # The client side
@@ -24,15 +25,21 @@ def _local_workers(threads_per_trial: int, n_workers: int | None) -> int:
     return n_workers or max(1, cpus // threads_per_trial)
 
 
-@contextlib.contextmanager
-def _connect(scheduler, threads_per_trial, n_workers, connect_timeout: float = 30):
-    """A Dask client: on a new LocalCluster (``scheduler=None``), or on the cluster at ``scheduler``."""
+def _require_distributed() -> None:
+    """Dask distributed is installed, or one error saying how to get it (before anything is written)."""
     try:
-        from distributed import Client, LocalCluster
+        import distributed  # noqa: F401
     except ImportError:
         raise FastnnError("sweeps need Dask distributed: pip install 'fastnn[sweep]' "
                           "(or pip install 'dask[distributed]')") from None
+
+
+@contextlib.contextmanager
+def _connect(scheduler, threads_per_trial, n_workers, connect_timeout: float = 30):
+    """A Dask client: on a new LocalCluster (``scheduler=None``), or on the cluster at ``scheduler``."""
     import logging
+
+    from distributed import Client, LocalCluster
 
     if scheduler is not None and not isinstance(scheduler, str):
         yield scheduler  # an existing Client: the caller owns it
@@ -43,6 +50,7 @@ def _connect(scheduler, threads_per_trial, n_workers, connect_timeout: float = 3
             cluster = stack.enter_context(LocalCluster(
                 n_workers=_local_workers(threads_per_trial or 1, n_workers), threads_per_worker=1,
                 processes=True, dashboard_address=":0", silence_logs=logging.ERROR,
+                preload=["fastnn.sweeps.worker"],  # its dask_setup: the workers leave Ctrl-C to us
                 env={"NUMBA_NUM_THREADS": threads, "OMP_NUM_THREADS": threads,
                      "OPENBLAS_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}))
             client = stack.enter_context(Client(cluster))
@@ -74,7 +82,9 @@ def sweep(grid: dict, data="mnist", scheduler=None, *, seeds: int = 1, fixed: di
     options (TrainConfig's defaults otherwise, with the numba backend);
     ``seeds`` repeats each point with seeds ``fixed["seed"] + 0, 1, ...``.
     ``data``, ``dev_size``, ``cache``, ``source`` are :func:`~fastnn.data.load_dataset`'s;
-    each trial sees exactly the split ``fastnn train --seed S`` would.
+    each trial sees exactly the split ``fastnn train --seed S`` would.  The grid,
+    and the data against every trial, are checked before any cluster starts
+    (:func:`~fastnn.sweeps.plan.make_plan`).
 
     ``scheduler``: None for a new LocalCluster of ``n_workers`` (default
     ``cores // threads_per_trial``) single-threaded worker processes, closed at
@@ -86,54 +96,79 @@ def sweep(grid: dict, data="mnist", scheduler=None, *, seeds: int = 1, fixed: di
     ``retries`` reruns a task whose worker failed in a way Dask reports as an
     exception; ``timeout`` (seconds) bounds the whole sweep.
 
+    With ``out``, every finished trial's row is in ``out/sweep.csv`` as soon as
+    it finishes, so an interrupted or timed-out sweep keeps them, and
+    :func:`resume` runs the missing ones; at the end ``sweep.json``,
+    ``sweep.png`` and ``best/`` are written there (see :mod:`fastnn.sweeps.folder`).
+    A folder holding an unfinished sweep is refused (resume it instead).
+
     Columns: ``trial``, the config fields, ``dev_size``, ``dev_accuracy``,
     ``dev_f1``, ``test_accuracy``, ``test_f1`` (macro F1), ``epochs_run``,
     ``train_seconds``, ``threads``, ``worker`` and ``error`` (None unless the
     trial failed).  ``df.attrs`` holds ``grid``, ``fixed``, ``best`` (the best
-    trial's index by dev accuracy), ``wall_seconds`` and ``workers``.  With
-    ``out``, writes ``sweep.csv``, ``sweep.json``, ``sweep.png`` and ``best/``
-    there (see the module docstring).
+    trial's index by dev accuracy), ``wall_seconds`` and ``workers``.
     """
-    import pandas as pd
+    plan = make_plan(grid, data, seeds=seeds, fixed=fixed, dev_size=dev_size, cache=cache, source=source,
+                     threads_per_trial=threads_per_trial)
+    _check_cluster_options(n_workers)
+    _require_distributed()
+    folder = SweepFolder.start(out, plan)
+    return _run(folder, scheduler, n_workers=n_workers, scatter=scatter, plots=plots, progress=progress,
+                timeout=timeout, retries=retries)
 
-    grid, fixed = check_grid(grid, fixed, seeds)
-    dev_size = parse_dev_size(dev_size)
-    if threads_per_trial is not None and (isinstance(threads_per_trial, bool) or not isinstance(
-            threads_per_trial, int) or threads_per_trial < 1):
-        raise FastnnError(f"threads per trial must be a positive integer, got {threads_per_trial!r}")
-    if n_workers is not None and (not isinstance(n_workers, int) or n_workers < 1):
-        raise FastnnError(f"n_workers must be a positive integer, got {n_workers!r}")
-    if scatter:
-        from ..data import load_dataset
 
-        data_ref = load_dataset(data, dev_size=0, cache=cache, source=source)
-    else:
-        _check_data(data)
-        data_ref = (str(data), None if cache is None else str(cache), None if source is None else str(source))
-    trials = make_trials(grid, fixed, seeds)
-    out = writable_folder(out) if out is not None else None
+def resume(out, scheduler=None, *, threads_per_trial: int | None = None, n_workers: int | None = None,
+           scatter: bool = False, plots: bool = True, progress: bool = False,
+           timeout: float | None = None, retries: int = 1):
+    """Finish the sweep saved in the folder ``out``: run only its missing trials; return the whole table.
 
+    The sweep's settings (data, grid, fixed options, seeds, dev split and
+    threads per trial) are those its folder's ``sweep-plan.json`` records, and
+    its finished rows are those of ``sweep.csv``, checked against them, so the
+    table is the one an uninterrupted sweep gives.  The cluster options are
+    :func:`sweep`'s; ``threads_per_trial`` overrides the recorded one (other
+    thread counts sum in another order: the figures may then differ in the
+    last digits).  A complete sweep is returned as it is.
+    """
+    folder = SweepFolder.open(out)
+    if threads_per_trial is not None:
+        check_threads(threads_per_trial)
+        folder.plan = dataclasses.replace(folder.plan, threads_per_trial=threads_per_trial)
+    _check_cluster_options(n_workers)
+    _require_distributed()
+    return _run(folder, scheduler, n_workers=n_workers, scatter=scatter, plots=plots, progress=progress,
+                timeout=timeout, retries=retries)
+
+
+def _check_cluster_options(n_workers) -> None:
+    if n_workers is not None and (isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1):
+        raise FastnnError(f"{option('n_workers')} must be a positive integer, got {n_workers!r}")
+
+
+def _run(folder: SweepFolder, scheduler, *, n_workers, scatter, plots, progress, timeout, retries):
+    """Run the folder's missing trials, keeping each as it finishes; then the table and the files."""
+    plan = folder.plan
+    todo = folder.missing()
+    trials = plan.trials()
     t0 = time.perf_counter()
-    connect_timeout = 30 if timeout is None else min(30, timeout)
-    with _connect(scheduler, threads_per_trial, n_workers, connect_timeout) as client:
-        workers = len(client.nthreads())
-        # On a LocalCluster the workers were made for threads_per_trial (default 1); on another
-        # cluster None lets each trial take its worker's share of the cores (_trial_threads).
-        threads = threads_per_trial or (1 if scheduler is None else None)
-        ref = client.scatter(data_ref, broadcast=True, hash=False) if scatter else data_ref
-        results = _gather(client, trials, ref, dev_size, threads, progress, timeout, retries)
-    wall = time.perf_counter() - t0
-
-    rows = [r["row"] for r in results]
-    table = pd.DataFrame(rows)
-    for column in ("epochs_run", "threads"):
-        table[column] = table[column].astype("Int64")  # whole numbers, missing for failed trials
-    best = _best(rows)
-    table.attrs.update(grid=grid, fixed=fixed, seeds=seeds, best=best, wall_seconds=wall, workers=workers,
-                       data=str(data), scheduler=_scheduler_name(scheduler))
-    if out is not None:
-        _write_outputs(out, table, results[best] if best is not None else None, data_ref, cache, source,
-                       plots)
+    workers = 0
+    if todo:
+        connect_timeout = 30 if timeout is None else min(30, timeout)
+        with _connect(scheduler, plan.threads_per_trial, n_workers, connect_timeout) as client:
+            workers = len(client.nthreads())
+            # On a LocalCluster the workers were made for threads_per_trial (default 1); on another
+            # cluster None lets each trial take its worker's share of the cores (_trial_threads).
+            threads = plan.threads_per_trial or (1 if scheduler is None else None)
+            ref = (client.scatter(_base_dataset(plan.data_ref), broadcast=True, hash=False) if scatter
+                   else plan.data_ref)
+            _gather(client, trials, todo, ref, plan.dev_size, threads, progress, timeout, retries,
+                    folder)
+    table = table_of(folder.rows, plan)
+    table.attrs.update(grid=plan.grid, fixed=plan.fixed, seeds=plan.seeds, dev_size=plan.dev_size,
+                       best=best_trial(folder.rows.values()), wall_seconds=time.perf_counter() - t0,
+                       workers=workers, data=plan.data, scheduler=_scheduler_name(scheduler))
+    if todo or not folder.complete:
+        folder.finish(table, plots=plots)
     return table
 
 
@@ -145,43 +180,68 @@ def _scheduler_name(scheduler) -> str:
     return getattr(getattr(scheduler, "scheduler", None), "address", "client")  # a Client
 
 
-def _gather(client, trials, ref, dev_size, threads, progress, timeout, retries) -> list:
-    """Submit every trial, collect results as they finish; Ctrl-C or the timeout cancels the rest."""
+@contextlib.contextmanager
+def _ctrl_c_held():
+    """Hold a Ctrl-C that arrives in the block until the block is done, then raise it: a finished
+    trial is kept whole (its network, its row, the count the message gives) or not at all."""
+    import signal
+    import threading
+
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous is None:
+        yield  # signals reach the main thread only; None: a handler Python did not install
+        return
+    caught = []
+    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
+def _unfinished(folder: SweepFolder, total: int) -> str:
+    """What an interrupted sweep kept, and how to go on."""
+    done = len(folder.rows)
+    if folder.path is None:
+        return f"{done} of {total} trials had finished (no output folder: nothing was kept)"
+    return (f"{done} of {total} trials are in {folder.path / 'sweep.csv'}; "
+            f"{resume_command(folder.path)} runs the other {total - done}")
+
+
+def _gather(client, trials, todo, ref, dev_size, threads, progress, timeout, retries, folder) -> None:
+    """Submit the trials ``todo``, keep each result as it finishes; Ctrl-C or the timeout cancels the rest."""
     from distributed import as_completed
 
-    futures = [client.submit(run_trial, i, config, ref, dev_size, threads, pure=False, retries=retries,
-                             key=f"fastnn-trial-{i}-{os.getpid()}-{time.time_ns()}")
-               for i, config in enumerate(trials)]
-    index = {f.key: i for i, f in enumerate(futures)}
-    results = [None] * len(trials)
+    run = f"{os.getpid()}-{time.time_ns()}"
+    futures = [client.submit(run_trial, i, trials[i], ref, dev_size, threads, pure=False, retries=retries,
+                             key=f"fastnn-trial-{i}-{run}")
+               for i in todo]
+    index = {f.key: i for i, f in zip(todo, futures)}
     try:
-        with _progress(len(trials), progress) as bar:
+        with _progress(len(todo), progress) as bar:
             for future in as_completed(futures, timeout=timeout):
                 i = index[future.key]
                 try:
-                    results[i] = future.result()
+                    result = future.result()
                 except Exception as exc:  # e.g. KilledWorker: it took down every worker it ran on
                     row = {"trial": i, **trials[i], "dev_size": dev_size,
                            **{column: None for column in RESULT_COLUMNS}}
                     row["error"] = f"{type(exc).__name__}: {exc}"
-                    results[i] = {"row": row, "network": None, "history": None}
+                    result = {"row": row, "network": None, "history": None}
                 future.release()
+                with _ctrl_c_held():
+                    folder.record(result)
                 if bar is not None:
                     bar.update(1)
     except TimeoutError:
         client.cancel(futures)
-        raise FastnnError(f"the sweep did not finish within {timeout:g} s") from None
-    except BaseException:  # Ctrl-C: stop the work still queued or running
+        raise FastnnError(f"the sweep did not finish within {timeout:g} s: "
+                          f"{_unfinished(folder, len(trials))}") from None
+    except KeyboardInterrupt:  # Ctrl-C: stop the work still queued or running, say what was kept
+        client.cancel(futures)
+        raise KeyboardInterrupt(_unfinished(folder, len(trials))) from None
+    except BaseException:
         client.cancel(futures)
         raise
-    return results
-
-
-def _best(rows) -> int | None:
-    """The trial with the best dev accuracy (the first of equals); None if every trial failed."""
-    ok = [r for r in rows if r["error"] is None]
-    if not ok:
-        return None
-    key = "dev_accuracy" if any(r["dev_accuracy"] is not None for r in ok) else "test_accuracy"
-    scored = [r for r in ok if r[key] is not None] or ok
-    return max(scored, key=lambda r: (r[key] or 0.0, -r["trial"]))["trial"]

@@ -13,6 +13,21 @@ from .grid import RESULT_COLUMNS
 # The worker side: one trial
 # --------------------------------------------------------------------------
 
+def dask_setup(worker) -> None:
+    """Run in each worker process of a sweep's own LocalCluster (its ``preload``): Ctrl-C is the client's.
+
+    A terminal's Ctrl-C reaches every process of its group, the local workers
+    too, and each would die printing a traceback while the client is already
+    cancelling the trials and closing the cluster.  (Workers outlive no client:
+    Dask ends them when the process that started them is gone.)
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 # Per worker process: the loaded datasets (dev_size=0) by source, and the last split.
 _LOADED: dict = {}
 _SPLIT: list = [None]
@@ -101,11 +116,12 @@ def run_trial(index: int, config: dict, data_ref, dev_size, threads=None) -> dic
     """Train and evaluate one config on this worker: ``{"row": ..., "network": ..., "history": ...}``.
 
     Never raises for a problem of the trial itself: the row's ``error`` holds it
-    (``network`` is then None).  The evaluation is ``fastnn train``'s: the dev
-    and test splits' :func:`~fastnn.metrics.classification_report`.
+    (``network`` is then None).  The evaluation is ``fastnn train``'s
+    (:func:`fastnn.report.run_result`): the dev and test splits'
+    :func:`~fastnn.metrics.classification_report`.
     """
     from ..training import train
-    from ..report import evaluate, splits_of
+    from ..report import run_result
 
     row = {"trial": index, **config, "dev_size": dev_size}
     row.update({column: None for column in RESULT_COLUMNS})
@@ -119,12 +135,13 @@ def run_trial(index: int, config: dict, data_ref, dev_size, threads=None) -> dic
             t0 = time.perf_counter()
             net, history = train(data.X_train, data.y_train, cfg, X_dev=data.X_dev, y_dev=data.y_dev,
                                  n_classes=len(data.class_names), class_names=data.class_names)
-            row["train_seconds"] = time.perf_counter() - t0
-            for split, report in evaluate(net, splits_of(data), cfg.backend).items():
-                row[f"{split}_accuracy"] = report["accuracy"]
-                row[f"{split}_f1"] = report["f1"]
+            run = run_result(data, cfg, net, history, train_seconds=time.perf_counter() - t0)
+        row["train_seconds"] = run.train_seconds
+        for split, report in run.evaluation.items():
+            row[f"{split}_accuracy"] = report["accuracy"]
+            row[f"{split}_f1"] = report["f1"]
         row["epochs_run"] = len(history.epochs)
-        result.update(network=net, history=history.to_dict(), dataset=data.name)
+        result.update(network=net, history=history.to_dict())
     except Exception as exc:  # the trial failed; the sweep goes on
         row["error"] = str(exc) if isinstance(exc, FastnnError) else f"{type(exc).__name__}: {exc}"
     return result
