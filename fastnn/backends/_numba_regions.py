@@ -20,7 +20,7 @@ from ._numba_jitable import like  # noqa: F401  (also registers the random keys 
 from ._numba_setup import kernel
 from ._numba_blas import N, gemm
 from ._numba_steps import (IDENTITY, SGD, STORE, apply_rule, backward_part, bias_activate, column_sums,
-                           forward_part, gather_part, head_step)
+                           first_layer_part, forward_rows)
 
 @kernel(parallel=True)
 def permutation(n, keys, k, out):
@@ -42,46 +42,40 @@ def gather(X, idx, out):
 
 
 @kernel(parallel=True, inline="always")
-def forward_all(X, perm, lo, m, net, b, rows, gathered):
-    """The forward pass of the batch ``perm[lo:lo + m]``: every layer's outputs in ``b.A``, the
-    last one raw (before the head).  The sparse path reads ``rows`` (and ``gathered`` is
-    None); the dense path (``rows`` None) gathers the batch into ``gathered`` first."""
-    L = net.sizes.shape[0] - 1
-    threads = b.pen.shape[0]
-    if gathered is not None:
-        for p in prange(threads):
-            gather_part(X, perm, lo, m, gathered, np.int64(p), threads)
-    for u in range(1, max(L - 1, 1) + 1):
-        parts = max(1, min(threads, net.sizes[u]))
-        for p in prange(parts):
-            forward_part(net, b, rows, gathered, perm, lo, m, u, np.int64(p), parts)
-    # The output layer: the partial sums of the last hidden layer's parts, plus the biases
-    # (or, without hidden layers, the biases added to what the first region wrote).
-    c = net.sizes[L]
-    off = b.offs[L - 1]
-    bo = net.table[L - 1, 1]
-    parts = max(1, min(threads, net.sizes[L - 1]))
-    for i in range(m):
-        z = b.A[off + i * c:off + (i + 1) * c]
-        for j in range(c):
-            s = net.P[bo + j] if L > 1 else z[j] + net.P[bo + j]
-            if L > 1:
-                for q in range(parts):
-                    s += b.parts[q, i, j]
-            z[j] = s
+def forward_all(X, perm, lo, m, net, b, rows, gathered, weight_sum, head):
+    """The forward pass of the batch ``perm[lo:lo + m]`` in one region split by rows: every
+    layer's outputs in ``b.A`` (the last one raw), and with a ``head`` (its code; -1 for
+    none) the loss and output gradient; returns (weighted loss sum, rows right).
+
+    The sparse path reads ``rows`` (and ``gathered`` is None); the dense path (``rows``
+    None) gathers the batch into ``gathered``.
+    """
+    parts = max(1, min(b.loss.shape[0], m))
+    for p in prange(parts):
+        forward_rows(X, perm, lo, m, net, b, rows, gathered, weight_sum, head, np.int64(p), parts)
+    loss = 0.0
+    right = 0
+    for p in range(parts):
+        loss += b.loss[p]
+        right += b.right[p]
+    return loss, right
 
 
 @kernel(parallel=True, inline="always")
 def backward_all(net, b, rows, gathered, M, V, rate, decay, rule, fused, m):
-    """The backward pass from ``b.D``'s output gradient: every layer's gradients, each applied
-    by ``rule`` as soon as it is made (or only stored in ``b.G``, for :data:`STORE`); the
-    output biases last."""
+    """The backward pass from ``b.D``'s output gradient: a region per hidden layer split by
+    its units, then one for the first layer's weights split by pixels; every gradient
+    applied by ``rule`` as soon as it is made (or only stored in ``b.G``, for
+    :data:`STORE`); the output biases last."""
     L = net.sizes.shape[0] - 1
     threads = b.pen.shape[0]
-    for u in range(max(L - 1, 1), 0, -1):
+    for u in range(L - 1, 0, -1):
         parts = max(1, min(threads, net.sizes[u]))
         for p in prange(parts):
-            backward_part(net, b, rows, gathered, M, V, rate, decay, rule, fused, m, u, np.int64(p), parts)
+            backward_part(net, b, M, V, rate, decay, rule, fused, m, u, np.int64(p), parts)
+    parts = max(1, min(threads, net.sizes[0]))
+    for p in prange(parts):
+        first_layer_part(net, b, rows, gathered, M, V, rate, decay, rule, fused, m, np.int64(p), parts)
     c = net.sizes[L]
     bo = net.table[L - 1, 1]
     column_sums(b.D, b.offs[L - 1], c, m, b.G[bo:bo + c])
@@ -98,9 +92,9 @@ def train_steps(X, y, Y, sw, perm, start, stop, batch_size, rates, net, b, rows,
     of the path whose argument is None, so each path compiles only its own code (and a run
     compiles only the path its data take).
 
-    Per step: the batch's targets and weights (serial, ``m`` rows), the forward
-    region of each layer, the head (serial, ``m x c``), the backward region of
-    each layer, applying the rule as it goes.
+    Per step: the batch's targets and weights (serial, ``m`` rows), the forward region
+    (rows: every layer and the head), a backward region per hidden layer (units) and one
+    for the first layer (pixels), applying the rule as it goes.
     """
     L = net.sizes.shape[0] - 1
     c = net.sizes[L]
@@ -120,15 +114,14 @@ def train_steps(X, y, Y, sw, perm, start, stop, batch_size, rates, net, b, rows,
                     b.Yb[i, j] = Y[r, j]
             b.wb[i] = sw[r]
             weight_sum += sw[r]
-        forward_all(X, perm, lo, m, net, b, rows, gathered)
-        loss, right = head_step(net.head, b.A, b.offs[L - 1], c, m, b.yb, b.Yb, b.wb, weight_sum, b.D)
+        loss, right = forward_all(X, perm, lo, m, net, b, rows, gathered, weight_sum, net.head)
         decay = rule.weight_decay + (rule.l2 / weight_sum if rule.l2 > 0.0 else 0.0)
         for p in range(b.pen.shape[0]):
             b.pen[p] = 0.0
         backward_all(net, b, rows, gathered, M, V, rates[step], decay, rule, fused, m)
         if rule.l2 > 0.0:
-            loss += 0.5 * rule.l2 * b.pen.sum() * m / weight_sum
-        total += loss
+            loss += 0.5 * rule.l2 * b.pen.sum()
+        total += loss * m / weight_sum
         correct += right
         step += 1
     return total, correct

@@ -74,13 +74,14 @@ class Buffers(NamedTuple):
     A: np.ndarray      # every layer's outputs, layer u at offs[u - 1]
     D: np.ndarray      # their gradients, same places
     offs: np.ndarray   # (L,) int64
-    parts: np.ndarray  # (threads, m, c) per-thread partial outputs of the last layer
+    right: np.ndarray  # (threads,) int64 rows right, per thread (the forward region's rows)
     G: np.ndarray      # gradients, laid out as the parameters
     grow: np.ndarray   # (threads, h1) one first-layer gradient row per thread (sparse path)
     cend: np.ndarray   # (d,) the batch's pixel columns (sparse path): ends,
     crow: np.ndarray   # (m * d,) batch positions (uint16),
     cval: np.ndarray   # (m * d,) and values
     pen: np.ndarray    # (threads,) float64 partial sums of the squared weights (L2 penalty)
+    loss: np.ndarray   # (threads,) float64 weighted loss sums, per thread
 
 
 @kernel()
@@ -166,9 +167,8 @@ def column_sums(D, off, n, m, out):
 def head_step(head, Z, off, c, m, yb, Yb, wb, weight_sum, D):
     """The head's loss of a batch and ``D = w_i (output(Z) - target) / sum(w)`` at ``D[off:]``.
 
-    Returns ``(sum_i w_i loss_i * m / sum(w), rows right)``; losses in float64 (logits
-    can span more than float32's range).  One pass per row; ``m x c`` is small, so
-    this stays serial between the parallel regions of a step.
+    Returns ``(sum_i w_i loss_i, rows right)`` over the ``m`` rows given, in float64
+    (logits can span more than float32's range); ``weight_sum`` is the whole batch's.
     """
     inv = like(Z, 1.0 / weight_sum)
     zero, one = like(Z, 0.0), like(Z, 1.0)
@@ -222,7 +222,7 @@ def head_step(head, Z, off, c, m, yb, Yb, wb, weight_sum, D):
         loss += w * row_loss
         if head == SIGMOID and right:
             correct += 1
-    return loss * m / weight_sum, correct
+    return loss, correct
 
 
 # --- optimizer rules ----------------------------------------------------------------------
@@ -278,17 +278,17 @@ def sum_squares(a):
 
 
 @kernel(fastmath=FASTMATH)
-def hidden_sparse(rows, perm, lo, m, P, w, n1, A, off, s0, s1):
-    """``A[i, s0:s1] = X[perm[lo + i]] @ W0[:, s0:s1]`` over each image's nonzero pixels.
+def hidden_sparse(rows, perm, lo, m, P, w, n1, A, off):
+    """``A[i] = X[perm[lo + i]] @ W0`` for ``i < m``, over each image's nonzero pixels.
 
     A block of columns at a time, for every image: the block's part of ``W0``
     (784 x 64 floats, 200 KB) stays in the core's L2 cache while the images
-    read it.  (Image by image over the whole slice re-read ``W0`` from L3 for
+    read it.  (Image by image over the whole layer re-read ``W0`` from L3 for
     every image once it outgrew L2: 4x slower at 800 hidden units.)
     """
     width = TILES[0]
-    for j in range(s0, s1, width):
-        cols = min(width, s1 - j)
+    for j in range(0, n1, width):
+        cols = min(width, n1 - j)
         for i in range(m):
             r = perm[lo + i]
             at = off + i * n1 + j
@@ -297,131 +297,133 @@ def hidden_sparse(rows, perm, lo, m, P, w, n1, A, off, s0, s1):
 
 
 @kernel(nogil=True)
-def forward_part(net, b, rows, gathered, perm, lo, m, u, p, n_parts):
-    """Part ``p`` of layer ``u``'s forward region: its units' outputs (and, for the last hidden
-    layer, its partial sum of the output layer; on the sparse path, ``rows`` not None, its
-    pixels' columns).  The dense path's first layer reads the ``gathered`` batch."""
+def forward_rows(X, perm, lo, m, net, b, rows, gathered, weight_sum, head, p, n_parts):
+    """Part ``p`` of the forward region: its rows of the batch ``perm[lo:lo + m]`` through every
+    layer, and with a ``head`` (its code; -1 for none) their loss and output gradient (into
+    ``b.loss[p]``, ``b.right[p]`` and ``b.D``); on the sparse path also its range of pixels'
+    columns.
+
+    Rows need nothing from other rows, so one region covers every layer: no partial
+    sums, no wait between layers, and every part works on all of a layer's units
+    whatever the thread count.  The dense path gathers its rows into ``gathered`` first.
+    """
     L = net.sizes.shape[0] - 1
-    n_in, n_out = net.sizes[u - 1], net.sizes[u]
-    s0, s1 = part_range(n_out, p, n_parts)
-    w = net.table[u - 1, 0]
-    off = b.offs[u - 1]
-    if rows is not None and u == 1:
-        hidden_sparse(rows, perm, lo, m, net.P, w, n_out, b.A, off, s0, s1)
-        q0, q1 = part_range(n_in, p, n_parts)  # the columns backward needs, a range of pixels per part
+    d, c = net.sizes[0], net.sizes[L]
+    i0, i1 = part_range(m, p, n_parts)
+    rows_here = i1 - i0
+    if rows is not None:
+        q0, q1 = part_range(d, p, n_parts)  # the columns backward needs, a range of pixels per part
         batch_columns(rows.indptr, rows.idx, rows.val, perm, lo, m, q0, q1, b.cend, b.crow, b.cval)
-    elif gathered is not None and u == 1:
-        gemm(N, N, m, s1 - s0, n_in, 1.0, gathered, 0, n_in, net.P, w + s0, n_out, 0.0, b.A, off + s0, n_out)
-    else:
-        gemm(N, N, m, s1 - s0, n_in, 1.0, b.A, b.offs[u - 2], n_in, net.P, w + s0, n_out, 0.0,
-             b.A, off + s0, n_out)
-    if u < L:
-        bias_activate(b.A, off, n_out, m, net.P, net.table[u - 1, 1], s0, s1, net.act)
-        if u == L - 1:
-            c = net.sizes[L]
-            gemm(N, N, m, c, s1 - s0, 1.0, b.A, off + s0, n_out, net.P, net.table[L - 1, 0] + s0 * c, c,
-                 0.0, b.parts, p * b.parts.shape[1] * c, c)
+    for u in range(1, L + 1):
+        n_in, n_out = net.sizes[u - 1], net.sizes[u]
+        w = net.table[u - 1, 0]
+        off = b.offs[u - 1] + i0 * n_out
+        if u > 1:
+            gemm(N, N, rows_here, n_out, n_in, 1.0, b.A, b.offs[u - 2] + i0 * n_in, n_in, net.P, w, n_out,
+                 0.0, b.A, off, n_out)
+        elif rows is not None:
+            hidden_sparse(rows, perm, lo + i0, rows_here, net.P, w, n_out, b.A, off)
+        elif gathered is not None:
+            for i in range(i0, i1):
+                src = perm[lo + i]
+                for j in range(d):
+                    gathered[i, j] = X[src, j]
+            gemm(N, N, rows_here, n_out, d, 1.0, gathered, i0 * d, d, net.P, w, n_out, 0.0, b.A, off, n_out)
+        bias_activate(b.A, off, n_out, rows_here, net.P, net.table[u - 1, 1], np.int64(0), n_out,
+                      net.act if u < L else IDENTITY)
+    if head >= 0:
+        off = b.offs[L - 1] + i0 * c
+        loss, right = head_step(head, b.A, off, c, rows_here, b.yb[i0:i1], b.Yb[i0:i1], b.wb[i0:i1],
+                                weight_sum, b.D)
+        b.loss[p] = loss
+        b.right[p] = right
 
 
 @kernel(fastmath=FASTMATH)
-def first_layer_sparse(b, m, net, M, V, rate, decay, rule, fused, grow, q0, q1):
-    """``W0[:, q0:q1]`` one step, its gradient summed over each pixel's nonzero images.
+def first_layer_sparse(b, m, net, M, V, rate, decay, rule, fused, grow, r0, r1):
+    """Rows ``r0:r1`` of ``W0`` (pixels) one step, each row's gradient summed over the images
+    that light its pixel.
 
-    One pass over the slice, a row at a time: the row's gradient goes into
-    ``grow`` and the rule is applied to the row at once, so no gradient of
-    ``W0`` is stored (except for the :data:`STORE` rule, whose whole point that is).
-    Plain SGD (``fused``) skips the pixels no image in the batch lit (their
-    gradient is zero); every other rule visits every row, as the reference
-    does, so momentum still decays and weight decay still applies there.
+    A row at a time: its gradient goes into ``grow`` and the rule is applied to the
+    row at once, so no gradient of ``W0`` is stored (except for the :data:`STORE`
+    rule, whose whole point that is).  Plain SGD (``fused``) skips the pixels no image
+    in the batch lit (their gradient is zero); every other rule visits every row, as
+    the reference does, so momentum still decays and weight decay still applies there.
     """
-    d, n1 = net.sizes[0], net.sizes[1]
+    n1 = net.sizes[1]
     w0 = net.table[0, 0]
-    width = q1 - q0
-    g = grow[:width]
-    for r in range(d):
+    g = grow[:n1]
+    for r in range(r0, r1):
         k0, k1 = r * m, b.cend[r]
         if k0 == k1:
             if fused:
                 continue
-            for j in range(width):
+            for j in range(n1):
                 g[j] = like(g, 0.0)
         else:
-            rows_axpy(b.D, b.offs[0], n1, q0, width, b.crow, b.cval, k0, k1, g)
-        at = w0 + r * n1 + q0
+            rows_axpy(b.D, b.offs[0], n1, 0, n1, b.crow, b.cval, k0, k1, g)
+        at = w0 + r * n1
         if fused:
-            row = net.P[at:at + width]
+            row = net.P[at:at + n1]
             step = like(row, rate)
-            for j in range(width):
+            for j in range(n1):
                 row[j] -= step * g[j]
         elif rule.kind == STORE:
-            for j in range(width):
+            for j in range(n1):
                 b.G[at + j] = g[j]
         else:
-            apply_rule(net.P[at:at + width], g, M[at:at + width], V[at:at + width], rate, decay, rule)
+            apply_rule(net.P[at:at + n1], g, M[at:at + n1], V[at:at + n1], rate, decay, rule)
 
 
 @kernel()
-def first_layer_dense(b, Xb, m, net, M, V, rate, decay, rule, fused, q0, q1):
-    """``W0[:, q0:q1]`` one step with the gradient from GEMM (fused into it for plain SGD)."""
+def first_layer_dense(b, Xb, m, net, M, V, rate, decay, rule, fused, r0, r1):
+    """Rows ``r0:r1`` of ``W0`` one step with the gradient from GEMM (fused into it for plain SGD)."""
     d, n1 = net.sizes[0], net.sizes[1]
-    w0 = net.table[0, 0]
-    width = q1 - q0
-    if fused:  # W0[:, q] += -rate * Xb^T D1[:, q], the update inside the GEMM
-        gemm(T, N, d, width, m, -rate, Xb, 0, d, b.D, b.offs[0] + q0, n1, 1.0, net.P, w0 + q0, n1)
+    lo, hi = net.table[0, 0] + r0 * n1, net.table[0, 0] + r1 * n1
+    if fused:  # W0[r0:r1] += -rate * Xb[:, r0:r1]^T D1, the update inside the GEMM
+        gemm(T, N, r1 - r0, n1, m, -rate, Xb, r0, d, b.D, b.offs[0], n1, 1.0, net.P, lo, n1)
         return
-    gemm(T, N, d, width, m, 1.0, Xb, 0, d, b.D, b.offs[0] + q0, n1, 0.0, b.G, w0 + q0, n1)
+    gemm(T, N, r1 - r0, n1, m, 1.0, Xb, r0, d, b.D, b.offs[0], n1, 0.0, b.G, lo, n1)
     if rule.kind != STORE:
-        for r in range(d):
-            at = w0 + r * n1 + q0
-            apply_rule(net.P[at:at + width], b.G[at:at + width], M[at:at + width], V[at:at + width],
-                       rate, decay, rule)
+        apply_rule(net.P[lo:hi], b.G[lo:hi], M[lo:hi], V[lo:hi], rate, decay, rule)
 
 
 @kernel(nogil=True)
-def backward_part(net, b, rows, gathered, M, V, rate, decay, rule, fused, m, u, p, n_parts):
-    """Part ``p`` of the backward region of layer ``u``'s units ``q``: the gradient they pass
-    back, the rows ``q`` of the next layer's weights, their biases, and (``u == 1``) the
-    first layer's columns ``q``.  Every parameter it updates is read by no other part.
-    """
-    L = net.sizes.shape[0] - 1
-    n_u = net.sizes[u]
+def first_layer_part(net, b, rows, gathered, M, V, rate, decay, rule, fused, m, p, n_parts):
+    """Part ``p`` of the first layer's region: its range of pixels, i.e. of ``W0``'s rows, over
+    all the layer's units (full-width tiles, whatever the thread count)."""
+    d, n1 = net.sizes[0], net.sizes[1]
+    r0, r1 = part_range(d, p, n_parts)
+    if rule.l2 > 0.0:
+        w0 = net.table[0, 0]
+        b.pen[p] += sum_squares(net.P[w0 + r0 * n1:w0 + r1 * n1])
+    if rows is not None:  # the sparse path (the batch's columns are in b)
+        first_layer_sparse(b, m, net, M, V, rate, decay, rule, fused, b.grow[p], r0, r1)
+    if gathered is not None:
+        first_layer_dense(b, gathered, m, net, M, V, rate, decay, rule, fused, r0, r1)
+
+
+@kernel(nogil=True)
+def backward_part(net, b, M, V, rate, decay, rule, fused, m, u, p, n_parts):
+    """Part ``p`` of the backward region of hidden layer ``u``'s units ``q``: the gradient they
+    pass back, the rows ``q`` of the next layer's weights, and their biases.  Every
+    parameter it updates is read by no other part."""
+    n_u, n_next = net.sizes[u], net.sizes[u + 1]
     q0, q1 = part_range(n_u, p, n_parts)
-    off = b.offs[u - 1]
-    if u < L:
-        n_next = net.sizes[u + 1]
-        nxt = b.offs[u]
-        lo, hi = net.table[u, 0] + q0 * n_next, net.table[u, 0] + q1 * n_next
-        if rule.l2 > 0.0:
-            b.pen[p] += sum_squares(net.P[lo:hi])
-        # D_u[:, q] = D_{u+1} W_u[q, :]^T, read before this part updates those rows
-        gemm(N, T, m, q1 - q0, n_next, 1.0, b.D, nxt, n_next, net.P, lo, n_next, 0.0, b.D, off + q0, n_u)
-        if fused:
-            gemm(T, N, q1 - q0, n_next, m, -rate, b.A, off + q0, n_u, b.D, nxt, n_next, 1.0, net.P, lo, n_next)
-        else:
-            gemm(T, N, q1 - q0, n_next, m, 1.0, b.A, off + q0, n_u, b.D, nxt, n_next, 0.0, b.G, lo, n_next)
-            if rule.kind != STORE:
-                apply_rule(net.P[lo:hi], b.G[lo:hi], M[lo:hi], V[lo:hi], rate, decay, rule)
-        bo = net.table[u - 1, 1]
-        activation_grad(b.A, b.D, off, n_u, m, q0, q1, net.act, b.G[bo + q0:bo + q1])
+    off, nxt = b.offs[u - 1], b.offs[u]
+    lo, hi = net.table[u, 0] + q0 * n_next, net.table[u, 0] + q1 * n_next
+    if rule.l2 > 0.0:
+        b.pen[p] += sum_squares(net.P[lo:hi])
+    # D_u[:, q] = D_{u+1} W_u[q, :]^T, read before this part updates those rows
+    gemm(N, T, m, q1 - q0, n_next, 1.0, b.D, nxt, n_next, net.P, lo, n_next, 0.0, b.D, off + q0, n_u)
+    if fused:
+        gemm(T, N, q1 - q0, n_next, m, -rate, b.A, off + q0, n_u, b.D, nxt, n_next, 1.0, net.P, lo, n_next)
+    else:
+        gemm(T, N, q1 - q0, n_next, m, 1.0, b.A, off + q0, n_u, b.D, nxt, n_next, 0.0, b.G, lo, n_next)
         if rule.kind != STORE:
-            apply_rule(net.P[bo + q0:bo + q1], b.G[bo + q0:bo + q1], M[bo + q0:bo + q1],
-                       V[bo + q0:bo + q1], rate, 0.0, rule)
-    if u == 1:
-        if rule.l2 > 0.0:
-            d, w0 = net.sizes[0], net.table[0, 0]
-            for r in range(d):
-                b.pen[p] += sum_squares(net.P[w0 + r * n_u + q0:w0 + r * n_u + q1])
-        if rows is not None:  # the sparse path (the batch's columns are in b)
-            first_layer_sparse(b, m, net, M, V, rate, decay, rule, fused, b.grow[p], q0, q1)
-        if gathered is not None:
-            first_layer_dense(b, gathered, m, net, M, V, rate, decay, rule, fused, q0, q1)
-
-
-@kernel(nogil=True)
-def gather_part(X, perm, lo, m, Xb, p, n_parts):
-    """Rows ``perm[lo + i]`` of ``X`` into ``Xb[i]`` for part ``p``'s share of ``i < m``."""
-    i0, i1 = part_range(m, p, n_parts)
-    for i in range(i0, i1):
-        src = perm[lo + i]
-        for j in range(X.shape[1]):
-            Xb[i, j] = X[src, j]
+            apply_rule(net.P[lo:hi], b.G[lo:hi], M[lo:hi], V[lo:hi], rate, decay, rule)
+    bo = net.table[u - 1, 1]
+    activation_grad(b.A, b.D, off, n_u, m, q0, q1, net.act, b.G[bo + q0:bo + q1])
+    if rule.kind != STORE:
+        apply_rule(net.P[bo + q0:bo + q1], b.G[bo + q0:bo + q1], M[bo + q0:bo + q1],
+                   V[bo + q0:bo + q1], rate, 0.0, rule)

@@ -4,22 +4,25 @@ Same functions, same arguments and same results (to rounding) as
 :mod:`fastnn.backends.numpy_backend`; read that module for the math.  What is
 different here is *how* the work is done:
 
-* **Each layer's units are split across threads, not the batch.**  In the
-  forward pass, thread ``t`` computes its slice of a layer's units from the
-  whole previous layer; one parallel region per layer, so a layer starts once
-  the one before it is complete.  The output layer is not split by units (it
-  is narrow: 10 classes cannot keep 16 threads busy) but by its inputs: each
-  thread multiplies its slice of the last hidden layer by its rows of the
-  output weights, in the same region, and the partial outputs are added up
-  (``threads x m x c`` numbers).  In the backward pass the region of layer
-  ``u`` gives each thread a slice ``q`` of that layer's units: it computes
-  their gradient from the whole next layer's, the rows ``q`` of the next
-  layer's weight gradient, and applies the optimizer to those rows, which no
-  other thread reads; the first layer's columns ``q`` follow in the same
-  region.  Nothing the size of a weight matrix is ever reduced across threads
-  (splitting the batch would sum a full gradient every step), so the split
-  keeps paying with more threads than our two: 16 threads on 128 units own 8
-  each, and every region still has work for all of them.
+* **The forward pass splits the batch's rows; the backward pass splits units.**
+  Forward, each thread takes its rows of the batch through every layer and the
+  output head (loss and output gradient) in one parallel region: rows need
+  nothing from one another, so there is no partial sum and no wait between
+  layers, and each thread multiplies whole layers (full-width tiles and GEMMs,
+  whatever the thread count).  Backward, the region of hidden layer ``u`` gives
+  each thread a slice ``q`` of that layer's units: it computes their gradient
+  from the whole next layer's, the rows ``q`` of the next layer's weight
+  gradient, and applies the optimizer to those rows, which no other thread
+  reads; a last region gives each thread a range of pixels, the rows of the
+  first layer's weights, over all its units.  Nothing the size of a weight
+  matrix is ever reduced across threads (splitting the batch in the backward
+  pass would sum a full gradient every step), and every region keeps paying
+  with more threads than our two: 16 threads on a batch of 128 take 8 rows
+  each forward, 8 of 128 units each backward, 49 of 784 pixels each.  (We first
+  split units in the forward pass too, with the output layer's inputs split
+  and its partial sums added up: with 100 units, two threads got 1.2x one
+  thread's speed, the first layer's tiles running half as wide for the same
+  overhead per pixel; split by rows, 1.6x.)
 * **Sparse inputs skip their zeros** (:mod:`._numba_sparse`).  When the data
   are at most :data:`SPARSE_MAX_DENSITY` nonzero (MNIST: 19%), the first
   layer's forward product runs over each image's nonzero pixels, and its
@@ -28,9 +31,9 @@ different here is *how* the work is done:
   threaded GEMM per thread (:mod:`._numba_blas`).  The two paths compute the
   same sums, in different orders.  Every later layer is dense GEMM.
 * **Whole chunks of an epoch run without returning to Python**
-  (:func:`train_steps`): per mini-batch, one parallel region per hidden layer
-  forward and one backward (plus a gather on the dense path), and a short
-  serial part between them (the output sums and the head).
+  (:func:`train_steps`): per mini-batch, one parallel region forward, one per
+  hidden layer backward and one for the first layer's weights, and a short
+  serial part (the batch's targets, the output biases).
 * **One compile per dtype, whatever the depth**: a network is one flat
   parameter array and a table of offsets (:mod:`fastnn.layers`), so kernels see
   the same argument types for every shape; float32 and float64 networks each
@@ -130,9 +133,9 @@ class Workspace:
         self.buffers = Buffers(
             Xb=empty((0 if sparse else m, d), f), yb=empty(m, np.int64), Yb=empty((m, c), f),
             wb=empty(m, f), A=empty(int(offs[-1]), f), D=empty(int(offs[-1]), f), offs=offs[:-1].copy(),
-            parts=empty((threads, m, c), f), G=self.grads.flat, grow=empty((threads, sizes[1]), f),
+            right=np.zeros(threads, np.int64), G=self.grads.flat, grow=empty((threads, sizes[1]), f),
             cend=empty(d, np.int64), crow=empty(n_cols, np.uint16), cval=empty(n_cols, f),
-            pen=np.zeros(threads, np.float64))
+            pen=np.zeros(threads, np.float64), loss=np.zeros(threads, np.float64))
         self.sparse = sparse
 
     def prepare(self, X, refresh: bool = False) -> None:
@@ -221,7 +224,7 @@ def forward(net, Xb, ws: Workspace) -> None:
     check_network_call(net, Xb=Xb, ws=ws)
     Xb, perm = _batch(ws, Xb)
     with _compiled():
-        _regions.forward_all(Xb, perm, 0, len(Xb), _net(net), ws.buffers, ws.rows, ws.gathered)
+        _regions.forward_all(Xb, perm, 0, len(Xb), _net(net), ws.buffers, ws.rows, ws.gathered, 1.0, -1)
 
 
 def loss(head: str, Z, targets, dZ) -> tuple[float, int]:
@@ -234,9 +237,10 @@ def loss(head: str, Z, targets, dZ) -> tuple[float, int]:
     labels = targets.labels if head == "softmax" else np.zeros(m, np.int64)
     values = targets.values if head != "softmax" else np.zeros((m, c), Zf.dtype)
     weights = np.ascontiguousarray(targets.weights)
+    weight_sum = float(weights.sum(dtype=np.float64))
     total, correct = head_step(HEADS.index(head), Zf, 0, c, m, np.ascontiguousarray(labels),
-                               np.ascontiguousarray(values), weights,
-                               float(weights.sum(dtype=np.float64)), D)
+                               np.ascontiguousarray(values), weights, weight_sum, D)
+    total *= m / weight_sum  # the weighted mean, times the batch's rows (see the reference)
     if not in_place:
         dZ[...] = D.reshape(m, c)
     return float(total), int(correct)
