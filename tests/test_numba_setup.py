@@ -137,3 +137,44 @@ def test_the_compile_cache_is_keyed_on_every_kernel_source_file(tmp_path, monkey
         with open(edited, "a") as fh:
             fh.write("\n# an edit to one module compiled into the kernels\n")
         assert _numba_setup._sources_hash() != before, edited.name
+
+
+_EVERY_KERNEL = """
+import json, numpy as np
+from fastnn.network import init_network
+from fastnn.backends import get_backend
+from fastnn.activations import make_targets
+from fastnn.optimizers import make_optimizer
+nb = get_backend("numba")
+rng = np.random.default_rng(0)
+X = ((rng.random((300, 784)) < 0.2) * rng.random((300, 784))).astype(np.float32)
+dense = rng.random((300, 784), dtype=np.float32)
+y = rng.integers(0, 10, 300)
+out = {}
+for name, data, kind in (("sparse", X, "adam"), ("dense", dense, "sgd")):
+    net = init_network(784, (32, 16), 10, 0, activation="tanh")
+    ws = nb.make_workspace(net, 64)
+    nb.train_steps(net, data, make_targets("softmax", y, 10), np.arange(300), 0, 300, 64, np.full(5, 0.01),
+                   make_optimizer(kind, net.layout, l2=0.1), ws)
+    Xb = data[:64].copy()
+    nb.forward(net, Xb, ws)
+    nb.backward(net, Xb, ws)
+    pred = np.empty((300, 10), np.float32)
+    nb.predict(net, data, pred)
+    perm = np.empty(300, np.int64)
+    nb.permutation(300, 1, 2, perm)
+    out[name] = [float(np.abs(net.params.flat).sum()), float(ws.grads.flat.sum()), float(pred.sum()), int(perm[:5].sum())]
+print(json.dumps(out))
+"""
+
+
+def test_every_kernel_loaded_from_a_warm_cache_in_a_fresh_process_gives_the_cold_results(tmp_path):
+    """A process that compiled the kernels (train, forward, backward, predict, shuffle; both
+    first-layer paths; a deep network) caches them; a fresh process loads them all and must
+    compute exactly what the compiling one did.  (An inlined helper once produced cached
+    code that crashed the loading process: numba 0.68.)"""
+    cache = {"NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
+    cold = run_python(_EVERY_KERNEL, cache)
+    assert run_python(KERNELS_CACHED, cache) == "True"
+    warm = run_python(_EVERY_KERNEL, cache)
+    assert json.loads(warm) == json.loads(cold)

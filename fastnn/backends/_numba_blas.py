@@ -93,16 +93,18 @@ def _call_overload(ta, tb, m, n, k, alpha, A, a_off, lda, B, b_off, ldb, beta, C
     return call
 
 
-@kernel(inline="always")
+@kernel()
 def gemm(ta, tb, m, n, k, alpha, A, a_off, lda, B, b_off, ldb, beta, C, c_off, ldc):
     """Row-major ``C = alpha * op(A) @ op(B) + beta * C`` on sub-matrices of flat buffers.
 
     ``A``, ``B``, ``C`` are C-contiguous arrays of one dtype (float32 or float64),
     of any rank; ``*_off`` is the flat offset of the sub-matrix's first element
     and ``ld*`` its row stride, so column blocks (a thread's slice of a layer)
-    are passed without copying.  Inlined where it is called, it casts every
-    argument, so that each call reaches the routine for its dtype with the same
-    types: the routine is compiled once however many places call it.
+    are passed without copying.  It casts every argument, so that each call reaches
+    the routine for its dtype with the same types: the routine is compiled once
+    however many places call it.  (Not inlined: a function inlined into kernels
+    compiled in one process, some of them parallel, was cached in a form that
+    crashed when a fresh process loaded it; numba 0.68.)
     """
     i64, f64 = np.int64, np.float64
     _call(i64(ta), i64(tb), i64(m), i64(n), i64(k), f64(alpha), A.ravel(), i64(a_off), i64(lda),
