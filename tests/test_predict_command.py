@@ -65,7 +65,8 @@ def model(tmp_path_factory):
     kinds = list(LABELS) * 40
     X = np.stack([mnist_style(np.asarray(random_drawing(k, rng))).ravel() for k in kinds])
     y = np.array([LABELS[k] for k in kinds])
-    clf = MLPClassifier(hidden=32, backend="numpy", max_iter=30, batch_size=16, random_state=0).fit(X, y)
+    clf = MLPClassifier(32, solver="sgd", momentum=0, learning_rate_init=0.5, max_iter=30, batch_size=16,
+                        random_state=0, dtype="float32").fit(X, y)
     assert clf.score(X, y) == 1.0
     path = save_network(clf.network_, tmp_path_factory.mktemp("model") / "model.npz")
     return path, clf.network_
@@ -224,7 +225,7 @@ def test_model_on_other_features_takes_raw_npy_rows(workdir, capsys):
     rng = np.random.default_rng(0)
     X = rng.normal(0, 5, (60, 5))
     y = np.where(X[:, 0] > 0, "pos", "neg")
-    clf = MLPClassifier(hidden=8, backend="numpy", learning_rate_init=0.01, random_state=0).fit(X, y)
+    clf = MLPClassifier(8, learning_rate_init=0.01, random_state=0, dtype="float32").fit(X, y)
     save_network(clf.network_, workdir / "m.npz")
     np.save(workdir / "rows.npy", X[:7])
     rc, _, _ = run(capsys, workdir / "m.npz", workdir / "rows.npy", "--out", "p.csv")
