@@ -14,7 +14,8 @@ scikit-learn's, as extra keywords.  One module per job:
   the full-batch loss and gradient;
 * :mod:`.state`: initial weights, the network behind ``coefs_``, the solver's state;
 * :mod:`.auto`: the rule behind ``backend="auto"``; :mod:`.inputs`: sample
-  weights and sparse ``X``; :mod:`._docs`: the docstrings' shared texts.
+  weights and sparse ``X``; :mod:`._docs`: the docstrings' shared texts;
+* :mod:`.onnx`: registration with skl2onnx's converters (needs skl2onnx).
 
 Needs scikit-learn (``pip install fastnn[sklearn]``); ``import fastnn`` alone does not.
 """
