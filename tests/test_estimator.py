@@ -206,6 +206,22 @@ def test_auto_backend_is_numpy_for_small_fits_and_numba_for_mnist_sized_ones():
     assert auto.prediction_backend("auto") == "numpy" and auto.prediction_backend("numba") == "numba"
 
 
+def test_small_numpy_fits_run_blas_on_one_thread():
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    before = blas_threads()
+    with auto.blas_threads_for("numpy", 200, [64, 100, 10]):      # digits
+        assert blas_threads() == {1}
+    with auto.blas_threads_for("numpy", 200, [784, 100, 100, 10]):  # MNIST's products keep every thread
+        assert blas_threads() == before
+    with auto.blas_threads_for("numba", 200, [64, 100, 10]):
+        assert blas_threads() == before
+    assert blas_threads() == before
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
 def test_numba_backend_fits_what_the_numpy_backend_fits(digits, solver, dtype):

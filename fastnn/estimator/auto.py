@@ -18,12 +18,18 @@ cost in Python (:data:`STEP_COST` multiply-add equivalents per layer).
 and the parameters -- never the machine, the time or whether a compile cache
 exists -- so a fit's backend, and so its exact numbers, are reproducible.
 
+On NumPy, a fit whose every product is small (``rows_per_step * n_weights``
+below :data:`SMALL_STEP_WORK`: iris, digits, moons) runs BLAS on one thread:
+a second thread cannot pay for its synchronisation on such products, and on a
+busy machine waiting for it made these fits 5-8x slower.
+
 Prediction always runs on NumPy (BLAS over thousands of rows at a time)
 unless ``backend="numba"`` was asked for.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from itertools import pairwise
 
@@ -35,6 +41,8 @@ NUMBA_MIN_WORK = 1e11
 #: The fixed cost of one mini-batch step on one layer in NumPy, in multiply-add equivalents
 #: (~100 us of Python and NumPy call overhead per layer and step).
 STEP_COST = 3e6
+#: Multiply-adds of one step's products (rows x weights) below which NumPy fits run BLAS on one thread.
+SMALL_STEP_WORK = 4e6
 
 
 def fit_work(n_samples: int, layer_units, max_iter: int, steps_per_epoch: int) -> float:
@@ -56,3 +64,16 @@ def training_backend(backend: str, n_samples: int, layer_units, solver: str, max
 def prediction_backend(backend: str) -> str:
     """The backend that predicts (see the module)."""
     return "numba" if backend == "numba" else "numpy"
+
+
+@contextlib.contextmanager
+def blas_threads_for(backend: str, rows_per_step: int, layer_units):
+    """Around a fit: BLAS on one thread for a NumPy fit of small products (see the module)."""
+    weights = sum(a * b for a, b in pairwise(layer_units))
+    if backend != "numpy" or rows_per_step * weights >= SMALL_STEP_WORK:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"):
+        yield

@@ -23,7 +23,7 @@ from ..activations import OUTPUT, head_losses
 from ..network import Network
 from . import auto
 from .inputs import check_sample_weight, dense_rows, head_outputs
-from .lbfgs import fit_lbfgs
+from .lbfgs import CHUNK as LBFGS_CHUNK, fit_lbfgs
 from .params import STOCHASTIC_SOLVERS, check_fastnn_params, hidden_sizes, work_dtype
 from .state import adopt, glorot_init, network_of
 from .stochastic import fit_stochastic
@@ -64,10 +64,12 @@ class BaseMLP(BaseEstimator):
         batch = min(200 if self.batch_size == "auto" else self.batch_size, n)
         backend = auto.training_backend(self.backend, n, net.sizes, self.solver,
                                         1 if incremental else self.max_iter, batch)
-        if self.solver in STOCHASTIC_SOLVERS:
-            fit_stochastic(self, net, X, Y, sample_weight, incremental=incremental, rng=rng, backend=backend)
-        else:
-            fit_lbfgs(self, net, X, self._targets(net.head, Y, sample_weight, net.dtype), backend)
+        stochastic = self.solver in STOCHASTIC_SOLVERS
+        with auto.blas_threads_for(backend, batch if stochastic else min(n, LBFGS_CHUNK), net.sizes):
+            if stochastic:
+                fit_stochastic(self, net, X, Y, sample_weight, incremental=incremental, rng=rng, backend=backend)
+            else:
+                fit_lbfgs(self, net, X, self._targets(net.head, Y, sample_weight, net.dtype), backend)
         if not np.isfinite(net.params.flat).all():
             raise ValueError("Solver produced non-finite parameter weights. The input data may contain "
                              "large values and need to be preprocessed.")
