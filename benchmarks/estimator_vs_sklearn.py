@@ -2,15 +2,17 @@
 """fastnn's MLPClassifier against scikit-learn's: the same arguments, fresh processes, interleaved.
 
     python benchmarks/estimator_vs_sklearn.py [--rounds 5] [--only mnist-sgd,mnist-adam,iris,...]
-        [--max-iter 10] [--json results.json]
+        [--max-iter 10] [--wait-quiet 1.0] [--json results.json]
 
 Each measurement is one fresh Python process that imports the estimator, loads
 the data (untimed) and times ``fit`` alone, then scores the test split.  The
 two implementations take turns (fastnn first in odd rounds, scikit-learn first
 in even ones), so a slow phase of a shared machine hits both; a case's ratio is
 the median over rounds of fastnn's fit time over scikit-learn's *in the same
-round*, with the min-max in brackets.  "Warm": numba's compiled kernels are
-loaded from its cache (one untimed fastnn fit runs first to make sure of it).
+round*, with the min-max in brackets (``--wait-quiet LOAD`` holds each
+measurement until a shared machine's 1-minute load average is at most LOAD).
+"Warm": numba's compiled kernels are loaded from its cache (one untimed fastnn
+fit runs first to make sure of it).
 
 The cases are scikit-learn's own: ``benchmarks/bench_mnist.py``'s two MLPs on
 float32 MNIST (60000 training, 10000 test images; ``max_iter`` capped, default
@@ -99,6 +101,13 @@ def worker(case: str, impl: str, max_iter: int | None) -> dict:
     return row
 
 
+def wait_for_quiet(load: float | None, patience: float = 600.0) -> None:
+    """Wait (at most ``patience`` seconds) until the 1-minute load average is at most ``load``."""
+    deadline = time.monotonic() + patience
+    while load is not None and os.getloadavg()[0] > load and time.monotonic() < deadline:
+        time.sleep(5)
+
+
 def run_worker(case: str, impl: str, max_iter: int | None) -> dict:
     command = [sys.executable, __file__, "--worker", case, impl]
     if max_iter is not None:
@@ -125,6 +134,8 @@ def main() -> None:
     p.add_argument("--only", default=",".join(CASES), help="comma-separated cases: " + ", ".join(CASES))
     p.add_argument("--max-iter", type=int, default=10, help="epochs of the MNIST cases (default 10)")
     p.add_argument("--json", default=None, help="also write every measurement to this file")
+    p.add_argument("--wait-quiet", type=float, default=None, metavar="LOAD",
+                   help="before each measurement, wait (up to 10 min) for a 1-minute load average <= LOAD")
     p.add_argument("--worker", nargs=2, metavar=("CASE", "IMPL"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
@@ -141,8 +152,10 @@ def main() -> None:
         run_worker(case, "fastnn", args.max_iter)  # warm numba's cache for this dtype, untimed
         for r in range(args.rounds):
             for impl in (("fastnn", "sklearn") if r % 2 == 0 else ("sklearn", "fastnn")):
+                wait_for_quiet(args.wait_quiet)
+                load = os.getloadavg()[0]
                 row = run_worker(case, impl, args.max_iter)
-                row["round"] = r
+                row["round"], row["load_before"] = r, round(load, 2)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     print(f"# load after: {machine()['load']}\n")
