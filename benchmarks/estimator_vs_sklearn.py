@@ -2,7 +2,7 @@
 """fastnn's MLPClassifier against scikit-learn's: the same arguments, fresh processes, interleaved.
 
     python benchmarks/estimator_vs_sklearn.py [--rounds 5] [--only mnist-sgd,mnist-adam,iris,...]
-        [--max-iter 10] [--wait-quiet 1.0] [--json results.json]
+        [--max-iter 10] [--threads 1] [--wait-quiet 1.0] [--json results.json]
 
 Each measurement is one fresh Python process that imports the estimator, loads
 the data (untimed) and times ``fit`` alone, then scores the test split.  The
@@ -108,11 +108,15 @@ def wait_for_quiet(load: float | None, patience: float = 600.0) -> None:
         time.sleep(5)
 
 
-def run_worker(case: str, impl: str, max_iter: int | None) -> dict:
+def run_worker(case: str, impl: str, max_iter: int | None, threads: int | None = None) -> dict:
     command = [sys.executable, __file__, "--worker", case, impl]
     if max_iter is not None:
         command += ["--max-iter", str(max_iter)]
-    proc = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    env = dict(os.environ)
+    if threads is not None:  # every library's threads: numba's, OpenMP's and BLAS's
+        env.update({name: str(threads) for name in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS",
+                                                    "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
+    proc = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"{case} {impl} failed:\n{proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -136,6 +140,8 @@ def main() -> None:
     p.add_argument("--json", default=None, help="also write every measurement to this file")
     p.add_argument("--wait-quiet", type=float, default=None, metavar="LOAD",
                    help="before each measurement, wait (up to 10 min) for a 1-minute load average <= LOAD")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for both implementations (numba, OpenMP and BLAS); default: all cores")
     p.add_argument("--worker", nargs=2, metavar=("CASE", "IMPL"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
@@ -146,15 +152,17 @@ def main() -> None:
     if unknown:
         p.error(f"unknown cases {sorted(unknown)}; choose from {', '.join(CASES)}")
     before = machine()
-    print(f"# {before['cpu']}, {before['cores']} cores, load {before['load']}", flush=True)
+    threads = args.threads or before["cores"]
+    print(f"# {before['cpu']}, {before['cores']} cores, {threads} thread(s) each, load {before['load']}",
+          flush=True)
     rows = []
     for case in cases:
-        run_worker(case, "fastnn", args.max_iter)  # warm numba's cache for this dtype, untimed
+        run_worker(case, "fastnn", args.max_iter, args.threads)  # warm numba's cache, untimed
         for r in range(args.rounds):
             for impl in (("fastnn", "sklearn") if r % 2 == 0 else ("sklearn", "fastnn")):
                 wait_for_quiet(args.wait_quiet)
                 load = os.getloadavg()[0]
-                row = run_worker(case, impl, args.max_iter)
+                row = run_worker(case, impl, args.max_iter, args.threads)
                 row["round"], row["load_before"] = r, round(load, 2)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
@@ -176,7 +184,8 @@ def main() -> None:
               f"| {iters['fastnn']}, {iters['sklearn']} | **{statistics.median(ratios):.2f}x** "
               f"({min(ratios):.2f}-{max(ratios):.2f}) | {acc['fastnn']:.4f}, {acc['sklearn']:.4f} |")
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": before, "rows": rows, "summary": summary}, indent=1))
+        Path(args.json).write_text(json.dumps({"machine": before, "threads": threads, "rows": rows,
+                                               "summary": summary}, indent=1))
 
 
 if __name__ == "__main__":

@@ -31,15 +31,13 @@ def glorot_init(layer_units, activation: str, dtype, rng) -> tuple[list, list]:
     return coefs, intercepts
 
 
-def network_of(est, dtype=None) -> Network:
+def network_of(est) -> Network:
     """The network ``est.coefs_``/``intercepts_`` describe, with ``est``'s activation and head.
 
     The cached network when ``coefs_`` are still its views (and nothing else changed), else a
-    new one holding copies (``dtype``: the coefs' own unless given)."""
+    new one holding copies, in the coefs' dtype (float64 unless they are float32)."""
     net = getattr(est, "_net", None)
-    dtype = np.dtype(dtype if dtype is not None else np.asarray(est.coefs_[0]).dtype)
-    if dtype not in (np.float32, np.float64):
-        dtype = np.dtype(np.float64)
+    dtype = np.dtype(np.float32 if np.asarray(est.coefs_[0]).dtype == np.float32 else np.float64)
     if (net is not None and net.activation == est.activation and net.head == est.out_activation_
             and net.dtype == dtype and len(net.coefs) == len(est.coefs_) == len(est.intercepts_)
             and all(a is b for a, b in zip(net.coefs + net.intercepts, list(est.coefs_) + list(est.intercepts_)))):

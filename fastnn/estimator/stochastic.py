@@ -204,7 +204,7 @@ def fit_stochastic(est, net, X, Y, sw, *, incremental: bool, rng, backend: str) 
                 _record_training_loss(est)
             end_of_epoch(est, state)
             if diverged:
-                _diverged(est, validation is not None)
+                _diverged(est, net, validation is not None)
                 break
             if est._no_improvement_count > est.n_iter_no_change:
                 what = "Validation score" if validation is not None else "Training loss"
@@ -226,8 +226,14 @@ def fit_stochastic(est, net, X, Y, sw, *, incremental: bool, rng, backend: str) 
             net.params.flat[...] = best
 
 
-def _diverged(est, restored: bool) -> None:
+def _diverged(est, net, restored: bool) -> None:
+    """After a non-finite loss: say what happened (non-finite weights get scikit-learn's error
+    from the caller)."""
+    advice = f"try a smaller learning_rate_init than {est.learning_rate_init:g}"
     if restored:
         warnings.warn(f"Training diverged: the loss was no longer finite in iteration {est.n_iter_}; "
-                      f"stopped, and kept the weights of the best validation score. Try a smaller "
-                      f"learning_rate_init than {est.learning_rate_init:g}.", ConvergenceWarning)
+                      f"stopped, and kept the weights of the best validation score ({advice}).",
+                      ConvergenceWarning)
+    elif np.isfinite(net.params.flat).all():
+        raise ValueError(f"Training diverged: the loss was no longer finite in iteration {est.n_iter_} "
+                         f"({advice}, or scale the data)")
