@@ -30,6 +30,7 @@ unless ``backend="numba"`` was asked for.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from itertools import pairwise
 
@@ -73,7 +74,14 @@ def blas_threads_for(backend: str, rows_per_step: int, layer_units):
     if backend != "numpy" or rows_per_step * weights >= SMALL_STEP_WORK:
         yield
         return
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1, user_api="blas"):
+    with _blas_controller().limit(limits=1, user_api="blas"):
         yield
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller():
+    """threadpoolctl's view of the loaded thread pools, made once: making it scans every loaded
+    library (~20 ms, a fifth of an iris fit), limiting through it costs microseconds."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
