@@ -14,7 +14,8 @@ Numba backend that agrees with it (``fastnn.backends``).  The public API:
 * prediction: :func:`predict_image`, :func:`predict_batch`; figures: :mod:`fastnn.plots`
   (``show_sample`` draws one prediction);
 * model files: :func:`save_network`, :func:`load_network`; ONNX: :func:`export_onnx` (needs onnx);
-* a scikit-learn estimator: :class:`MLPClassifier` (needs scikit-learn; imported on first use);
+* scikit-learn's estimators, trained by fastnn: :class:`MLPClassifier`, :class:`MLPRegressor`
+  (need scikit-learn; imported on first use);
 * sweeps on a Dask cluster: :func:`sweep` (needs dask[distributed]; imported on first use);
 * the notebook's helpers: :mod:`fastnn.compat` (``mini_batch_gradient_descent``, and
   :func:`test_prediction`, also here);
@@ -39,10 +40,10 @@ __version__ = "0.1.0"
 
 def __getattr__(name):
     # Lazy, so that `import fastnn` works without scikit-learn installed.
-    if name == "MLPClassifier":
-        from .estimator import MLPClassifier
+    if name in ("MLPClassifier", "MLPRegressor"):
+        from . import estimator
 
-        return MLPClassifier
+        return getattr(estimator, name)
     if name == "sweep":  # needs dask[distributed] and pandas, imported when a sweep runs
         from .sweeps import sweep
 
@@ -51,7 +52,7 @@ def __getattr__(name):
 
 
 __all__ = [
-    "Dataset", "FastnnError", "History", "MLPClassifier", "Network", "TrainConfig", "classification_report",
+    "Dataset", "FastnnError", "History", "MLPClassifier", "MLPRegressor", "Network", "TrainConfig", "classification_report",
     "confusion_matrix", "export_onnx", "init_network", "load_dataset", "load_network", "predict_batch",
     "predict_image", "read_idx", "read_kaggle_csv", "resume", "save_network", "sweep", "test_prediction", "train",
 ]

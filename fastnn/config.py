@@ -7,8 +7,8 @@ from it:
 * :meth:`TrainConfig.validate` checks every field by its rule;
 * ``fastnn train`` has one option per field (``--hidden``, ``--batch-size``,
   ...), with the field's help and default (:mod:`fastnn.cli.train`);
-* :class:`fastnn.MLPClassifier` takes its defaults from the fields and checks
-  its parameters through the same rules (:data:`RULES`);
+* the scikit-learn estimators (:mod:`fastnn.estimator`) take scikit-learn's own
+  parameters, and their augmentation parameters' defaults and rules from here;
 * the report writes the config as :func:`dataclasses.asdict` gives it.
 
 :data:`PRESETS` are named recipes: values for some fields (and the dev-set

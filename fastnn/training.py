@@ -98,6 +98,10 @@ class Interrupted(KeyboardInterrupt):
     """Training stopped on request between two chunks; ``epoch`` was not finished."""
 
 
+class Diverged(FastnnError):
+    """The loss stopped being finite: the learning rate is too large for these data."""
+
+
 class Trainer:
     """Epochs of mini-batch training of ``net`` on ``X`` against ``targets``, in place.
 
@@ -158,7 +162,7 @@ class Trainer:
                 self.net, self.X, self.targets, self.perm, start, stop_row, self.batch_size,
                 lrs[step:step + n_steps], self.optimizer, self.ws)
             if not math.isfinite(chunk_loss):
-                raise FastnnError(
+                raise Diverged(
                     f"training diverged: the loss became {chunk_loss} in epoch {self.epoch + 1}; "
                     f"try a smaller learning rate than {float(lrs.max()):g}")
             loss_sum += chunk_loss

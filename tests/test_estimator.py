@@ -1,301 +1,384 @@
-"""Tests for fastnn.estimator.MLPClassifier: scikit-learn's own estimator checks, the
-conventions users rely on (labels, seeds, partial_fit, warm start, pipelines, grid
-search), bad input, and the model-file round trip.
+"""fastnn's MLPClassifier and MLPRegressor: scikit-learn's behaviour, step for step, and fastnn's own.
 
-Everything runs on the NumPy backend and tiny data, except one Numba test.
+scikit-learn's own tests (tests/test_sklearn_mlp_suite.py) and estimator checks
+(tests/test_sklearn_checks.py) run elsewhere; here:
+
+* fits that must equal scikit-learn's to rounding (same initial weights, same
+  steps: ``shuffle=False`` visits the rows in scikit-learn's order);
+* what fastnn's own rules promise: keyed shuffles (``partial_fit`` epoch k is
+  ``fit``'s epoch k), dtypes, the backend rule, the numba backend agreeing with
+  NumPy, pickling mid-training, sparse input, the L-BFGS gradient;
+* fastnn's extras: ``class_weight``, ``validation_loss_curve_``, the
+  ``cosine``/``onecycle`` schedules, ``network_`` and model files, bad input.
+
+Small data, so everything but the numba tests runs on NumPy (``backend="auto"``).
 """
 
 from __future__ import annotations
 
+import inspect
+import pickle
+import re
+import warnings
+
 import numpy as np
 import pytest
-from sklearn.datasets import load_digits
-from sklearn.exceptions import NotFittedError
-from sklearn.model_selection import GridSearchCV, cross_val_score
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import MinMaxScaler, StandardScaler
-from sklearn.utils.estimator_checks import parametrize_with_checks
+import scipy.sparse as sp
+from sklearn import neural_network as sk
+from sklearn.datasets import load_digits, make_multilabel_classification
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.metrics import log_loss
+from sklearn.preprocessing import MinMaxScaler
 
-from fastnn import estimator as estimator_module
-from fastnn.errors import FastnnError
-from fastnn.estimator import MLPClassifier
-from fastnn.model import TrainConfig, train
+import fastnn
+from fastnn import MLPClassifier, MLPRegressor
+from fastnn.estimator import auto
+from fastnn.estimator.lbfgs import FullBatch
+from fastnn.estimator.stochastic import step_rates
 from fastnn.modelfile import load_network, save_network
-
-from conftest import prototype_data
-
-
-def small(**params) -> MLPClassifier:
-    """A quick classifier: NumPy backend, few hidden units, fixed seed."""
-    return MLPClassifier(**{"hidden": 16, "backend": "numpy", "max_iter": 5, "random_state": 0, **params})
+from fastnn.schedules import learning_rates
 
 
-@pytest.fixture(scope="module")
-def data():
-    """300 samples of 3 learnable classes with 20 features."""
-    return prototype_data(n=300, d=20, c=3, noise=0.3, seed=1)
+@pytest.fixture(autouse=True)
+def quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
 
 
 @pytest.fixture(scope="module")
 def digits():
-    """The first 600 of scikit-learn's bundled 8x8 digits (64 features, values 0-16)."""
-    X, y = load_digits(return_X_y=True)
-    return X[:600], y[:600]
+    """300 of scikit-learn's 8x8 digits of classes 0-2, scaled to [0, 1] (float64)."""
+    X, y = load_digits(n_class=3, return_X_y=True)
+    return MinMaxScaler().fit_transform(X)[:300], y[:300]
 
 
-# --- scikit-learn's estimator checks ---------------------------------------------
-
-def expected_failed_checks(estimator) -> dict:
-    """Checks MLPClassifier is known to fail, with the reason: none."""
-    return {}
+def max_difference(a, b) -> float:
+    return max(float(np.abs(p - q).max()) for p, q in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_))
 
 
-@parametrize_with_checks([MLPClassifier(backend="numpy")], expected_failed_checks=expected_failed_checks)
-def test_passes_sklearn_estimator_check(estimator, check):
-    check(estimator)
+# --- the same fit as scikit-learn's -----------------------------------------------------------
+
+SAME_AS_SKLEARN = {
+    "nesterov": ("clf", dict(solver="sgd", learning_rate_init=0.1)),
+    "momentum+invscaling": ("clf", dict(solver="sgd", nesterovs_momentum=False, learning_rate="invscaling",
+                                        learning_rate_init=0.5)),
+    "plain-sgd+adaptive": ("clf", dict(solver="sgd", momentum=0, learning_rate="adaptive", tol=0.05,
+                                       n_iter_no_change=2, max_iter=40, learning_rate_init=0.1)),
+    "adam+2-layers+tanh+alpha": ("clf", dict(hidden_layer_sizes=(20, 10), activation="tanh", alpha=0.01)),
+    "binary+early-stopping": ("binary", dict(early_stopping=True, activation="logistic", tol=1e-3,
+                                             n_iter_no_change=3, max_iter=60)),
+    "sample-weights": ("weighted", dict(solver="sgd", learning_rate_init=0.1)),
+    "multilabel": ("multilabel", dict(solver="sgd", activation="logistic", learning_rate_init=0.1)),
+    "squared-error+early-stopping": ("reg", dict(learning_rate_init=0.01, early_stopping=True, max_iter=40)),
+    "poisson": ("poisson", dict(loss="poisson", learning_rate_init=0.01)),
+}
 
 
-# --- labels, features, seeds ------------------------------------------------------
-
-@pytest.mark.parametrize("names", [np.array(["cat", "dog", "emu"], dtype=object), np.array([3, 7, 11])],
-                         ids=["strings", "non-contiguous-ints"])
-def test_arbitrary_labels_are_learned_and_returned(data, names):
-    X, y = data
-    labels = names[y]
-    clf = small().fit(X, labels)
-    assert list(clf.classes_) == sorted(names.tolist())
-    assert set(clf.predict(X).tolist()) <= set(names.tolist())
-    assert clf.score(X, labels) > 0.95
-    proba = clf.predict_proba(X)
-    assert proba.shape == (300, 3)
-    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
-    np.testing.assert_array_equal(clf.classes_[proba.argmax(axis=1)], clf.predict(X))
-    np.testing.assert_allclose(np.exp(clf.predict_log_proba(X)), proba, rtol=1e-10)
-
-
-def test_int_random_state_trains_the_same_network_as_fastnn_train(data):
-    X, y = data
-    clf = small(random_state=7).fit(X, np.array(["a", "b", "c"])[y])
-    net, _ = train(X, y, TrainConfig(hidden=16, epochs=5, seed=7, backend="numpy"))
-    for name in ("W1", "b1", "W2", "b2"):
-        np.testing.assert_array_equal(getattr(clf.network_, name), getattr(net, name))
-
-
-def test_random_state_none_draws_the_seed_from_numpys_global_rng(data):
-    X, y = data
-    np.random.seed(123)
-    first = small(random_state=None).fit(X, y).network_.W1
-    np.random.seed(123)
-    again = small(random_state=None).fit(X, y).network_.W1
-    other = small(random_state=None).fit(X, y).network_.W1  # global RNG has moved on
-    np.testing.assert_array_equal(first, again)
-    assert not np.array_equal(first, other)
-
-
-def test_any_number_of_unnormalised_features(digits):
-    X, y = digits  # 64 features, values 0..16: not pixels in [0, 1]
-    clf = small(hidden=32, max_iter=20, batch_size=32, learning_rate_init=0.01).fit(X[::2], y[::2])
-    assert clf.n_features_in_ == 64
-    assert clf.score(X[::2], y[::2]) > 0.95
-    assert clf.score(X[1::2], y[1::2]) > 0.7  # 300 training samples; chance is 0.1
-
-
-def test_fitted_attributes_describe_the_run(data):
-    X, y = data
-    clf = small(max_iter=4).fit(X, y)
-    assert clf.n_iter_ == 4 == len(clf.loss_curve_) == len(clf.history_.epochs)
-    assert [row["epoch"] for row in clf.history_.epochs] == [1, 2, 3, 4]
-    assert clf.loss_curve_[-1] < clf.loss_curve_[0]
-    assert clf.network_.hidden == 16 and list(clf.network_.classes) == [0, 1, 2]
-
-
-def test_verbose_prints_one_line_per_epoch(data, capsys):
-    X, y = data
-    small(max_iter=3, verbose=True).fit(X, y)
-    lines = capsys.readouterr().out.splitlines()
-    assert [line.split(":")[0] for line in lines] == ["epoch 1", "epoch 2", "epoch 3"]
-
-
-# --- scikit-learn tools -----------------------------------------------------------
-
-def test_grid_search_and_cross_val_score_over_a_pipeline_on_digits(digits):
+@pytest.mark.parametrize("case", SAME_AS_SKLEARN)
+def test_shuffle_false_fits_equal_scikit_learns_to_rounding(case, digits):
+    kind, params = SAME_AS_SKLEARN[case]
     X, y = digits
-    mlp = MLPClassifier(backend="numpy", max_iter=20, batch_size=32, random_state=0)
-    pipe = Pipeline([("scale", MinMaxScaler()), ("mlp", mlp)])
-    search = GridSearchCV(pipe, {"mlp__hidden": [8, 32]}, cv=3).fit(X, y)
-    means = search.cv_results_["mean_test_score"]
-    assert len(means) == 2 and means[1] > means[0]  # 8 hidden units are too few for 10 digits
-    assert search.best_params_ == {"mlp__hidden": 32} and search.best_score_ > 0.8
-    assert search.best_estimator_[-1].hidden == 32 and search.best_estimator_[-1].network_.hidden == 32
-    scores = cross_val_score(search.best_estimator_, X, y, cv=3)
-    assert scores.shape == (3,) and scores.min() > 0.75
+    sample_weight, name = None, "MLPClassifier"
+    if kind == "binary":
+        y = y == 1
+    elif kind == "weighted":
+        sample_weight = np.random.default_rng(0).uniform(0, 2, len(y))
+    elif kind == "multilabel":
+        X, y = make_multilabel_classification(n_samples=100, random_state=0)
+    elif kind in ("reg", "poisson"):
+        y = X[:, 20] * 3 + X[:, 30] if kind == "reg" else np.round(np.exp(X[:, 20] + X[:, 30]))
+        name = "MLPRegressor"
+    params = {"batch_size": 32, "max_iter": 15, "shuffle": False, "random_state": 3, **params}
+    ours = getattr(fastnn, name)(**params).fit(X, y, sample_weight=sample_weight)
+    theirs = getattr(sk, name)(**params).fit(X, y, sample_weight=sample_weight)
+    assert ours.n_iter_ == theirs.n_iter_ and ours.t_ == theirs.t_
+    assert max_difference(ours, theirs) < 1e-12
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-12)
+    if theirs.validation_scores_ is None:
+        assert ours.best_loss_ == pytest.approx(theirs.best_loss_, rel=1e-12)
+    else:
+        np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_, rtol=1e-12)
+        assert ours.best_validation_score_ == pytest.approx(theirs.best_validation_score_, rel=1e-12)
+    np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-10)
 
 
-# --- partial_fit and warm start -----------------------------------------------------
-
-def test_partial_fit_needs_classes_first_then_trains_one_epoch_per_call(data):
-    X, y = data
-    clf = small()
-    with pytest.raises(ValueError, match="classes must be passed"):
-        clf.partial_fit(X, y)
-    batches = np.array_split(np.arange(300), 3)
-    for i in range(3):
-        for idx in batches:
-            clf.partial_fit(X[idx], y[idx], classes=[0, 1, 2] if i == 0 else None)
-    assert clf.n_iter_ == 9 == len(clf.loss_curve_)
-    assert [row["epoch"] for row in clf.history_.epochs] == list(range(1, 10))
-    assert clf.score(X, y) > 0.95
-    with pytest.raises(ValueError, match="not the same as classes_"):
-        clf.partial_fit(X, y, classes=[0, 1, 5])
-    with pytest.raises(ValueError, match="not seen in classes_"):
-        clf.partial_fit(X[:3], np.array([0, 1, 4]))
-    with pytest.raises(ValueError, match="features"):
-        clf.partial_fit(X[:, :5], y)
+def test_a_random_state_draws_scikit_learns_initial_weights(digits):
+    X, y = digits
+    for activation in ("relu", "logistic"):
+        ours = MLPClassifier((7, 5), activation, max_iter=1, random_state=11, solver="sgd", learning_rate_init=1e-12)
+        theirs = sk.MLPClassifier((7, 5), activation, max_iter=1, random_state=11, solver="sgd",
+                                  learning_rate_init=1e-12)
+        assert max_difference(ours.fit(X, y), theirs.fit(X, y)) < 1e-12
 
 
-def test_partial_fit_with_classes_absent_from_the_first_batch(data):
-    X, y = data
-    clf = small().partial_fit(X[y != 2], y[y != 2], classes=np.array([0, 1, 2]))
-    assert clf.predict_proba(X).shape == (300, 3)
-    clf.partial_fit(X, y)
-    assert set(clf.predict(X)) <= {0, 1, 2}
+def test_lbfgs_takes_scikit_learns_first_steps(digits):
+    """The same objective and gradient, packed in scikit-learn's order: L-BFGS-B's iterates agree
+    until rounding differences grow (a nonconvex problem amplifies them after ~20 steps)."""
+    X, y = digits
+    ours = MLPClassifier(solver="lbfgs", max_iter=10, random_state=1).fit(X, y)
+    theirs = sk.MLPClassifier(solver="lbfgs", max_iter=10, random_state=1).fit(X, y)
+    assert ours.n_iter_ == theirs.n_iter_ == 10
+    assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-9)
+    assert max_difference(ours, theirs) < 1e-9
 
 
-def test_failed_training_leaves_the_fitted_state_unchanged(data, monkeypatch):
-    X, y = data
-    clf = small().fit(X, y)
-    before = clf.predict_proba(X)
-
-    def diverging_train(X, y, config, *, network=None, **kwargs):
-        if network is not None:
-            network.W1[...] = np.nan  # what a diverging run does to the weights it is given
-        raise FastnnError("training diverged")
-
-    monkeypatch.setattr(estimator_module, "train", diverging_train)
-    with pytest.raises(ValueError, match="diverged"):
-        clf.partial_fit(X, y)
-    with pytest.raises(ValueError, match="diverged"):
-        clf.fit(X, np.array(["a", "b", "c"])[y])
-    np.testing.assert_array_equal(clf.predict_proba(X), before)
-    assert clf.n_iter_ == 5 and clf.classes_.tolist() == [0, 1, 2]
-
-
-def test_warm_start_continues_from_the_previous_network(data):
-    X, y = data
-    cold = small(max_iter=2).fit(X, y)
-    warm = small(max_iter=2, warm_start=True).fit(X, y)
-    first_run_W1 = warm.network_.W1.copy()
-    warm.fit(X, y)
-    assert warm.n_iter_ == 4 and len(warm.loss_curve_) == 4
-    assert not np.array_equal(warm.network_.W1, first_run_W1)
-    # A continued run starts where the first ended: its first epoch beats a fresh first epoch.
-    assert warm.loss_curve_[2] < cold.loss_curve_[0]
-    with pytest.raises(ValueError, match="same classes"):
-        warm.fit(X[y < 2], y[y < 2])
+def test_lbfgs_gradient_matches_central_differences():
+    """What scikit-learn's test_gradient checks through its private method, on fastnn's objective:
+    every activation, softmax and logistic heads, L2, and sample weights."""
+    rng = np.random.RandomState(42)
+    X = rng.rand(5, 10)
+    for n_labels in (2, 3):
+        y = 1 + np.mod(np.arange(5) + 1, n_labels)
+        for activation in ("identity", "logistic", "tanh", "relu"):
+            clf = MLPClassifier(10, activation, solver="lbfgs", alpha=1e-5, max_iter=1, random_state=1).fit(X, y)
+            net = clf._net
+            Y = clf._label_binarizer.transform(y).astype(bool)
+            objective = FullBatch(net, X, clf._targets(net.head, Y, rng.uniform(0.5, 2, 5), np.float64),
+                                  clf.alpha, "numpy")
+            theta = objective.pack()
+            _, grad = objective(theta)
+            eps, numeric = 1e-5, np.empty_like(theta)
+            for i in range(theta.size):
+                step = np.zeros_like(theta)
+                step[i] = eps
+                numeric[i] = (objective(theta + step)[0] - objective(theta - step)[0]) / (2 * eps)
+            np.testing.assert_allclose(grad, numeric, atol=1e-7)
 
 
-# --- optional trainer features ----------------------------------------------------
+# --- fastnn's rules ----------------------------------------------------------------------------
 
-def test_optimizer_parameters_reach_the_train_config(data, monkeypatch):
-    seen = []
-
-    def spy(X, y, config, **kwargs):
-        seen.append(config)
-        return train(X, y, config, **kwargs)
-
-    monkeypatch.setattr(estimator_module, "train", spy)
-    X, y = data
-    small(optimizer="adam", momentum=0.8, weight_decay=1e-4, schedule="cosine",
-          learning_rate_init=0.01).fit(X, y)
-    config = seen[0]
-    assert (config.optimizer, config.momentum, config.weight_decay, config.schedule, config.lr) == \
-        ("adam", 0.8, 1e-4, "cosine", 0.01)
-    with pytest.raises(ValueError, match="optimizer"):
-        small(optimizer="rmsprop").fit(X, y)
+def test_partial_fit_call_k_trains_exactly_fits_epoch_k(digits):
+    X, y = digits
+    params = dict(solver="adam", random_state=0, batch_size=64, tol=0)
+    fitted = MLPRegressor(max_iter=5, **params).fit(X, y.astype(float))
+    stepped = MLPRegressor(**params)
+    for _ in range(5):
+        stepped.partial_fit(X, y.astype(float))
+    assert max_difference(fitted, stepped) == 0.0
+    assert stepped.t_ == fitted.t_ == 5 * len(X) and stepped.n_iter_ == 1
 
 
-def test_early_stopping_holds_out_a_validation_split(data):
-    X, y = data
-    clf = small(max_iter=30, early_stopping=True, validation_fraction=0.2, n_iter_no_change=2).fit(X, y)
-    assert len(clf.validation_scores_) == clf.n_iter_ <= 30
-    assert clf.best_validation_score_ == max(clf.validation_scores_) > 0.9
-    assert clf.history_.best_epoch is not None
-    assert clf.validation_scores_[clf.history_.best_epoch - 1] == clf.best_validation_score_
+def test_pickled_mid_training_continues_exactly(digits):
+    X, y = digits
+    clf = MLPClassifier(random_state=0, batch_size=64).partial_fit(X, y, classes=[0, 1, 2])
+    copy = pickle.loads(pickle.dumps(clf))
+    for model in (clf, copy):
+        model.partial_fit(X, y)
+    assert max_difference(clf, copy) == 0.0  # Adam's moments and step count came along
+    np.testing.assert_array_equal(clf.predict_proba(X), copy.predict_proba(X))
 
 
-# --- bad input ------------------------------------------------------------------------
-
-X4 = np.arange(8, dtype=float).reshape(4, 2)
-Y4 = np.array([0, 1, 0, 1])
-
-
-@pytest.mark.parametrize("X, y, match", [
-    (np.where(X4 == 3, np.nan, X4), Y4, "NaN"),
-    (np.where(X4 == 3, np.inf, X4), Y4, "infinity"),
-    (np.full((4, 2), 1e300), Y4, "too large"),          # finite in float64, infinite as float32
-    (X4, Y4[:3], "inconsistent numbers of samples"),
-    (X4, np.ones(4), "1 class"),
-    (np.array([["a", "b"]] * 4, dtype=object), Y4, "could not convert string"),
-    (np.empty((0, 2)), np.empty(0), "0 sample"),
-    (X4, np.array([0.5, 1.5, 0.5, 2.5]), "Unknown label type"),
-    (X4[:, 0], Y4, "Expected 2D array"),
-], ids=["nan", "inf", "overflow", "lengths", "one-class", "strings", "empty", "continuous-y", "1d-X"])
-@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
-def test_fit_rejects_bad_input_with_value_error(X, y, match):
-    with pytest.raises(ValueError, match=match):
-        small().fit(X, y)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_parameters_and_predictions_follow_the_inputs_dtype(digits, dtype):
+    X, y = digits
+    reg = MLPRegressor(max_iter=3, random_state=0).fit(X.astype(dtype), y)
+    assert {c.dtype for c in reg.coefs_ + reg.intercepts_} == {np.dtype(dtype)}
+    assert reg.predict(X).dtype == dtype  # whatever the dtype of the rows predicted
 
 
-@pytest.mark.parametrize("param, value", [("max_iter", 0), ("hidden", -1), ("backend", "gpu"),
-                                          ("learning_rate_init", 0.0), ("batch_size", 1.5),
-                                          ("validation_fraction", 1.0), ("random_state", -1)])
-def test_fit_rejects_bad_parameters_with_value_error(param, value):
-    clf = small(**{param: value})  # the constructor never validates
-    assert clf.get_params()[param] == value
-    with pytest.raises(ValueError):
-        clf.fit(X4, Y4)
+def test_dtype_float32_trains_float64_data_in_float32(digits):
+    X, y = digits
+    forced = MLPClassifier(max_iter=5, random_state=0, dtype="float32").fit(X, y)
+    given = MLPClassifier(max_iter=5, random_state=0).fit(X.astype(np.float32), y)
+    assert forced.coefs_[0].dtype == np.float32
+    assert max_difference(forced, given) == 0.0
 
 
-def test_predict_before_fit_raises_not_fitted_error():
-    for method in ("predict", "predict_proba", "predict_log_proba"):
-        with pytest.raises(NotFittedError):
-            getattr(small(), method)(X4)
+def test_sparse_X_fits_and_predicts_as_its_dense_rows(digits):
+    X, y = digits
+    dense = MLPClassifier(max_iter=5, random_state=0).fit(X, y)
+    for matrix in (sp.csr_matrix, sp.csc_array):
+        sparse = MLPClassifier(max_iter=5, random_state=0).fit(matrix(X), y)
+        assert max_difference(dense, sparse) == 0.0
+        np.testing.assert_array_equal(sparse.predict_proba(matrix(X)), dense.predict_proba(X))
 
 
-def test_predict_with_the_wrong_number_of_features_raises_value_error(data):
-    X, y = data
-    clf = small().fit(X, y)
-    with pytest.raises(ValueError, match="X has 19 features, but MLPClassifier is expecting 20"):
-        clf.predict(X[:, :19])
-    with pytest.raises(ValueError, match="could not convert string"):
-        clf.predict(np.full((2, 20), "x", dtype=object))
+def test_auto_backend_is_numpy_for_small_fits_and_numba_for_mnist_sized_ones():
+    pick = auto.training_backend
+    assert pick("auto", 150, [4, 100, 3], "adam", 200, 150) == "numpy"            # iris
+    assert pick("auto", 1797, [64, 100, 10], "adam", 200, 200) == "numpy"         # digits
+    assert pick("auto", 1797, [64, 100, 10], "lbfgs", 200, 200) == "numpy"
+    assert pick("auto", 60000, [784, 100, 100, 10], "sgd", 200, 200) == "numba"   # bench_mnist
+    assert pick("auto", 60000, [784, 100, 100, 10], "sgd", 10, 200) == "numba"
+    assert pick("auto", 20000, [20, 10, 1], "sgd", 200, 1) == "numba"             # one row per step
+    assert pick("numpy", 60000, [784, 100, 100, 10], "sgd", 200, 200) == "numpy"  # asked for
+    assert auto.prediction_backend("auto") == "numpy" and auto.prediction_backend("numba") == "numba"
 
 
-# --- model files ----------------------------------------------------------------------
+def test_small_numpy_fits_run_blas_on_one_thread():
+    from threadpoolctl import threadpool_info
 
-def test_save_then_load_gives_identical_predictions_with_string_labels(data, tmp_path):
-    X, y = data
-    labels = np.array(["zero", "one", "two"], dtype=object)[y]
-    clf = small().fit(X, labels)
-    path = save_network(clf.network_, tmp_path / "model.npz")
-    net, _ = load_network(path)
-    loaded = MLPClassifier.from_network(net, backend="numpy")
-    assert list(loaded.classes_) == list(clf.classes_) and loaded.n_features_in_ == 20
-    np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
-    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
-    assert loaded.score(X, labels) == clf.score(X, labels)
-    loaded.partial_fit(X, labels)  # a loaded model can go on learning
-    assert loaded.n_iter_ == 1
+    def blas_threads():
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    before = blas_threads()
+    with auto.blas_threads_for("numpy", 200, [64, 100, 10]):      # digits
+        assert blas_threads() == {1}
+    with auto.blas_threads_for("numpy", 200, [784, 100, 100, 10]):  # MNIST's products keep every thread
+        assert blas_threads() == before
+    with auto.blas_threads_for("numba", 200, [64, 100, 10]):
+        assert blas_threads() == before
+    assert blas_threads() == before
 
 
-# --- the fast backend -------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+def test_numba_backend_fits_what_the_numpy_backend_fits(digits, solver, dtype):
+    X, y = digits
+    fits = {backend: MLPClassifier((16, 8), solver=solver, backend=backend, max_iter=5, random_state=0,
+                                   learning_rate_init=0.01).fit(X.astype(dtype), y)
+            for backend in ("numpy", "numba")}
+    tolerance = 1e-4 if dtype == np.float32 else 1e-10
+    assert max_difference(fits["numpy"], fits["numba"]) < tolerance
+    assert fits["numpy"].loss_ == pytest.approx(fits["numba"].loss_, rel=tolerance)
 
-def test_numba_backend_learns_what_the_numpy_backend_learns(data):
-    X, y = data
-    pipe_np = Pipeline([("scale", StandardScaler()), ("mlp", small(hidden=32))]).fit(X, y)
-    pipe_nb = Pipeline([("scale", StandardScaler()), ("mlp", small(hidden=32, backend="numba"))]).fit(X, y)
-    a, b = pipe_np[-1].network_, pipe_nb[-1].network_
-    # Same seed, same shuffles: the two backends train the same network up to float32 rounding.
-    np.testing.assert_allclose(b.W2, a.W2, atol=2e-3)
-    assert np.mean(pipe_nb.predict(X) == pipe_np.predict(X)) > 0.99
-    assert pipe_nb.score(X, y) > 0.95
+
+# --- fastnn's extras ---------------------------------------------------------------------------
+
+def test_balanced_class_weight_is_the_same_as_its_sample_weights(digits):
+    X, y = digits
+    keep = np.r_[np.flatnonzero(y != 2), np.flatnonzero(y == 2)[:20]]  # class 2 is rare
+    X, y = X[keep], y[keep]
+    weights = len(y) / (3 * np.bincount(y))[y]
+    balanced = MLPClassifier(max_iter=5, random_state=0, class_weight="balanced").fit(X, y)
+    weighted = MLPClassifier(max_iter=5, random_state=0).fit(X, y, sample_weight=weights)
+    assert max_difference(balanced, weighted) < 1e-14
+    by_dict = MLPClassifier(max_iter=5, random_state=0, class_weight={2: 3.0}).fit(X, y, sample_weight=weights)
+    twice = MLPClassifier(max_iter=5, random_state=0).fit(X, y, sample_weight=weights * np.where(y == 2, 3.0, 1.0))
+    assert max_difference(by_dict, twice) < 1e-14
+    with pytest.raises(ValueError, match="'balanced' is not supported for partial_fit"):
+        MLPClassifier(class_weight="balanced").partial_fit(X, y, classes=[0, 1, 2])
+
+
+def test_validation_loss_curve_is_the_held_out_loss_of_each_epoch(digits, monkeypatch):
+    from fastnn.estimator import stochastic
+
+    X, y = digits
+    splits = []
+    split = stochastic.split_validation
+    monkeypatch.setattr(stochastic, "split_validation", lambda *a: splits.append(split(*a)) or splits[-1])
+    clf = MLPClassifier(early_stopping=True, max_iter=8, tol=0, random_state=0).fit(X, y)
+    assert len(clf.validation_loss_curve_) == len(clf.validation_scores_) == clf.n_iter_ == 8
+    (_, Y_train, _), (X_val, Y_val, _) = splits[0]
+    # the fit ends on the best epoch's weights: its held-out loss is the log loss they give
+    best = int(np.argmax(clf.validation_scores_))
+    assert clf.validation_loss_curve_[best] == pytest.approx(log_loss(Y_val, clf.predict_proba(X_val)), rel=1e-9)
+    # multiclass splits are stratified (as scikit-learn documents): each class keeps its share
+    np.testing.assert_allclose(Y_val.mean(axis=0), Y_train.mean(axis=0), atol=0.02)
+    assert MLPClassifier(max_iter=2).fit(X, y).validation_loss_curve_ is None
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "onecycle"])
+def test_step_schedules_run_over_max_iter_epochs(schedule):
+    clf = MLPClassifier(solver="sgd", learning_rate=schedule, learning_rate_init=0.2, max_iter=4)
+    state = type("State", (), {"epoch": 0, "learning_rate": 0.2})()
+    rates = []
+    for epoch in range(6):  # two epochs past max_iter (partial_fit) keep the final rate
+        state.epoch = epoch
+        rates.append(step_rates(clf, state, 3))
+    expected = learning_rates(schedule, 0.2, 12)
+    np.testing.assert_array_equal(np.concatenate(rates[:4]), expected)
+    assert (np.concatenate(rates[4:]) == expected[-1]).all()
+
+
+def test_step_schedules_train_and_differ_from_a_constant_rate(digits):
+    X, y = digits
+    fits = {s: MLPClassifier(solver="sgd", learning_rate=s, learning_rate_init=0.1, max_iter=10, tol=0,
+                             random_state=0).fit(X, y) for s in ("constant", "cosine", "onecycle")}
+    assert fits["cosine"].score(X, y) > 0.95 and fits["onecycle"].score(X, y) > 0.95
+    assert max_difference(fits["constant"], fits["cosine"]) > 1e-3
+
+
+@pytest.mark.parametrize("names", [["zero", "one", "two"], ["no", "yes", "yes"]], ids=["3-classes", "binary"])
+def test_network_saves_to_a_model_file_that_predicts_the_same(digits, tmp_path, names):
+    X, y = digits
+    labels = np.array(names)[y]
+    clf = MLPClassifier((16, 8), max_iter=5, random_state=0).fit(X, labels)
+    net, _ = load_network(save_network(clf.network_, tmp_path / "model.npz"))
+    assert list(net.classes) == list(clf.classes_)
+    np.testing.assert_allclose(net.predict_proba(X, "numpy"), clf.predict_proba(X), rtol=1e-6, atol=1e-12)
+    assert (clf.classes_[net.predict(X, "numpy")] == clf.predict(X)).all()
+
+
+def test_augmentation_trains_on_distorted_images_only():
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="28x28"):
+        MLPClassifier(4, max_iter=1, augment="affine").fit(rng.random((40, 10)), np.arange(40) % 2)
+    X, y = rng.random((60, 784), dtype=np.float32), np.arange(60) % 3
+    plain = MLPClassifier(4, max_iter=2, random_state=0).fit(X, y)
+    seen = MLPClassifier(4, max_iter=2, random_state=0, augment="affine").fit(X, y)
+    assert max_difference(plain, seen) > 1e-4  # it trained on other images
+
+
+def test_augmentation_needs_a_stochastic_solver_and_the_configs_ranges():
+    X, y = np.zeros((10, 784), np.float32), np.arange(10) % 2
+    with pytest.raises(ValueError, match="needs a stochastic solver"):
+        MLPClassifier(solver="lbfgs", augment="affine").fit(X, y)
+    with pytest.raises(ValueError, match=r"augment_rotation must be in \[0, 180\] degrees, got 200"):
+        MLPClassifier(augment="affine", augment_rotation=200).fit(X, y)
+
+
+def test_bad_parameters_raise_the_same_errors_as_scikit_learn(digits):
+    X, y = digits
+    for bad in (dict(alpha=-1), dict(solver="newton"), dict(batch_size=0), dict(momentum=2),
+                dict(n_iter_no_change=0), dict(hidden_layer_sizes=(10, 0)), dict(learning_rate="warm")):
+        errors = []
+        for cls in (MLPClassifier, sk.MLPClassifier):
+            with pytest.raises(ValueError) as info:
+                cls(**bad).fit(X, y)
+            # the allowed strings are listed from a set: compare them as a set
+            errors.append((type(info.value), re.sub(r"\{.*?\}", lambda m: str(sorted(m[0][1:-1].split(", "))),
+                                                     str(info.value))))
+        if bad != dict(learning_rate="warm"):  # fastnn lists its own two schedules among the options
+            assert errors[0] == errors[1], bad
+
+
+def test_poisson_loss_refuses_negative_targets(digits):
+    X, _ = digits
+    with pytest.raises(ValueError, match="y >= 0"):
+        MLPRegressor(loss="poisson").fit(X, -np.ones(len(X)))
+
+
+def test_diverging_fit_keeps_the_best_weights_or_says_so(digits):
+    X, _ = digits
+    y = X[:, 20] * 1e3
+    params = dict(solver="sgd", learning_rate_init=10.0, activation="identity", random_state=0, max_iter=50)
+    with pytest.warns(ConvergenceWarning, match="Training diverged"):
+        reg = MLPRegressor(early_stopping=True, **params).fit(X, y)
+    assert np.isnan(reg.validation_scores_[-1]) and reg.n_iter_ < 50
+    assert all(np.isfinite(c).all() for c in reg.coefs_)
+    with pytest.raises(ValueError, match="non-finite parameter weights"):
+        MLPRegressor(**params).fit(X, y)
+
+
+def test_verbose_prints_scikit_learns_lines(digits, capsys):
+    X, y = digits
+    MLPClassifier(max_iter=2, verbose=True).fit(X, y)
+    MLPClassifier(solver="lbfgs", max_iter=2, verbose=True).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(",")[0] for line in lines] == ["Iteration 1", "Iteration 2"] * 2
+    assert all(line.split(", loss = ")[1].replace(".", "").isdigit() for line in lines)
+
+
+@pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
+def test_docstrings_state_the_real_defaults(cls):
+    signature = inspect.signature(cls.__init__).parameters
+    stated = dict(re.findall(r"^    (\w+) : .*, default=(.+)$", cls.__doc__, re.M))
+    assert len(stated) >= 25
+    for name, text in stated.items():
+        assert text == repr(signature[name].default).replace("'", '"'), name
+
+
+def test_predict_before_fit_raises_not_fitted_error(digits):
+    with pytest.raises(NotFittedError):
+        MLPRegressor().predict(digits[0])
+    assert not hasattr(MLPClassifier(), "network_")
+    assert not hasattr(MLPRegressor(solver="lbfgs"), "partial_fit")
+
+
+def test_the_estimators_are_importable_from_fastnn():
+    from fastnn.estimator import MLPClassifier as C, MLPRegressor as R
+
+    assert (fastnn.MLPClassifier, fastnn.MLPRegressor) == (C, R)
+    assert {"MLPClassifier", "MLPRegressor"} <= set(fastnn.__all__)

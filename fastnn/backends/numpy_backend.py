@@ -45,12 +45,32 @@ def permutation(n: int, seed: int, epoch: int, out: np.ndarray) -> None:
     """
     keys = _keys.round_keys(seed, epoch)
     k = _keys.half_bits(n)
-    y = _keys.feistel(np.arange(n, dtype=np.uint64), keys, k)
+    f = _feistel_domain(keys, k)
+    y = f[:n].copy()
     outside = y >= n
     while outside.any():  # values that left [0, n) go through again until they return
-        y[outside] = _keys.feistel(y[outside], keys, k)
+        y[outside] = f[y[outside]]
         outside = y >= n
     out[:] = y
+
+
+def _feistel_domain(keys, k: int) -> np.ndarray:
+    """:func:`fastnn._keys.feistel` of every value of its domain ``[0, 4**k)`` (fewer than 4n).
+
+    Evaluated once per epoch, so that cycle walking is a lookup (re-running the rounds on the
+    values left outside took ~10 passes of NumPy calls per epoch), and with each round's
+    function tabulated: it reads only the k-bit right half, so ``2**k`` mixes per round
+    replace ``4**k``.  The same values as ``_keys.feistel`` (tests/test_kernels.py compares
+    both backends' permutations, the numba one computing the rounds directly).
+    """
+    mask = np.uint64((1 << k) - 1)
+    halves = np.arange(1 << k, dtype=np.uint64)
+    tables = _keys.mix(halves[None, :] ^ keys[:, None]) & mask  # one row per round
+    x = np.arange(1 << (2 * k), dtype=np.uint64)
+    left, right = x >> np.uint64(k), x & mask
+    for table in tables:
+        left, right = right, left ^ table[right]
+    return (left << np.uint64(k)) | right
 
 
 def gather(X: np.ndarray, idx: np.ndarray, out: np.ndarray) -> None:
