@@ -361,7 +361,9 @@ def first_layer_sparse(b, m, net, M, V, rate, decay, rule, fused, grow, r0, r1):
             for j in range(n1):
                 g[j] = like(g, 0.0)
         else:
-            rows_axpy(b.D, b.offs[0], n1, 0, n1, b.crow, b.cval, k0, k1, g)
+            # np.int64, not a literal 0: the literal's own type would compile rows_axpy a second
+            # time on the first run (~3 s), for the same machine code.
+            rows_axpy(b.D, b.offs[0], n1, np.int64(0), n1, b.crow, b.cval, k0, k1, g)
         at = w0 + r * n1
         if fused:
             row = net.P[at:at + n1]
