@@ -71,3 +71,25 @@ def writable_folder(out) -> Path:
     except OSError as exc:
         raise FastnnError(f"cannot write to output folder {path}: {exc.strerror or exc}") from None
     return path
+
+
+@contextlib.contextmanager
+def output_folder(out) -> Iterator[Path]:
+    """:func:`writable_folder` for the length of a run, which runs inside the ``with``.
+
+    If the run fails, the folders this created (``out`` and any missing parents) are
+    removed again while they are empty: bad input found while loading leaves no empty report folder
+    behind.  Anything the run wrote into it (a checkpoint) is kept.
+    """
+    path = Path(out)
+    created = [p for p in (path, *path.parents) if not p.exists()]  # the leaf first
+    path = writable_folder(path)
+    try:
+        yield path
+    except BaseException:
+        for folder in created:
+            try:
+                folder.rmdir()  # refuses a folder that is not empty
+            except OSError:
+                break
+        raise

@@ -62,8 +62,9 @@ def leftovers(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 
 
-def assert_clean_error(result, pattern: str, out_dir: Path, notes: bool = False) -> str:
-    """Exit 2, one ``error:`` line matching ``pattern``, no traceback, an empty --out.
+def assert_clean_error(result, pattern: str, out_dir: Path, notes: bool = False, existed: bool = False) -> str:
+    """Exit 2, one ``error:`` line matching ``pattern``, no traceback, no --out folder
+    (an empty one when it ``existed`` before the run).
 
     With ``notes``, stderr may also hold the ``fastnn: ...`` progress notes a dataset
     fetch prints; the error itself must still be one line.
@@ -81,6 +82,8 @@ def assert_clean_error(result, pattern: str, out_dir: Path, notes: bool = False)
         assert lines == errors, stderr
     assert re.search(pattern, errors[0]), errors[0]
     assert leftovers(out_dir) == []
+    if not existed:  # an --out folder the failed run created is not left behind, empty
+        assert not out_dir.exists()
     return errors[0]
 
 

@@ -25,7 +25,7 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
-from .._atomic import writable_folder
+from .._atomic import output_folder
 from ._options import (add_config_options, add_data_options, add_output_options, data_spec, given_config,
                        out_folder)
 
@@ -174,6 +174,23 @@ def _interrupted(exc, out: str, signum) -> KeyboardInterrupt:
 
 def train_and_report(args: argparse.Namespace):
     """Train, evaluate and write the report described by parsed ``args``; returns the metrics written."""
+    if args.resume is not None:
+        config, dev_size, run = _resumed(args)
+        out_arg = args.resume
+        threads = args.threads if args.threads is not None else run.get("threads")
+        data_args = dict(spec=run["data"], cache=args.cache or run.get("cache"),
+                         source=args.source or run.get("source"), preset=run.get("preset", "default"))
+    else:
+        config, dev_size = resolve_options(args)
+        out_arg = out_folder(args)
+        threads = args.threads
+        data_args = dict(spec=data_spec(args), cache=args.cache, source=args.source, preset=args.preset)
+    with output_folder(out_arg) as out:
+        return _run(args, out, config, dev_size, threads, data_args)
+
+
+def _run(args: argparse.Namespace, out, config, dev_size, threads, data_args: dict):
+    """Load, train, evaluate and write into the output folder ``out`` (created and writable)."""
     from .. import checkpoint
     from ..backends import get_backend
     from ..data import load_dataset
@@ -181,17 +198,6 @@ def train_and_report(args: argparse.Namespace):
     from ..report import metrics, run_result, splits_of, write_report
     from ..training import Interrupted, resume, train
 
-    if args.resume is not None:
-        config, dev_size, run = _resumed(args)
-        out = writable_folder(args.resume)
-        threads = args.threads if args.threads is not None else run.get("threads")
-        data_args = dict(spec=run["data"], cache=args.cache or run.get("cache"),
-                         source=args.source or run.get("source"), preset=run.get("preset", "default"))
-    else:
-        config, dev_size = resolve_options(args)
-        out = writable_folder(out_folder(args))
-        threads = args.threads
-        data_args = dict(spec=data_spec(args), cache=args.cache, source=args.source, preset=args.preset)
     backend = get_backend(config.backend)  # fail on a missing backend before loading data
     if args.resume is not None and args.threads is None:
         threads = _same_threads(backend, threads)
