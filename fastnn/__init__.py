@@ -35,7 +35,7 @@ from .modelfile import load_network, save_network
 from .compat import test_prediction
 from .predict import predict_batch, predict_image
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the one place the version is written (pyproject.toml reads it)
 
 
 def __getattr__(name):
