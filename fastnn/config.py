@@ -222,7 +222,7 @@ RULES = {f.name: f.metadata["rule"] for f in fields(TrainConfig)}
 PRESETS = {
     "default": {},
     # 784-800-10, Nesterov momentum with a one-cycle schedule, trained on all but 1000 of
-    # the 60k MNIST training images: 98.5% test accuracy (see the README for the spread).
+    # the 60k MNIST training images: 98.5% test accuracy (see docs/guide/training.md for the spread).
     "best": dict(hidden=(800,), epochs=30, lr=0.2, optimizer="nesterov", momentum=0.9,
                  weight_decay=1e-4, schedule="onecycle", dev_size=1000),
     # best's network and recipe, on affine-distorted digits for 12 epochs: 99.1% MNIST test

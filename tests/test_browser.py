@@ -11,7 +11,7 @@ The browser is Chromium at ``$FASTNN_CHROMIUM``, else ``chromium`` on the PATH
 playwright``; its own browser download is not needed).  Without either the
 tests are skipped with the reason, unless ``FASTNN_REQUIRE_BROWSER=1`` (set by
 ``.ci/run`` where Chromium could be installed), which turns that into a
-failure.  ``FASTNN_SCREENSHOT=docs/serve.png`` saves the README's screenshot.
+failure.  ``FASTNN_SCREENSHOT=docs/serve.png`` saves the screenshot the README and the serving guide show.
 """
 
 from __future__ import annotations

@@ -55,3 +55,14 @@ def test_every_user_guide_page_is_in_the_table_of_contents():
     pages = {p.stem for p in (DOCS / "guide").glob("*.md")}
     missing = sorted(p for p in pages if f"guide/{p}" not in index)
     assert not missing, missing
+
+
+def test_the_readmes_quick_start_is_two_commands_and_ci_runs_the_test_one():
+    readme = (ROOT / "README.md").read_text()
+    quick = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"```bash\n(.*?)\n```", quick, flags=re.S)
+    assert len(commands) == 2 and all("\n" not in c for c in commands), commands
+    assert commands[0].endswith("fastnn train --backend numba")
+    assert commands[1].endswith("python -m pytest")
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert any(line.strip() == commands[1] for line in ci.splitlines()), "CI must run the README's test command"

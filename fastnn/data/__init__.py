@@ -96,7 +96,7 @@ def normalize(X: np.ndarray) -> np.ndarray:
 #: ``validation_fraction=0.1``), but at most :data:`AUTO_DEV_MAX`; see :func:`dev_rows`.
 AUTO = "auto"
 #: The most rows ``"auto"`` holds out: 60,000 MNIST images keep the 5,000-image dev split
-#: that every figure in the README was measured with.
+#: that every figure in the user guide was measured with.
 AUTO_DEV_MAX = 5000
 #: The fewest rows ``"auto"`` splits (one dev row and nine training rows); fewer is an error.
 AUTO_MIN_ROWS = 10
