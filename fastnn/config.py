@@ -122,7 +122,7 @@ def _hidden_ok(value) -> bool:
     return isinstance(value, tuple) and all(is_int(v) and 1 <= v <= MAX_LAYER for v in value)
 
 
-def _option(default, rule: Rule, help: str, kind: type) -> Any:
+def _option(default, rule: Rule, help: str, kind: Callable[[str], Any]) -> Any:
     """A :class:`TrainConfig` field: its default, rule, ``--help`` text and command-line type."""
     return field(default=default, metadata={"rule": rule, "help": help, "type": kind})
 

@@ -211,7 +211,7 @@ class Run:
                                augment=spec_from_config(config))
         self.lrs = learning_rates(config.schedule, config.lr, self.trainer.steps_per_epoch * config.epochs)
         self.history = History()
-        self.best = None  # with early stopping: a copy of the best epoch's parameters
+        self.best: Params | None = None  # with early stopping: a copy of the best epoch's parameters
         self.fingerprint = data_fingerprint(X, y)
         self.threads = self.trainer.kernels.thread_info()["threads"]
 
@@ -280,10 +280,12 @@ class Run:
             row["dev_accuracy"] = float(np.mean(self.net.predict(self.X_dev, config.backend) == self.y_dev))
         history.epochs.append(row)
         if config.patience > 0:
-            if self.best is None or row["dev_accuracy"] > history.epochs[history.best_epoch - 1]["dev_accuracy"]:
+            best_epoch = history.best_epoch  # set with self.best
+            if self.best is None or best_epoch is None \
+                    or row["dev_accuracy"] > history.epochs[best_epoch - 1]["dev_accuracy"]:
                 self.best = self.net.params.copy()
                 history.best_epoch = epoch + 1
-            elif epoch + 1 - history.best_epoch >= config.patience:
+            elif epoch + 1 - best_epoch >= config.patience:
                 history.stopped_early = True
         return row
 

@@ -180,12 +180,13 @@ def parse_dev_size(value) -> int | float | str:
         shown = f"{value:g}" if isinstance(value, numbers.Real) and not isinstance(value, bool) else repr(value)
         raise FastnnError(f"{option('dev_size')} must be a row count >= 0, a fraction below 1 or {AUTO}, "
                           f"got {shown}")
-    if value >= 1 or value == 0:
-        if value != int(value):
-            raise FastnnError(f"{option('dev_size', f'{value:g}')} is neither a whole row count nor a "
+    number = float(value)
+    if number >= 1 or number == 0:
+        if number != int(number):
+            raise FastnnError(f"{option('dev_size', f'{number:g}')} is neither a whole row count nor a "
                               f"fraction below 1")
-        return int(value)
-    return float(value)
+        return int(number)
+    return number
 
 
 # --------------------------------------------------------------------------

@@ -11,8 +11,10 @@ split the data cannot hold, or early stopping without a dev split is one
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import overload
 
 from ..config import TrainConfig
 from ..errors import FastnnError, option
@@ -65,7 +67,11 @@ class Plan:
             raise FastnnError(f"{where}: an incomplete sweep plan ({exc})") from None
 
 
-def _path_or_name(value) -> str | None:
+@overload
+def _path_or_name(value: None) -> None: ...
+@overload
+def _path_or_name(value: str | os.PathLike) -> str: ...
+def _path_or_name(value):
     """A dataset name as given; a path made absolute, so the plan resumes from any folder."""
     if value is None:
         return None
