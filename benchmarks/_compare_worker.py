@@ -92,9 +92,10 @@ def run_torch(data, cfg) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from _torch_mlp import describe, optimizer, sequential
     from fastnn.backends import get_backend
     from fastnn.schedules import learning_rates
+
+    from _torch_mlp import describe, optimizer, sequential
 
     torch.set_num_threads(os.cpu_count() or 1)
     X, y, X_test, y_test = data

@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT))  # a source checkout builds its own fastnn
 
 project = "fastnn"
 author = "fastnn's authors"
-copyright = "fastnn's authors, MIT licence"  # noqa: A001  (Sphinx's name)
+copyright = "fastnn's authors, MIT licence"  # Sphinx's name, shadowing the builtin
 release = fastnn.__version__
 version = ".".join(release.split(".")[:2])
 

@@ -105,7 +105,7 @@ class Archive:
         self._zf.close()
         self._fh.close()
 
-    def __enter__(self) -> "Archive":
+    def __enter__(self) -> Archive:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -66,7 +66,7 @@ class Targets(NamedTuple):
     values: np.ndarray
     weights: np.ndarray
 
-    def take(self, idx) -> "Targets":
+    def take(self, idx) -> Targets:
         """The rows ``idx`` (the empty parts stay empty)."""
         labels = self.labels[idx] if len(self.labels) else self.labels
         values = self.values[idx] if len(self.values) else self.values

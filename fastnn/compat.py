@@ -32,11 +32,11 @@ import sys
 
 import numpy as np
 
-from .errors import FastnnError
 from .config import TrainConfig
+from .errors import FastnnError
 from .network import Network
-from .training import train
 from .pixels import N_PIXELS, prepare_images
+from .training import train
 
 __all__ = ["from_network", "make_predictions", "mini_batch_gradient_descent", "test_prediction",
            "to_network"]

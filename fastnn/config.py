@@ -21,8 +21,9 @@ import argparse
 import math
 import numbers
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable
+from typing import Any
 
 from .activations import ACTIVATIONS
 from .augment import AUGMENTS
@@ -208,7 +209,7 @@ class TrainConfig:
             except ValueError:
                 pass  # validate() names the bad value
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         """Check every option; raise :class:`FastnnError` naming the first bad one, else return self."""
         for f in fields(self):
             f.metadata["rule"].validate(getattr(self, f.name))

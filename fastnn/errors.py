@@ -11,7 +11,7 @@ prints its message on one line and exits non-zero instead of a traceback.
 import contextlib
 import contextvars
 import sys
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 # True while a command line runs (inside exit_code): messages then name options as typed there.
 _ON_COMMAND_LINE = contextvars.ContextVar("fastnn_on_command_line", default=False)

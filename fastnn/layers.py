@@ -91,7 +91,7 @@ class Params:
         self.coefs, self.intercepts = layout.views(self.flat)
 
     @classmethod
-    def from_arrays(cls, coefs, intercepts, dtype=np.float32) -> "Params":
+    def from_arrays(cls, coefs, intercepts, dtype=np.float32) -> Params:
         """Params holding copies of ``coefs`` (each ``(fan_in, fan_out)``) and ``intercepts``."""
         coefs = [np.asarray(W) for W in coefs]
         intercepts = [np.asarray(b) for b in intercepts]
@@ -113,15 +113,15 @@ class Params:
     def dtype(self) -> np.dtype:
         return self.layout.dtype
 
-    def copy(self) -> "Params":
+    def copy(self) -> Params:
         """An independent copy."""
         return Params(self.layout, self.flat.copy())
 
-    def like(self) -> "Params":
+    def like(self) -> Params:
         """Zeros of the same layout (for gradients and optimizer state)."""
         return Params(self.layout)
 
-    def astype(self, dtype) -> "Params":
+    def astype(self, dtype) -> Params:
         """The same values in another dtype (a copy)."""
         out = Params(Layout(self.layout.sizes, dtype))
         for dst, src in zip(out.coefs + out.intercepts, self.coefs + self.intercepts):

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -32,9 +32,9 @@ from . import _aligned, checkpoint
 from .activations import Targets, make_targets
 from .augment import AugmentSpec, check_images, spec_from_config
 from .backends import get_backend
+from .checkpoint import data_fingerprint
 from .config import TrainConfig
 from .errors import FastnnError
-from .checkpoint import data_fingerprint
 from .layers import Layout, Params
 from .network import Network, init_network
 from .optimizers import Optimizer, make_optimizer
@@ -216,7 +216,7 @@ class Run:
         self.threads = self.trainer.kernels.thread_info()["threads"]
 
     @classmethod
-    def resume(cls, path, X, y, *, X_dev=None, y_dev=None) -> "Run":
+    def resume(cls, path, X, y, *, X_dev=None, y_dev=None) -> Run:
         """The run saved in the checkpoint ``path`` (a file or the folder holding one),
         continued on the same data: its next epoch is the one the saved run would have trained."""
         meta, arrays = checkpoint.load(path)

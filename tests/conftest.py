@@ -15,7 +15,6 @@ import pytest
 
 from fastnn.backends import BACKENDS, get_backend
 
-
 # The numba backend has two first-layer paths, chosen by the data's density; every test
 # that takes a numba backend runs once with each path forced, whatever its data.
 _NUMBA_PATHS = {"numba-dense": -1.0, "numba-sparse": 1.0}

@@ -63,15 +63,15 @@ def mnist():
 
     try:
         return load_dataset("mnist", dev_size=0)
-    except Exception as exc:  # noqa: BLE001 - no dataset, no drawing to trace
+    except Exception as exc:  # no dataset, no drawing to trace
         pytest.skip(f"MNIST is not available: {exc}")
 
 
 @pytest.fixture(scope="module")
 def model_file(mnist, tmp_path_factory):
     from fastnn.config import TrainConfig
-    from fastnn.training import train
     from fastnn.modelfile import save_network
+    from fastnn.training import train
 
     n = 20000
     net, _ = train(mnist.X_train[:n], mnist.y_train[:n],

@@ -11,7 +11,6 @@ from fastnn import compat
 from fastnn.backends import BACKENDS, DEFAULT_BACKEND
 from fastnn.cli import build_parser
 from fastnn.config import DEV_SIZE, PRESETS, RULES, TrainConfig
-from fastnn.errors import FastnnError
 from fastnn.network import Network
 
 

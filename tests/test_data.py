@@ -23,12 +23,22 @@ import pandas as pd
 import pytest
 
 import fastnn._atomic
+from fastnn import data
+from fastnn.data import (
+    Dataset,
+    cache_dir,
+    load_dataset,
+    normalize,
+    read_idx,
+    read_idx_folder,
+    read_kaggle_csv,
+    train_dev_split,
+    write_idx,
+)
+from fastnn.errors import FastnnError
+
 from conftest import block_network
 from datafiles import CSV_PROBLEMS, IDX_PROBLEMS, csv_lines, digits, write_idx_folder, write_lines
-from fastnn import data
-from fastnn.data import (Dataset, cache_dir, load_dataset, normalize, read_idx, read_idx_folder,
-                         read_kaggle_csv, train_dev_split, write_idx)
-from fastnn.errors import FastnnError
 
 STEMS = {"X_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",
          "X_test": "t10k-images-idx3-ubyte", "y_test": "t10k-labels-idx1-ubyte"}
@@ -545,7 +555,7 @@ def test_load_dataset_from_idx_folder(tmp_path):
     assert isinstance(ds, Dataset) and ds.name == "digits"
     assert ds.X_train.shape == (50, 784) and ds.X_dev.shape == (10, 784) and ds.X_test.shape == (20, 784)
     for X in (ds.X_train, ds.X_dev, ds.X_test):
-        assert X.dtype == np.float32 and X.flags.c_contiguous and 0 <= X.min() and X.max() <= 1
+        assert X.dtype == np.float32 and X.flags.c_contiguous and X.min() >= 0 and X.max() <= 1
     for y in (ds.y_train, ds.y_dev, ds.y_test):
         assert y.dtype == np.int64
     np.testing.assert_array_equal(ds.X_test, arrays["X_test"] / np.float32(255))

@@ -378,7 +378,8 @@ def test_predict_before_fit_raises_not_fitted_error(digits):
 
 
 def test_the_estimators_are_importable_from_fastnn():
-    from fastnn.estimator import MLPClassifier as C, MLPRegressor as R
+    from fastnn.estimator import MLPClassifier as C
+    from fastnn.estimator import MLPRegressor as R
 
     assert (fastnn.MLPClassifier, fastnn.MLPRegressor) == (C, R)
     assert {"MLPClassifier", "MLPRegressor"} <= set(fastnn.__all__)

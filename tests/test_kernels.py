@@ -55,10 +55,11 @@ import zlib
 import numpy as np
 import pytest
 
-import naive
-from fastnn.activations import ACTIVATIONS, HEADS, Targets
+from fastnn.activations import ACTIVATIONS, Targets
 from fastnn.network import Network
 from fastnn.optimizers import OPTIMIZERS, make_optimizer
+
+import naive
 
 F32 = np.float32
 U32 = naive.unit(F32)
@@ -128,7 +129,7 @@ def _naive_net(net):
 # --- permutation ---------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _naive_permutation(n, seed, epoch):
     return naive.permutation(n, seed, epoch)
 

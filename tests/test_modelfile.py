@@ -27,8 +27,17 @@ import fastnn._atomic
 import fastnn.modelfile as modelfile
 from fastnn.activations import ACTIVATIONS
 from fastnn.errors import FastnnError
-from fastnn.modelfile import (FORMAT, MAX_LAYERS, MAX_MEMBERS, VERSION, _digest, _param_names,
-                              load_network, network_summary, save_network)
+from fastnn.modelfile import (
+    FORMAT,
+    MAX_LAYERS,
+    MAX_MEMBERS,
+    VERSION,
+    _digest,
+    _param_names,
+    load_network,
+    network_summary,
+    save_network,
+)
 from fastnn.network import Network, init_network
 
 D, H, C = 784, 12, 10

@@ -27,8 +27,8 @@ LOAD = ROOT / "benchmarks" / "serve_load.py"
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory) -> Path:
-    from fastnn.network import init_network
     from fastnn.modelfile import save_network
+    from fastnn.network import init_network
 
     return save_network(init_network(784, 64, 10, seed=1), tmp_path_factory.mktemp("load") / "model.npz")
 

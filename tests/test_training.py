@@ -10,13 +10,14 @@ import types
 import numpy as np
 import pytest
 
-import naive
 from fastnn import training
 from fastnn.backends import get_backend
 from fastnn.config import TrainConfig
 from fastnn.errors import FastnnError
 from fastnn.network import Network, init_network
 from fastnn.training import train
+
+import naive
 
 # A few hundred steps: 3000 samples, 32 per batch (94 steps an epoch, the last one 24), 3 epochs;
 # one hidden ReLU layer, and two tanh layers.

@@ -16,11 +16,21 @@ import numpy as np
 from numba import prange
 
 from .. import _keys
+from ._numba_blas import N, gemm
 from ._numba_jitable import like  # noqa: F401  (also registers the random keys for compiled code)
 from ._numba_setup import kernel
-from ._numba_blas import N, gemm
-from ._numba_steps import (IDENTITY, SGD, STORE, apply_rule, backward_part, bias_activate, column_sums,
-                           first_layer_part, forward_rows)
+from ._numba_steps import (
+    IDENTITY,
+    SGD,
+    STORE,
+    apply_rule,
+    backward_part,
+    bias_activate,
+    column_sums,
+    first_layer_part,
+    forward_rows,
+)
+
 
 @kernel(parallel=True)
 def permutation(n, keys, k, out):

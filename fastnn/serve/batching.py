@@ -109,7 +109,7 @@ class Batcher:
                 X = np.stack([image for image, _ in batch])
                 try:
                     P = await loop.run_in_executor(self._executor, self.probabilities_sync, X)
-                except Exception as exc:  # noqa: BLE001 - handed to each request, which reports it
+                except Exception as exc:  # handed to each request, which reports it
                     for _, future in batch:
                         if not future.done():
                             future.set_exception(exc)

@@ -39,7 +39,7 @@ MAX_IMAGE_PIXELS = 1 << 21        # ~2 Mpx (e.g. 1448x1448): far above any drawi
 IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")  # the only decoders an upload may reach
 _DATA_URL = re.compile(r"data:image/[A-Za-z0-9.+-]{1,40};base64,", re.ASCII)
 
-__all__ = ["MAX_BODY_BYTES", "MAX_IMAGE_PIXELS", "RequestError", "parse_json", "image_from_payload"]
+__all__ = ["MAX_BODY_BYTES", "MAX_IMAGE_PIXELS", "RequestError", "image_from_payload", "parse_json"]
 
 
 class RequestError(Exception):
@@ -97,7 +97,7 @@ def _from_pixels(values) -> np.ndarray:
             arr = np.array(values, dtype=np.float64 if float in kinds else np.int64)
         except OverflowError:  # an integer past int64: the loop below names it
             arr = None
-        if arr is not None and 0 <= arr.min() and arr.max() <= 255:
+        if arr is not None and arr.min() >= 0 and arr.max() <= 255:
             return prepare_image(arr).reshape(SIDE, SIDE)
     floats = False
     for i, v in enumerate(values):

@@ -54,10 +54,9 @@ best trial by dev accuracy (``model.npz``, ``metrics.json`` and figures, as
 
 from __future__ import annotations
 
-
 from .grid import FIELDS, RESULT_COLUMNS, check_grid, make_trials, parse_grid
 from .plan import Plan, make_plan
 from .results import format_summary, plot_sweep, summarize, varied, write_best_report
 from .run import resume, sweep
 
-__all__ = ["sweep", "resume", "make_plan", "parse_grid", "check_grid", "summarize"]
+__all__ = ["check_grid", "make_plan", "parse_grid", "resume", "summarize", "sweep"]

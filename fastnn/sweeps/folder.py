@@ -61,7 +61,7 @@ class SweepFolder:
     # ---- starting and reopening -----------------------------------------------------------
 
     @classmethod
-    def start(cls, out, plan: Plan) -> "SweepFolder":
+    def start(cls, out, plan: Plan) -> SweepFolder:
         """A new sweep in the folder ``out`` (None: in memory only).
 
         Refuses a folder holding an unfinished sweep with finished trials (they
@@ -90,7 +90,7 @@ class SweepFolder:
         return folder
 
     @classmethod
-    def open(cls, path) -> "SweepFolder":
+    def open(cls, path) -> SweepFolder:
         """The sweep saved in ``path``: its plan, its finished trials and its best network so far."""
         path = Path(path)
         if not (path / PLAN).is_file():

@@ -51,7 +51,7 @@ class Plan:
         return {"format": FORMAT, "version": VERSION, **asdict(self)}
 
     @classmethod
-    def from_json(cls, document, where: str) -> "Plan":
+    def from_json(cls, document, where: str) -> Plan:
         """The plan a ``sweep-plan.json`` holds, checked again as a new one would be."""
         if not isinstance(document, dict) or document.get("format") != FORMAT:
             raise FastnnError(f"{where}: not a fastnn sweep plan")
