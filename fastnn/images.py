@@ -41,7 +41,7 @@ CENTRE = 14.0      # where the ink's centre of mass goes (row and column)
 INK_THRESHOLD = 0.2  # after background removal, values below this are background
 BORDER = 0.05      # the frame whose brightness decides polarity and background level
 
-__all__ = ["SIDE", "mnist_style", "read_image"]
+__all__ = ["read_image", "mnist_style", "SIDE"]
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:

@@ -39,7 +39,7 @@ MAX_IMAGE_PIXELS = 1 << 21        # ~2 Mpx (e.g. 1448x1448): far above any drawi
 IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")  # the only decoders an upload may reach
 _DATA_URL = re.compile(r"data:image/[A-Za-z0-9.+-]{1,40};base64,", re.ASCII)
 
-__all__ = ["MAX_BODY_BYTES", "MAX_IMAGE_PIXELS", "RequestError", "image_from_payload", "parse_json"]
+__all__ = ["MAX_BODY_BYTES", "MAX_IMAGE_PIXELS", "RequestError", "parse_json", "image_from_payload"]
 
 
 class RequestError(Exception):

@@ -59,4 +59,4 @@ from .plan import Plan, make_plan
 from .results import format_summary, plot_sweep, summarize, varied, write_best_report
 from .run import resume, sweep
 
-__all__ = ["check_grid", "make_plan", "parse_grid", "resume", "summarize", "sweep"]
+__all__ = ["sweep", "resume", "make_plan", "parse_grid", "check_grid", "summarize"]
