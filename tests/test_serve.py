@@ -163,8 +163,9 @@ def test_predict_image_is_made_mnist_style_like_fastnn_predict(client, model_fil
     body = client.post("/api/predict", json={"image": png_data_url(snapshot)}).json()
     assert body["pixels"] == np.rint(seen.ravel() * 255).astype(int).tolist()
     net, _ = load_model(model_file)
-    label, probs = net.classes[int(net.predict_proba(seen.reshape(1, 784))[0].argmax())], None
-    assert body["label"] == int(label)
+    probs = net.predict_proba(seen.reshape(1, 784))[0]
+    assert body["label"] == int(net.classes[int(probs.argmax())])
+    assert np.allclose(body["probabilities"], probs, atol=1e-6)
     # dark ink on white paper, as JPEG: inverted, same pipeline
     paper = Image.new("L", (200, 150), 250)
     ImageDraw.Draw(paper).line([(60, 20), (140, 20), (80, 130)], fill=10, width=12)
