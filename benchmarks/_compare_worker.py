@@ -9,6 +9,7 @@ Imported only in the worker processes.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
 import os
@@ -41,11 +42,9 @@ def peak_worker(with_info: bool, size: int = 2048, repeats: int = 5) -> dict:
 
         import fastnn.backends.numba_backend  # noqa: F401  (loads SciPy's BLAS too, so both are listed)
         cpu = platform.processor() or "unknown"
-        try:
+        with contextlib.suppress(OSError, StopIteration):
             cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                        if line.startswith("model name"))
-        except (OSError, StopIteration):
-            pass
         result["machine"] = {
             "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
             "numpy": np.__version__, "numba": numba.__version__, "numba_threads": numba.get_num_threads(),

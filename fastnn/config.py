@@ -18,6 +18,7 @@ size), applied over the defaults; options given explicitly override them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import numbers
 import re
@@ -101,7 +102,7 @@ def layer_sizes(value) -> tuple:
     spelling if ``value`` is none of these (the sizes' range is :data:`RULES`' ``hidden``)."""
     if isinstance(value, str):
         text = value.strip().strip("()[]").replace(" ", "")
-        parts = [part for part in re.split(r"[,-]", text)] if text else []
+        parts = re.split(r"[,-]", text) if text else []
         if len(parts) > 1 and parts[-1] == "" and value.strip().startswith("("):
             parts.pop()  # Python's spelling of a one-layer tuple: "(16,)"
         if not all(part.isdigit() for part in parts):
@@ -204,10 +205,8 @@ class TrainConfig:
         # One spelling of the layer sizes: TrainConfig(hidden=256) is (256,), [100, 100] is
         # (100, 100).  Text is the command line's to parse (layer_sizes); here it is refused.
         if not isinstance(self.hidden, str):
-            try:
+            with contextlib.suppress(ValueError):  # validate() names the bad value
                 self.hidden = layer_sizes(self.hidden)
-            except ValueError:
-                pass  # validate() names the bad value
 
     def validate(self) -> TrainConfig:
         """Check every option; raise :class:`FastnnError` naming the first bad one, else return self."""

@@ -16,6 +16,8 @@ on a 64-byte boundary) and hands out views, so that:
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 
 from . import _aligned
@@ -40,7 +42,7 @@ class Layout:
         self.dtype = np.dtype(dtype)
         align = max(1, _BLOCK_ALIGN_BYTES // self.dtype.itemsize)
         offsets, at = [], 0
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        for fan_in, fan_out in pairwise(sizes):
             w = at
             at = -(-(w + fan_in * fan_out) // align) * align
             b = at

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from itertools import pairwise
 from pathlib import Path
 from typing import NamedTuple
 
@@ -224,7 +225,7 @@ def _parse_meta(path: Path, meta: dict) -> _Spec:
             raise bad("head", f"one of {', '.join(HEADS)}")
         names, dtype = _param_names(len(sizes) - 1), np.dtype(meta["dtype"])
         shapes = {}
-        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        for i, (fan_in, fan_out) in enumerate(pairwise(sizes)):
             shapes[f"coef_{i}"], shapes[f"intercept_{i}"] = (fan_in, fan_out), (fan_out,)
     class_names = meta["class_names"]
     if not isinstance(class_names, list) or not all(isinstance(n, str) for n in class_names):

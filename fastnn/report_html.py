@@ -251,9 +251,9 @@ def render_report_html(metrics: dict, folder) -> str:
         parts.append(_confusion_table(metrics[cm_split], cm_split))
     for key, heading, alt in _FIGURES[2:]:
         parts.append(_figure(folder, figures, key, heading, alt))
-    for key, name in figures.items():  # figures this page does not know yet: shown at the end
-        if key not in {k for k, _, _ in _FIGURES}:
-            parts.append(_figure(folder, figures, key, str(key).replace("_", " ").capitalize(), str(key)))
+    known = {k for k, _, _ in _FIGURES}
+    parts.extend(_figure(folder, figures, key, str(key).replace("_", " ").capitalize(), str(key))
+                 for key in figures if key not in known)  # figures this page does not know yet: at the end
     parts += [_per_class_section(metrics, splits), _run_section(metrics), _config_section(metrics),
               _history_section(metrics),
               '<p class="sub">Also in this folder: metrics.json (every figure above as data), '

@@ -153,7 +153,7 @@ class Trainer:
             self.kernels.permutation(self.n, self.seed, self.epoch, self.perm)
         if self.augment is not None:
             self.kernels.augment(self.source, self.seed, self.epoch, self.augment, self.X, self.ws)
-        chunk = self.n if not chunk else chunk
+        chunk = chunk or self.n
         loss_sum, correct, step = 0.0, 0, 0
         for start in range(0, self.n, chunk):
             stop_row = min(start + chunk, self.n)

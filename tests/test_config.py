@@ -69,6 +69,6 @@ def test_every_preset_is_described_and_valid():
     from fastnn.config import PRESET_HELP
 
     assert set(PRESET_HELP) == set(PRESETS)
-    for name, recipe in PRESETS.items():
+    for recipe in PRESETS.values():
         TrainConfig(**{k: v for k, v in recipe.items() if k != "dev_size"}).validate()
     assert PRESETS["max"]["augment"] == "affine"

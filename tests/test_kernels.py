@@ -51,6 +51,7 @@ import os
 import subprocess
 import sys
 import zlib
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -86,7 +87,7 @@ def _rng(*key) -> np.random.Generator:
 
 def _network(rng, sizes, activation="relu", head="softmax", dtype=F32) -> Network:
     """Glorot-scaled weights and clearly non-zero biases (so a dropped bias shows)."""
-    coefs = [rng.standard_normal((a, b)) * math.sqrt(2 / (a + b)) for a, b in zip(sizes[:-1], sizes[1:])]
+    coefs = [rng.standard_normal((a, b)) * math.sqrt(2 / (a + b)) for a, b in pairwise(sizes)]
     intercepts = [0.2 * rng.standard_normal(b) for b in sizes[1:]]
     classes = None if head != "logistic" else (np.arange(2) if sizes[-1] == 1 else np.arange(sizes[-1]))
     return Network(coefs, intercepts, activation, head, classes=classes, dtype=dtype)
@@ -613,7 +614,10 @@ def test_tolerances_reject_plausible_mistakes():
     targets = _targets(rng, "softmax", m, 10, weighted=True)
     loss, right, dZ = naive.loss("softmax", Z, targets.labels, None, targets.weights)
     good = (loss, right, dZ.astype(F32))
-    check = lambda l, r, d: naive.check_loss("softmax", Z, targets.labels, None, targets.weights, l, r, d, U32)  # noqa: E731
+
+    def check(loss_, right_, dZ_):
+        return naive.check_loss("softmax", Z, targets.labels, None, targets.weights, loss_, right_, dZ_, U32)
+
     assert not _rejects(check, *good)
     unweighted = naive.loss("softmax", Z, targets.labels, None, np.ones(m, F32))
     loss_mistakes = {

@@ -71,10 +71,9 @@ def test_the_pixel_rule_has_one_home():
     for name, path in _modules().items():
         if name == "fastnn.pixels":
             continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) \
-                    and node.value.value in (784, 28):
-                offenders.append(f"{name}: {ast.unparse(node)}")
+        offenders.extend(f"{name}: {ast.unparse(node)}" for node in ast.walk(ast.parse(path.read_text()))
+                         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+                         and node.value.value in (784, 28))
     assert not offenders, offenders
 
 

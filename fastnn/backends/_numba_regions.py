@@ -111,8 +111,7 @@ def train_steps(X, y, Y, sw, perm, start, stop, batch_size, rates, net, b, rows,
     fused = rule.kind == SGD and rule.weight_decay == 0.0 and rule.l2 == 0.0
     total = 0.0
     correct = 0
-    step = 0
-    for lo in range(start, stop, batch_size):
+    for step, lo in enumerate(range(start, stop, batch_size)):
         m = min(batch_size, stop - lo)
         weight_sum = 0.0
         for i in range(m):
@@ -133,7 +132,6 @@ def train_steps(X, y, Y, sw, perm, start, stop, batch_size, rates, net, b, rows,
             loss += 0.5 * rule.l2 * b.pen.sum()
         total += loss * m / weight_sum
         correct += right
-        step += 1
     return total, correct
 
 

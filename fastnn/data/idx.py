@@ -134,10 +134,9 @@ def _encode_idx(array: np.ndarray, kind: str, where: str) -> bytes:
         header = [LABELS_MAGIC, len(array)]
     else:
         raise FastnnError(f"IDX kind must be 'images' or 'labels', not {kind!r}")
-    if array.dtype != np.uint8:
-        if not np.issubdtype(array.dtype, np.integer) or (
-                array.size and (array.min() < 0 or array.max() > 255)):
-            raise FastnnError(f"{where}: IDX {kind} must be integers in 0..255")
+    if array.dtype != np.uint8 and (not np.issubdtype(array.dtype, np.integer) or (
+            array.size and (array.min() < 0 or array.max() > 255))):
+        raise FastnnError(f"{where}: IDX {kind} must be integers in 0..255")
     head = b"".join(v.to_bytes(4, "big") for v in header)
     return head + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
 
