@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import statistics
 import tempfile
+from itertools import pairwise
 from pathlib import Path
 
 from _common import shape
@@ -30,7 +31,7 @@ def training_flops(n: int, sizes) -> int:
     rate below is a dense-equivalent one.
     """
     sizes = tuple(sizes)
-    products = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    products = sum(a * b for a, b in pairwise(sizes))
     return 6 * n * products - 2 * n * sizes[0] * sizes[1]
 
 

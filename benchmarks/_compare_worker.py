@@ -9,6 +9,7 @@ Imported only in the worker processes.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
 import os
@@ -41,11 +42,9 @@ def peak_worker(with_info: bool, size: int = 2048, repeats: int = 5) -> dict:
 
         import fastnn.backends.numba_backend  # noqa: F401  (loads SciPy's BLAS too, so both are listed)
         cpu = platform.processor() or "unknown"
-        try:
+        with contextlib.suppress(OSError, StopIteration):
             cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                        if line.startswith("model name"))
-        except (OSError, StopIteration):
-            pass
         result["machine"] = {
             "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
             "numpy": np.__version__, "numba": numba.__version__, "numba_threads": numba.get_num_threads(),
@@ -92,9 +91,10 @@ def run_torch(data, cfg) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from _torch_mlp import describe, optimizer, sequential
     from fastnn.backends import get_backend
     from fastnn.schedules import learning_rates
+
+    from _torch_mlp import describe, optimizer, sequential
 
     torch.set_num_threads(os.cpu_count() or 1)
     X, y, X_test, y_test = data

@@ -20,10 +20,11 @@ import time
 
 import numpy as np
 
-from _common import AUGMENT_SPECS, make_net, softmax_targets
 from fastnn import _aligned, load_dataset
 from fastnn.backends import get_backend
 from fastnn.optimizers import make_optimizer
+
+from _common import AUGMENT_SPECS, make_net, softmax_targets
 
 HIDDEN, BATCH, LR = (800,), 128, 0.05
 WARM_BATCHES, TIMED_BATCHES, ROUNDS = 10, 100, 3

@@ -10,8 +10,15 @@ The ``max`` preset's recipe (784-800-10, Nesterov 0.9, one-cycle to lr 0.2, weig
 ``train_s`` is the wall time of ``fastnn.train`` (with the per-epoch dev evaluation),
 ``test_acc`` the accuracy on the 10000 test images.
 """
-import sys, time, json, numpy as np, fastnn
+import json
+import sys
+import time
+
+import numpy as np
+
+import fastnn
 from fastnn import TrainConfig, train
+
 over = json.loads(sys.argv[1])
 dataset = over.pop("data", "mnist")
 dev = over.pop("dev_size", 0)

@@ -70,6 +70,7 @@ def main():
         torch.library.register_fake = real_register_fake
 
     import fastnn
+
     from _torch_mlp import optimizer, sequential
 
     torch.manual_seed(args.seed)

@@ -67,13 +67,14 @@ import sys
 import time
 from pathlib import Path
 
-from _common import C, D, load_average, shape
-from _compare_report import FLOPS_FORMULA, LABELS, atomic_write, markdown, plot, steady, summarise, training_flops
 from fastnn.activations import ACTIVATIONS
 from fastnn.config import TrainConfig, layer_sizes
 from fastnn.errors import FastnnError
 from fastnn.optimizers import OPTIMIZERS
 from fastnn.schedules import SCHEDULES
+
+from _common import C, D, load_average, shape
+from _compare_report import FLOPS_FORMULA, LABELS, atomic_write, markdown, plot, steady, summarise, training_flops
 
 IMPLEMENTATIONS = ("numpy", "numba", "torch", "sklearn")
 PACKAGES = {"numpy": "fastnn", "numba": "numba", "torch": "torch", "sklearn": "sklearn"}

@@ -26,8 +26,9 @@ import os
 import numpy as np
 import pytest
 
-from _common import C, D, N_TRAIN, Runner, load_average, warm_up
 from fastnn.backends import BACKENDS, get_backend
+
+from _common import N_TRAIN, C, D, Runner, load_average, warm_up
 
 
 def pytest_addoption(parser):

@@ -24,6 +24,7 @@ moons (``plot_classifier_comparison``'s MLP), float64 as they come.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -124,11 +125,9 @@ def run_worker(case: str, impl: str, max_iter: int | None, threads: int | None =
 
 def machine() -> dict:
     model = platform.processor()
-    try:
+    with contextlib.suppress(OSError, StopIteration):
         model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                      if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     return {"cpu": model, "cores": os.cpu_count(), "load": [round(x, 2) for x in os.getloadavg()]}
 
 

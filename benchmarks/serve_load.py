@@ -191,8 +191,8 @@ def loopback(url: str) -> tuple[str, int]:
 
 def default_model(folder: Path) -> Path:
     sys.path.insert(0, str(ROOT))
-    from fastnn.network import init_network
     from fastnn.modelfile import save_network
+    from fastnn.network import init_network
 
     return save_network(init_network(784, 256, 10, seed=0), folder / "model.npz")
 

@@ -57,7 +57,7 @@ def main() -> None:
 
     def sweep(r):
         folder = out / f"sweep-{r}"
-        seconds = fastnn("sweep", *common, *sum((["--grid", g] for g in grid), []), "--seeds", args.seeds,
+        seconds = fastnn("sweep", *common, *[a for g in grid for a in ("--grid", g)], "--seeds", args.seeds,
                          "--out", folder, "--no-plots", "--quiet")
         rows = json.loads((folder / "sweep.json").read_text())["trials"]
         return seconds, {(*(str(row[f]) for f in fields), row["seed"]): row["test_accuracy"] for row in rows}
@@ -68,7 +68,7 @@ def main() -> None:
         for point in points:
             for seed in range(args.seeds):
                 folder = out / f"seq-{r}" / "-".join([*point, str(seed)])
-                options = sum(([f"--{f.replace('_', '-')}", v] for f, v in zip(fields, point)), [])
+                options = [a for f, v in zip(fields, point) for a in (f"--{f.replace('_', '-')}", v)]
                 fastnn("train", *common, *options, "--seed", seed, "--out", folder, "--no-plots", "--quiet")
                 metrics = json.loads((folder / "metrics.json").read_text())
                 key = (*(str(metrics["config"][f]) for f in fields), seed)

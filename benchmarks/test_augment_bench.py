@@ -22,10 +22,11 @@ import math
 
 import pytest
 
-from _common import AUGMENT_SPECS, make_net, shape, softmax_targets
 from fastnn import _aligned
 from fastnn.optimizers import make_optimizer
 from fastnn.training import Trainer
+
+from _common import AUGMENT_SPECS, make_net, shape, softmax_targets
 from test_train_bench import epoch_data  # noqa: F401  (fixture)
 
 HIDDEN, BATCH, LR = (800,), 128, 0.05  # the max preset's network and batch
@@ -38,7 +39,7 @@ def test_augment_epoch(run, backend, epoch_data, kind):  # noqa: F811
     epochs = iter(range(10**9))
     run(lambda: backend.augment(X, 0, next(epochs), AUGMENT_SPECS[kind], out),
         group=f"augment epoch {kind}", samples=len(X), backend=backend.NAME, kernel="augment", data=source)
-    assert 0 <= out.min() and out.max() <= 1
+    assert out.min() >= 0 and out.max() <= 1
 
 
 @pytest.mark.parametrize("path", ["sparse", "dense"])

@@ -23,7 +23,7 @@ def test_compare_runs_and_writes_json(tmp_path):
         from fastnn import load_dataset
 
         load_dataset("mnist", dev_size=0)
-    except Exception as exc:  # noqa: BLE001  (no MNIST here, offline)
+    except Exception as exc:  # no MNIST here, offline
         pytest.skip(f"MNIST not available: {exc}")
     command = [sys.executable, str(SCRIPT), "--epochs", "1", "--rounds", "1", "--hidden", "32,16",
                "--only", "numpy,numba,torch,sklearn", "--limit", "2000", "--target-accuracy", "0.5",
@@ -63,8 +63,9 @@ def test_training_flops_counts_every_layer():
 @pytest.mark.parametrize("activation", ["relu", "tanh", "logistic", "identity"])
 def test_torch_sequential_is_the_network(activation):
     torch = pytest.importorskip("torch")
-    from _torch_mlp import sequential
     from fastnn.network import init_network
+
+    from _torch_mlp import sequential
 
     net = init_network(784, (32, 16), 10, seed=3, activation=activation)
     X = np.random.default_rng(0).random((64, 784), dtype=np.float32)

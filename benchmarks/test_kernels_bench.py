@@ -20,8 +20,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from _common import (BATCHES, C, D, DEEP, LR, N_TEST, N_TRAIN, STEP_CASES, WIDTHS, case_id, make_net,
-                     sgd, shape, softmax_targets)
+from _common import (
+    BATCHES,
+    DEEP,
+    LR,
+    N_TEST,
+    N_TRAIN,
+    STEP_CASES,
+    WIDTHS,
+    C,
+    D,
+    case_id,
+    make_net,
+    sgd,
+    shape,
+    softmax_targets,
+)
 
 
 def _stepped(backend, batch: int, hidden, seed: int = 2):

@@ -22,10 +22,11 @@ import math
 import numpy as np
 import pytest
 
-from _common import C, D, DEEP, case_id, make_net, sgd, shape, softmax_targets, warm_up
 from fastnn.backends import get_backend
 from fastnn.optimizers import OPTIMIZERS, make_optimizer
 from fastnn.schedules import learning_rates
+
+from _common import DEEP, C, D, case_id, make_net, sgd, shape, softmax_targets, warm_up
 
 BATCH, N_BATCHES = 128, 50
 N = BATCH * N_BATCHES

@@ -29,10 +29,21 @@ import math
 import numpy as np
 import pytest
 
-from _common import (CHUNK_BATCHES, CHUNK_MAX_SAMPLES, LR, N_TRAIN, STEP_CASES, case_id, make_net, sgd,
-                     shape, softmax_targets)
-from conftest import SMOKE_ROWS
 from fastnn.training import Trainer
+
+from _common import (
+    CHUNK_BATCHES,
+    CHUNK_MAX_SAMPLES,
+    LR,
+    N_TRAIN,
+    STEP_CASES,
+    case_id,
+    make_net,
+    sgd,
+    shape,
+    softmax_targets,
+)
+from conftest import SMOKE_ROWS
 
 EPOCH_HIDDEN, EPOCH_BATCH = (128,), 128  # the standard configuration's epoch
 

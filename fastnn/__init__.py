@@ -24,18 +24,18 @@ Numba backend that agrees with it (``fastnn.backends``).  The public API:
 Problems the caller can fix raise :class:`FastnnError` (a ``ValueError``).
 """
 
+from .compat import test_prediction
+from .config import TrainConfig
 from .data import Dataset, load_dataset, read_idx, read_kaggle_csv
 from .errors import FastnnError
 from .export import export_onnx
 from .metrics import classification_report, confusion_matrix
-from .config import TrainConfig
-from .network import Network, init_network
-from .training import History, resume, train
 from .modelfile import load_network, save_network
-from .compat import test_prediction
+from .network import Network, init_network
 from .predict import predict_batch, predict_image
+from .training import History, resume, train
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the one place the version is written (pyproject.toml reads it)
 
 
 def __getattr__(name):

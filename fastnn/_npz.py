@@ -20,6 +20,7 @@ caller allows.  Every problem is an :class:`ArchiveError` saying what is wrong.
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import zipfile
 import zlib
@@ -105,7 +106,7 @@ class Archive:
         self._zf.close()
         self._fh.close()
 
-    def __enter__(self) -> "Archive":
+    def __enter__(self) -> Archive:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -118,12 +119,11 @@ def open_archive(path, *, max_members: int, max_directory_bytes: int) -> Archive
     Raises :class:`ArchiveError` for anything but a well-formed archive within the
     bounds; ``FileNotFoundError``, ``IsADirectoryError`` and ``PermissionError`` pass through.
     """
-    fh = open(path, "rb")
-    try:
-        return _checked(fh, max_members, max_directory_bytes)
-    except BaseException:
-        fh.close()
-        raise
+    with contextlib.ExitStack() as on_error:
+        fh = on_error.enter_context(open(path, "rb"))
+        archive = _checked(fh, max_members, max_directory_bytes)
+        on_error.pop_all()  # checked: the archive owns the file now
+    return archive
 
 
 def _checked(fh, max_members: int, max_directory_bytes: int) -> Archive:

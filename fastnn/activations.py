@@ -24,14 +24,15 @@ Heads pair an output function with its canonical loss, so that the gradient
 of the loss with respect to the last layer's raw output ``z`` is always
 ``output(z) - target``:
 
-=========  =================  ==========================================  =====================
-head       output(z)          per-sample loss                             targets
-=========  =================  ==========================================  =====================
-softmax    softmax(z)         logsumexp(z) - z[y]  (cross-entropy)        class indices
-logistic   1 / (1 + exp(-z))  sum_j log(1 + exp(z_j)) - t_j z_j  (BCE)    0/1 per output
-identity   z                  sum_j (z_j - t_j)**2 / 2                    real values
-exp        exp(z)             sum_j exp(z_j) - t_j z_j + t_j log t_j - t_j  (half Poisson deviance)  counts >= 0
-=========  =================  ==========================================  =====================
+=========  =================  ===========================================================  =============
+head       output(z)          per-sample loss                                              targets
+=========  =================  ===========================================================  =============
+softmax    softmax(z)         logsumexp(z) - z[y]  (cross-entropy)                         class indices
+logistic   1 / (1 + exp(-z))  sum_j log(1 + exp(z_j)) - t_j z_j  (BCE)                     0/1 per output
+identity   z                  sum_j (z_j - t_j)**2 / 2                                     real values
+exp        exp(z)             sum_j exp(z_j) - t_j z_j + t_j log t_j - t_j  (half Poisson  counts >= 0
+                              deviance)
+=========  =================  ===========================================================  =============
 
 With sample weights ``w`` a batch's gradient is ``w_i (output - target) /
 sum(w)`` and its loss ``sum_i w_i loss_i / sum(w)`` (the mean when every
@@ -65,7 +66,7 @@ class Targets(NamedTuple):
     values: np.ndarray
     weights: np.ndarray
 
-    def take(self, idx) -> "Targets":
+    def take(self, idx) -> Targets:
         """The rows ``idx`` (the empty parts stay empty)."""
         labels = self.labels[idx] if len(self.labels) else self.labels
         values = self.values[idx] if len(self.values) else self.values

@@ -59,7 +59,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _keys
-from ._keys import epoch_key  # noqa: F401  (part of the definition above)
+from ._keys import epoch_key  # part of the definition above
 from .errors import FastnnError
 from .pixels import SIDE  # images are SIDE x SIDE, row-major
 
@@ -74,7 +74,7 @@ N_AFFINE_DRAWS = 6
 AGREEMENT_ATOL = 1e-6
 
 
-def agreement_atol(spec: "AugmentSpec") -> float:
+def agreement_atol(spec: AugmentSpec) -> float:
     """The largest pixel difference between the backends that the agreement tests accept.
 
     With an elastic field, 2e-6 * alpha / sigma: the field's size is below ~0.7 alpha /

@@ -32,11 +32,11 @@ import sys
 
 import numpy as np
 
-from .errors import FastnnError
 from .config import TrainConfig
+from .errors import FastnnError
 from .network import Network
-from .training import train
 from .pixels import N_PIXELS, prepare_images
+from .training import train
 
 __all__ = ["from_network", "make_predictions", "mini_batch_gradient_descent", "test_prediction",
            "to_network"]
@@ -108,7 +108,7 @@ def mini_batch_gradient_descent(X, Y, alpha: float = 0.1, iterations: int = 10,
     """
     X = _samples_as_rows(X)
     Y = _labels(Y, X.shape[0])
-    config = TrainConfig(hidden=hidden, epochs=iterations, batch_size=batch_size, lr=alpha,
+    config = TrainConfig(hidden=(hidden,), epochs=iterations, batch_size=batch_size, lr=alpha,
                          seed=seed, backend=backend)
 
     def progress(row):
@@ -153,4 +153,4 @@ def test_prediction(index: int, W1, b1, W2, b2, X=None, Y=None, path=None, show:
 
 
 # The names come from the notebook; stop pytest collecting them as tests when imported.
-test_prediction.__test__ = False
+test_prediction.__test__ = False  # type: ignore[attr-defined]  # functions take attributes

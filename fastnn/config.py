@@ -18,11 +18,13 @@ size), applied over the defaults; options given explicitly override them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import numbers
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable
+from typing import Any
 
 from .activations import ACTIVATIONS
 from .augment import AUGMENTS
@@ -100,7 +102,7 @@ def layer_sizes(value) -> tuple:
     spelling if ``value`` is none of these (the sizes' range is :data:`RULES`' ``hidden``)."""
     if isinstance(value, str):
         text = value.strip().strip("()[]").replace(" ", "")
-        parts = [part for part in re.split(r"[,-]", text)] if text else []
+        parts = re.split(r"[,-]", text) if text else []
         if len(parts) > 1 and parts[-1] == "" and value.strip().startswith("("):
             parts.pop()  # Python's spelling of a one-layer tuple: "(16,)"
         if not all(part.isdigit() for part in parts):
@@ -122,7 +124,7 @@ def _hidden_ok(value) -> bool:
     return isinstance(value, tuple) and all(is_int(v) and 1 <= v <= MAX_LAYER for v in value)
 
 
-def _option(default, rule: Rule, help: str, kind: type) -> Any:
+def _option(default, rule: Rule, help: str, kind: Callable[[str], Any]) -> Any:
     """A :class:`TrainConfig` field: its default, rule, ``--help`` text and command-line type."""
     return field(default=default, metadata={"rule": rule, "help": help, "type": kind})
 
@@ -203,12 +205,10 @@ class TrainConfig:
         # One spelling of the layer sizes: TrainConfig(hidden=256) is (256,), [100, 100] is
         # (100, 100).  Text is the command line's to parse (layer_sizes); here it is refused.
         if not isinstance(self.hidden, str):
-            try:
+            with contextlib.suppress(ValueError):  # validate() names the bad value
                 self.hidden = layer_sizes(self.hidden)
-            except ValueError:
-                pass  # validate() names the bad value
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         """Check every option; raise :class:`FastnnError` naming the first bad one, else return self."""
         for f in fields(self):
             f.metadata["rule"].validate(getattr(self, f.name))
@@ -222,7 +222,7 @@ RULES = {f.name: f.metadata["rule"] for f in fields(TrainConfig)}
 PRESETS = {
     "default": {},
     # 784-800-10, Nesterov momentum with a one-cycle schedule, trained on all but 1000 of
-    # the 60k MNIST training images: 98.5% test accuracy (see the README for the spread).
+    # the 60k MNIST training images: 98.5% test accuracy (see docs/guide/training.md for the spread).
     "best": dict(hidden=(800,), epochs=30, lr=0.2, optimizer="nesterov", momentum=0.9,
                  weight_decay=1e-4, schedule="onecycle", dev_size=1000),
     # best's network and recipe, on affine-distorted digits for 12 epochs: 99.1% MNIST test

@@ -11,7 +11,7 @@ prints its message on one line and exits non-zero instead of a traceback.
 import contextlib
 import contextvars
 import sys
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 # True while a command line runs (inside exit_code): messages then name options as typed there.
 _ON_COMMAND_LINE = contextvars.ContextVar("fastnn_on_command_line", default=False)
@@ -19,6 +19,15 @@ _ON_COMMAND_LINE = contextvars.ContextVar("fastnn_on_command_line", default=Fals
 
 class FastnnError(ValueError):
     """A problem with the user's input, data or options, with a readable message."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C or SIGTERM, with its message and the exit status to end with
+    (130 after Ctrl-C, 143 after SIGTERM, as a shell reports a process those signals ended)."""
+
+    def __init__(self, message: str, exit_status: int = 130):
+        super().__init__(message)
+        self.exit_status = exit_status
 
 
 def option(name: str, value: str | None = None) -> str:
@@ -70,5 +79,5 @@ def exit_code(action: Callable[[], None], out_of_memory_hint: str = "") -> int:
         return 2
     except KeyboardInterrupt as exc:
         print(f"interrupted: {exc}" if str(exc) else "interrupted", file=sys.stderr)
-        return getattr(exc, "exit_status", 130)  # 143 when it was a SIGTERM
+        return exc.exit_status if isinstance(exc, Interrupted) else 130  # 143 when it was a SIGTERM
     return 0

@@ -16,6 +16,8 @@ on a 64-byte boundary) and hands out views, so that:
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 
 from . import _aligned
@@ -40,7 +42,7 @@ class Layout:
         self.dtype = np.dtype(dtype)
         align = max(1, _BLOCK_ALIGN_BYTES // self.dtype.itemsize)
         offsets, at = [], 0
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        for fan_in, fan_out in pairwise(sizes):
             w = at
             at = -(-(w + fan_in * fan_out) // align) * align
             b = at
@@ -91,7 +93,7 @@ class Params:
         self.coefs, self.intercepts = layout.views(self.flat)
 
     @classmethod
-    def from_arrays(cls, coefs, intercepts, dtype=np.float32) -> "Params":
+    def from_arrays(cls, coefs, intercepts, dtype=np.float32) -> Params:
         """Params holding copies of ``coefs`` (each ``(fan_in, fan_out)``) and ``intercepts``."""
         coefs = [np.asarray(W) for W in coefs]
         intercepts = [np.asarray(b) for b in intercepts]
@@ -113,15 +115,15 @@ class Params:
     def dtype(self) -> np.dtype:
         return self.layout.dtype
 
-    def copy(self) -> "Params":
+    def copy(self) -> Params:
         """An independent copy."""
         return Params(self.layout, self.flat.copy())
 
-    def like(self) -> "Params":
+    def like(self) -> Params:
         """Zeros of the same layout (for gradients and optimizer state)."""
         return Params(self.layout)
 
-    def astype(self, dtype) -> "Params":
+    def astype(self, dtype) -> Params:
         """The same values in another dtype (a copy)."""
         out = Params(Layout(self.layout.sizes, dtype))
         for dst, src in zip(out.coefs + out.intercepts, self.coefs + self.intercepts):

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from itertools import pairwise
 from pathlib import Path
 from typing import NamedTuple
 
@@ -211,19 +212,20 @@ def _parse_meta(path: Path, meta: dict) -> _Spec:
         names, dtype, activation, head = _V1_PARAMS, np.dtype(np.float32), "relu", "softmax"
         shapes = {"W1": tuple(sizes[0:2]), "b1": (sizes[1],), "W2": tuple(sizes[1:3]), "b2": (sizes[2],)}
     else:
-        sizes = meta.get("sizes")
-        if not isinstance(sizes, list) or not 2 <= len(sizes) <= MAX_LAYERS + 1 or not all(map(_is_count, sizes)):
+        listed = meta.get("sizes")
+        if not isinstance(listed, list) or not 2 <= len(listed) <= MAX_LAYERS + 1 or not all(map(_is_count, listed)):
             raise bad("sizes", f"a list of 2 to {MAX_LAYERS + 1} positive integers")
+        sizes = listed
         if meta.get("dtype") not in _DTYPES:
             raise bad("dtype", " or ".join(_DTYPES))
-        activation, head = meta.get("activation"), meta.get("head")
+        activation, head = str(meta.get("activation")), str(meta.get("head"))  # "None" when missing
         if activation not in ACTIVATIONS:
             raise bad("activation", f"one of {', '.join(ACTIVATIONS)}")
         if head not in HEADS:
             raise bad("head", f"one of {', '.join(HEADS)}")
         names, dtype = _param_names(len(sizes) - 1), np.dtype(meta["dtype"])
         shapes = {}
-        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        for i, (fan_in, fan_out) in enumerate(pairwise(sizes)):
             shapes[f"coef_{i}"], shapes[f"intercept_{i}"] = (fan_in, fan_out), (fan_out,)
     class_names = meta["class_names"]
     if not isinstance(class_names, list) or not all(isinstance(n, str) for n in class_names):

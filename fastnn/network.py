@@ -14,7 +14,7 @@ with ``f`` the hidden activation and ``head`` the output head
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -47,7 +47,7 @@ class Network:
 
     @classmethod
     def from_params(cls, params: Params, activation: str = "relu", head: str = "softmax",
-                    classes=None, class_names=None) -> "Network":
+                    classes=None, class_names=None) -> Network:
         """A network over ``params`` itself (not a copy)."""
         net = cls.__new__(cls)
         net._init(params, activation, head, classes, class_names)
@@ -122,12 +122,12 @@ class Network:
         """``784-256-10 relu/softmax``: the shape at a glance."""
         return f"{'-'.join(map(str, self.sizes))} {self.activation}/{self.head}"
 
-    def copy(self) -> "Network":
+    def copy(self) -> Network:
         """An independent copy (parameters are updated in place by training)."""
         return Network.from_params(self.params.copy(), self.activation, self.head,
                                    self.classes.copy(), self.class_names)
 
-    def astype(self, dtype) -> "Network":
+    def astype(self, dtype) -> Network:
         """A copy computing in ``dtype`` (float32 or float64)."""
         return Network.from_params(self.params.astype(dtype), self.activation, self.head,
                                    self.classes.copy(), self.class_names)

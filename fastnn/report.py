@@ -41,8 +41,8 @@ from .errors import FastnnError
 from .metrics import classification_report
 from .modelfile import network_summary, save_network
 from .network import Network
-from .training import History
 from .pixels import N_PIXELS
+from .training import History
 
 #: Figure name -> file, in the order they are drawn.
 FIGURES = {"history": "history.png", "confusion_matrix": "confusion_matrix.png",

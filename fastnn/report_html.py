@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 from ._atomic import atomic_write_text
@@ -66,7 +67,7 @@ def _num(value, digits: int = 4) -> str:
     return _e(value)
 
 
-def _table(header: list, rows: list[list], first_is_key: bool = True, cls: str = "") -> str:
+def _table(header: list, rows: Sequence[Sequence], first_is_key: bool = True, cls: str = "") -> str:
     head = "".join(f'<th class="k">{_e(h)}</th>' if i == 0 and first_is_key else f"<th>{_e(h)}</th>"
                    for i, h in enumerate(header))
     body = []
@@ -200,7 +201,9 @@ def _config_section(metrics: dict) -> str:
 
 def _history_section(metrics: dict) -> str:
     history = metrics.get("history")
-    epochs = history.get("epochs") if isinstance(history, dict) else None
+    if not isinstance(history, dict):
+        return ""
+    epochs = history.get("epochs")
     if not isinstance(epochs, list) or not epochs or not all(isinstance(r, dict) for r in epochs):
         return ""
     keys = [k for k in ("epoch", "train_loss", "train_accuracy", "dev_accuracy", "lr", "seconds")
@@ -225,7 +228,7 @@ def render_report_html(metrics: dict, folder) -> str:
     if not isinstance(metrics, dict):
         raise FastnnError("render_report_html needs the metrics as a dict")
     splits = _splits(metrics)
-    figures = metrics.get("figures") if isinstance(metrics.get("figures"), dict) else {}
+    figures = metrics["figures"] if isinstance(metrics.get("figures"), dict) else {}
     dataset = metrics.get("dataset", "")
     headline = ", ".join(f"{s} accuracy {metrics[s]['accuracy']:.4f}" for s in splits
                          if isinstance(metrics[s]["accuracy"], (int, float)))
@@ -248,9 +251,9 @@ def render_report_html(metrics: dict, folder) -> str:
         parts.append(_confusion_table(metrics[cm_split], cm_split))
     for key, heading, alt in _FIGURES[2:]:
         parts.append(_figure(folder, figures, key, heading, alt))
-    for key, name in figures.items():  # figures this page does not know yet: shown at the end
-        if key not in {k for k, _, _ in _FIGURES}:
-            parts.append(_figure(folder, figures, key, str(key).replace("_", " ").capitalize(), str(key)))
+    known = {k for k, _, _ in _FIGURES}
+    parts.extend(_figure(folder, figures, key, str(key).replace("_", " ").capitalize(), str(key))
+                 for key in figures if key not in known)  # figures this page does not know yet: at the end
     parts += [_per_class_section(metrics, splits), _run_section(metrics), _config_section(metrics),
               _history_section(metrics),
               '<p class="sub">Also in this folder: metrics.json (every figure above as data), '

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -32,9 +32,9 @@ from . import _aligned, checkpoint
 from .activations import Targets, make_targets
 from .augment import AugmentSpec, check_images, spec_from_config
 from .backends import get_backend
+from .checkpoint import data_fingerprint
 from .config import TrainConfig
 from .errors import FastnnError
-from .checkpoint import data_fingerprint
 from .layers import Layout, Params
 from .network import Network, init_network
 from .optimizers import Optimizer, make_optimizer
@@ -153,7 +153,7 @@ class Trainer:
             self.kernels.permutation(self.n, self.seed, self.epoch, self.perm)
         if self.augment is not None:
             self.kernels.augment(self.source, self.seed, self.epoch, self.augment, self.X, self.ws)
-        chunk = self.n if not chunk else chunk
+        chunk = chunk or self.n
         loss_sum, correct, step = 0.0, 0, 0
         for start in range(0, self.n, chunk):
             stop_row = min(start + chunk, self.n)
@@ -211,12 +211,12 @@ class Run:
                                augment=spec_from_config(config))
         self.lrs = learning_rates(config.schedule, config.lr, self.trainer.steps_per_epoch * config.epochs)
         self.history = History()
-        self.best = None  # with early stopping: a copy of the best epoch's parameters
+        self.best: Params | None = None  # with early stopping: a copy of the best epoch's parameters
         self.fingerprint = data_fingerprint(X, y)
         self.threads = self.trainer.kernels.thread_info()["threads"]
 
     @classmethod
-    def resume(cls, path, X, y, *, X_dev=None, y_dev=None) -> "Run":
+    def resume(cls, path, X, y, *, X_dev=None, y_dev=None) -> Run:
         """The run saved in the checkpoint ``path`` (a file or the folder holding one),
         continued on the same data: its next epoch is the one the saved run would have trained."""
         meta, arrays = checkpoint.load(path)
@@ -280,10 +280,12 @@ class Run:
             row["dev_accuracy"] = float(np.mean(self.net.predict(self.X_dev, config.backend) == self.y_dev))
         history.epochs.append(row)
         if config.patience > 0:
-            if self.best is None or row["dev_accuracy"] > history.epochs[history.best_epoch - 1]["dev_accuracy"]:
+            best_epoch = history.best_epoch  # set with self.best
+            if self.best is None or best_epoch is None \
+                    or row["dev_accuracy"] > history.epochs[best_epoch - 1]["dev_accuracy"]:
                 self.best = self.net.params.copy()
                 history.best_epoch = epoch + 1
-            elif epoch + 1 - history.best_epoch >= config.patience:
+            elif epoch + 1 - best_epoch >= config.patience:
                 history.stopped_early = True
         return row
 

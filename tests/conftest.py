@@ -15,7 +15,6 @@ import pytest
 
 from fastnn.backends import BACKENDS, get_backend
 
-
 # The numba backend has two first-layer paths, chosen by the data's density; every test
 # that takes a numba backend runs once with each path forced, whatever its data.
 _NUMBA_PATHS = {"numba-dense": -1.0, "numba-sparse": 1.0}
@@ -143,14 +142,10 @@ def _stop_dask(procs) -> None:
             os.killpg(proc.pid, signal.SIGTERM)
     deadline = time.monotonic() + 15
     for proc in procs:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            pass
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)  # the nanny's worker process too
-        except ProcessLookupError:
-            pass
         proc.wait(timeout=15)
 
 
@@ -177,10 +172,9 @@ def dask_cluster(tmp_path_factory):
             assert procs[0].poll() is None, (folder / "scheduler.log").read_text()
             time.sleep(0.2)
         address = json.loads(info.read_text())["address"]
-        for k in range(2):
-            procs.append(_start_dask(["worker", address, "--host", "127.0.0.1", "--nthreads", "1",
-                                      "--nworkers", "1", "--no-dashboard", "--death-timeout", "60"],
-                                     folder / f"worker{k}.log", env))
+        procs.extend(_start_dask(["worker", address, "--host", "127.0.0.1", "--nthreads", "1",
+                                  "--nworkers", "1", "--no-dashboard", "--death-timeout", "60"],
+                                 folder / f"worker{k}.log", env) for k in range(2))
         with Client(address, timeout=30) as client:
             client.wait_for_workers(2, timeout=60)
         yield address

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from fastnn import augment as aug
+from fastnn._keys import GOLDEN, splitmix64
 from fastnn.augment import AugmentSpec, agreement_atol
 from fastnn.backends import get_backend
-from fastnn._keys import GOLDEN, splitmix64
-from fastnn.errors import FastnnError
 from fastnn.config import TrainConfig
+from fastnn.errors import FastnnError
 from fastnn.network import init_network
 from fastnn.training import train
 

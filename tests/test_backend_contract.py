@@ -20,7 +20,7 @@ def test_every_backend_exports_every_kernel_of_the_contract():
         module = get_backend(name)
         missing = [k for k in KERNELS + CONTROLS if not callable(getattr(module, k, None))]
         assert not missing, f"{name} lacks {missing}"
-        assert module.NAME == name
+        assert name == module.NAME
 
 
 @pytest.mark.parametrize("kernel", KERNELS + CONTROLS)

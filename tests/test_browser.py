@@ -11,7 +11,7 @@ The browser is Chromium at ``$FASTNN_CHROMIUM``, else ``chromium`` on the PATH
 playwright``; its own browser download is not needed).  Without either the
 tests are skipped with the reason, unless ``FASTNN_REQUIRE_BROWSER=1`` (set by
 ``.ci/run`` where Chromium could be installed), which turns that into a
-failure.  ``FASTNN_SCREENSHOT=docs/serve.png`` saves the README's screenshot.
+failure.  ``FASTNN_SCREENSHOT=docs/serve.png`` saves the screenshot the README and the serving guide show.
 """
 
 from __future__ import annotations
@@ -63,15 +63,15 @@ def mnist():
 
     try:
         return load_dataset("mnist", dev_size=0)
-    except Exception as exc:  # noqa: BLE001 - no dataset, no drawing to trace
+    except Exception as exc:  # no dataset, no drawing to trace
         pytest.skip(f"MNIST is not available: {exc}")
 
 
 @pytest.fixture(scope="module")
 def model_file(mnist, tmp_path_factory):
     from fastnn.config import TrainConfig
-    from fastnn.training import train
     from fastnn.modelfile import save_network
+    from fastnn.training import train
 
     n = 20000
     net, _ = train(mnist.X_train[:n], mnist.y_train[:n],

@@ -27,14 +27,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fastnn.config import TrainConfig
-from conftest import block_network
-from datafiles import (CSV_PROBLEMS, IDX_PROBLEMS, N_ROWS, STEMS, csv_lines, digits, write_idx_folder,
-                       write_kaggle_csv, write_lines)
 from fastnn import data
 from fastnn.cli.train import COMPILING_NOTE, main
+from fastnn.config import TrainConfig
 from fastnn.data import IDX_FILES, load_dataset
 from fastnn.modelfile import load_network
+
+from conftest import block_network
+from datafiles import (
+    CSV_PROBLEMS,
+    IDX_PROBLEMS,
+    N_ROWS,
+    STEMS,
+    csv_lines,
+    digits,
+    write_idx_folder,
+    write_kaggle_csv,
+    write_lines,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN_SCRIPT = ROOT / "scripts" / "train.py"

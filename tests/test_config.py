@@ -11,7 +11,6 @@ from fastnn import compat
 from fastnn.backends import BACKENDS, DEFAULT_BACKEND
 from fastnn.cli import build_parser
 from fastnn.config import DEV_SIZE, PRESETS, RULES, TrainConfig
-from fastnn.errors import FastnnError
 from fastnn.network import Network
 
 
@@ -70,6 +69,6 @@ def test_every_preset_is_described_and_valid():
     from fastnn.config import PRESET_HELP
 
     assert set(PRESET_HELP) == set(PRESETS)
-    for name, recipe in PRESETS.items():
+    for recipe in PRESETS.values():
         TrainConfig(**{k: v for k, v in recipe.items() if k != "dev_size"}).validate()
     assert PRESETS["max"]["augment"] == "affine"

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fastnn.data import load_dataset
 from fastnn.config import TrainConfig
+from fastnn.data import load_dataset
 from fastnn.training import train
 
 ROOT = Path(__file__).resolve().parent.parent

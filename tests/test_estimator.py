@@ -352,6 +352,22 @@ def test_diverging_fit_keeps_the_best_weights_or_says_so(digits):
         MLPRegressor(**params).fit(X, y)
 
 
+def test_warnings_name_the_line_that_called_fit(digits):
+    X, y = digits
+    diverging = dict(solver="sgd", learning_rate_init=10.0, activation="identity", early_stopping=True,
+                     random_state=0, max_iter=50)
+    cases = [(MLPClassifier(solver="lbfgs", max_iter=2), "lbfgs failed to converge"),
+             (MLPClassifier(max_iter=2), "Maximum iterations"),
+             (MLPClassifier(max_iter=2, batch_size=10_000), "batch_size"),
+             (MLPRegressor(**diverging), "Training diverged")]
+    for est, message in cases:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            est.fit(X, X[:, 20] * 1e3 if isinstance(est, MLPRegressor) else y)
+        ours = [w for w in caught if message in str(w.message)]
+        assert ours and all(w.filename == __file__ for w in ours), [(w.filename, w.message) for w in caught]
+
+
 def test_verbose_prints_scikit_learns_lines(digits, capsys):
     X, y = digits
     MLPClassifier(max_iter=2, verbose=True).fit(X, y)
@@ -378,7 +394,8 @@ def test_predict_before_fit_raises_not_fitted_error(digits):
 
 
 def test_the_estimators_are_importable_from_fastnn():
-    from fastnn.estimator import MLPClassifier as C, MLPRegressor as R
+    from fastnn.estimator import MLPClassifier as C
+    from fastnn.estimator import MLPRegressor as R
 
     assert (fastnn.MLPClassifier, fastnn.MLPRegressor) == (C, R)
     assert {"MLPClassifier", "MLPRegressor"} <= set(fastnn.__all__)

@@ -51,14 +51,16 @@ import os
 import subprocess
 import sys
 import zlib
+from itertools import pairwise
 
 import numpy as np
 import pytest
 
-import naive
-from fastnn.activations import ACTIVATIONS, HEADS, Targets
+from fastnn.activations import ACTIVATIONS, Targets
 from fastnn.network import Network
 from fastnn.optimizers import OPTIMIZERS, make_optimizer
+
+import naive
 
 F32 = np.float32
 U32 = naive.unit(F32)
@@ -85,7 +87,7 @@ def _rng(*key) -> np.random.Generator:
 
 def _network(rng, sizes, activation="relu", head="softmax", dtype=F32) -> Network:
     """Glorot-scaled weights and clearly non-zero biases (so a dropped bias shows)."""
-    coefs = [rng.standard_normal((a, b)) * math.sqrt(2 / (a + b)) for a, b in zip(sizes[:-1], sizes[1:])]
+    coefs = [rng.standard_normal((a, b)) * math.sqrt(2 / (a + b)) for a, b in pairwise(sizes)]
     intercepts = [0.2 * rng.standard_normal(b) for b in sizes[1:]]
     classes = None if head != "logistic" else (np.arange(2) if sizes[-1] == 1 else np.arange(sizes[-1]))
     return Network(coefs, intercepts, activation, head, classes=classes, dtype=dtype)
@@ -128,7 +130,7 @@ def _naive_net(net):
 # --- permutation ---------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _naive_permutation(n, seed, epoch):
     return naive.permutation(n, seed, epoch)
 
@@ -612,7 +614,10 @@ def test_tolerances_reject_plausible_mistakes():
     targets = _targets(rng, "softmax", m, 10, weighted=True)
     loss, right, dZ = naive.loss("softmax", Z, targets.labels, None, targets.weights)
     good = (loss, right, dZ.astype(F32))
-    check = lambda l, r, d: naive.check_loss("softmax", Z, targets.labels, None, targets.weights, l, r, d, U32)  # noqa: E731
+
+    def check(loss_, right_, dZ_):
+        return naive.check_loss("softmax", Z, targets.labels, None, targets.weights, loss_, right_, dZ_, U32)
+
     assert not _rejects(check, *good)
     unweighted = naive.loss("softmax", Z, targets.labels, None, np.ones(m, F32))
     loss_mistakes = {

@@ -27,8 +27,17 @@ import fastnn._atomic
 import fastnn.modelfile as modelfile
 from fastnn.activations import ACTIVATIONS
 from fastnn.errors import FastnnError
-from fastnn.modelfile import (FORMAT, MAX_LAYERS, MAX_MEMBERS, VERSION, _digest, _param_names,
-                              load_network, network_summary, save_network)
+from fastnn.modelfile import (
+    FORMAT,
+    MAX_LAYERS,
+    MAX_MEMBERS,
+    VERSION,
+    _digest,
+    _param_names,
+    load_network,
+    network_summary,
+    save_network,
+)
 from fastnn.network import Network, init_network
 
 D, H, C = 784, 12, 10
@@ -681,7 +690,7 @@ def test_save_below_a_regular_file_raises_and_leaves_nothing(tmp_path):
 
 
 def test_save_into_a_missing_folder_raises(tmp_path):
-    with pytest.raises(FastnnError, match="cannot write model file .*No such file"):
+    with pytest.raises(FastnnError, match=r"cannot write model file .*No such file"):
         save_network(make_network(), tmp_path / "missing" / "model.npz")
     assert listing(tmp_path) == []
 

@@ -9,7 +9,6 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from fastnn.metrics import classification_report
@@ -19,7 +18,7 @@ from fastnn.report_html import render_report_html, write_report_html
 class Page(HTMLParser):
     """Collects tags, image sources and text, and fails on anything that is not well nested."""
 
-    VOID = {"meta", "img", "br", "hr", "link", "input"}
+    VOID = frozenset({"meta", "img", "br", "hr", "link", "input"})
 
     def __init__(self):
         super().__init__()

@@ -31,16 +31,16 @@ pytest.importorskip("httpx", reason="Starlette's test client needs httpx")
 # Recent Starlette prefers httpx2 for its test client; httpx works with every Starlette the serve extra allows.
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
-    from starlette.testclient import TestClient  # noqa: E402
+    from starlette.testclient import TestClient
 
-from fastnn.cli import main as fastnn_main  # noqa: E402
-from fastnn.errors import FastnnError  # noqa: E402
-from fastnn.images import read_image  # noqa: E402
-from fastnn.network import init_network  # noqa: E402
-from fastnn.modelfile import save_network  # noqa: E402
-from fastnn.predict import predict_batch  # noqa: E402
-from fastnn.serve import create_app, load_model  # noqa: E402
-from fastnn.serve.requests import MAX_BODY_BYTES, MAX_IMAGE_PIXELS  # noqa: E402
+from fastnn.cli import main as fastnn_main
+from fastnn.errors import FastnnError
+from fastnn.images import read_image
+from fastnn.modelfile import save_network
+from fastnn.network import init_network
+from fastnn.predict import predict_batch
+from fastnn.serve import create_app, load_model
+from fastnn.serve.requests import MAX_BODY_BYTES, MAX_IMAGE_PIXELS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -163,8 +163,9 @@ def test_predict_image_is_made_mnist_style_like_fastnn_predict(client, model_fil
     body = client.post("/api/predict", json={"image": png_data_url(snapshot)}).json()
     assert body["pixels"] == np.rint(seen.ravel() * 255).astype(int).tolist()
     net, _ = load_model(model_file)
-    label, probs = net.classes[int(net.predict_proba(seen.reshape(1, 784))[0].argmax())], None
-    assert body["label"] == int(label)
+    probs = net.predict_proba(seen.reshape(1, 784))[0]
+    assert body["label"] == int(net.classes[int(probs.argmax())])
+    assert np.allclose(body["probabilities"], probs, atol=1e-6)
     # dark ink on white paper, as JPEG: inverted, same pipeline
     paper = Image.new("L", (200, 150), 250)
     ImageDraw.Draw(paper).line([(60, 20), (140, 20), (80, 130)], fill=10, width=12)
@@ -263,7 +264,7 @@ def test_decompression_bombs_are_refused_from_the_header(client, side):
 def test_a_real_compressed_bomb_is_refused(client):
     buf = io.BytesIO()
     Image.new("1", (4000, 4000), 0).save(buf, "PNG", optimize=True)  # 16 Mpx in a few kB
-    assert len(buf.getvalue()) < 100_000 and 4000 * 4000 > MAX_IMAGE_PIXELS
+    assert len(buf.getvalue()) < 100_000 and MAX_IMAGE_PIXELS < 4000 * 4000
     url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
     assert_refused(client.post("/api/predict", json={"image": url}), 413)
 

@@ -4,7 +4,7 @@ The server runs in its own process, as a user starts it; the load is
 ``benchmarks/serve_load.py`` (bounded in requests and time, loopback only)
 with ``--check``, which fails on any answer that is not JSON and any request
 left without an answer.  These tests assert what the server answers, never
-how fast: the figures are the benchmark's (README, "Under load").
+how fast: the figures are the benchmark's (docs/guide/serving.md, "Under load").
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ LOAD = ROOT / "benchmarks" / "serve_load.py"
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory) -> Path:
-    from fastnn.network import init_network
     from fastnn.modelfile import save_network
+    from fastnn.network import init_network
 
     return save_network(init_network(784, 64, 10, seed=1), tmp_path_factory.mktemp("load") / "model.npz")
 

@@ -14,7 +14,6 @@ import math
 import numpy as np
 import pytest
 
-import naive
 from fastnn.activations import make_targets
 from fastnn.backends import get_backend
 from fastnn.backends._numba_sparse import TILES, batch_columns, compress_rows, rows_axpy
@@ -23,6 +22,7 @@ from fastnn.network import init_network
 from fastnn.optimizers import OPTIMIZERS, make_optimizer
 from fastnn.training import train
 
+import naive
 from conftest import prototype_data
 
 F32 = np.float32

@@ -280,7 +280,7 @@ def _plan(data: Path):
 
 def _finished(trial: int, plan, dev_accuracy: float) -> dict:
     row = {"trial": trial, **plan.trials()[trial], "dev_size": plan.dev_size}
-    row.update({c: None for c in sweeps.RESULT_COLUMNS})
+    row.update(dict.fromkeys(sweeps.RESULT_COLUMNS))
     row.update(dev_accuracy=dev_accuracy, test_accuracy=dev_accuracy, epochs_run=3, threads=1,
                worker="tcp://127.0.0.1:1", train_seconds=0.5)
     return {"row": row, "network": None, "history": None}

@@ -10,13 +10,14 @@ import types
 import numpy as np
 import pytest
 
-import naive
 from fastnn import training
 from fastnn.backends import get_backend
 from fastnn.config import TrainConfig
 from fastnn.errors import FastnnError
 from fastnn.network import Network, init_network
 from fastnn.training import train
+
+import naive
 
 # A few hundred steps: 3000 samples, 32 per batch (94 steps an epoch, the last one 24), 3 epochs;
 # one hidden ReLU layer, and two tanh layers.
@@ -203,7 +204,7 @@ def test_zero_epochs_return_the_initial_network_and_an_empty_history(backend):
 def test_a_diverging_run_raises_and_names_the_loss(backend):
     rng = np.random.default_rng(4)
     X, y = rng.random((200, 10), dtype=np.float32), rng.integers(0, 3, 200)
-    with pytest.raises(FastnnError, match="diverged.*loss"):
+    with pytest.raises(FastnnError, match=r"diverged.*loss"):
         train(X, y, TrainConfig(hidden=8, epochs=3, batch_size=20, lr=1e30, backend=backend.NAME))
 
 

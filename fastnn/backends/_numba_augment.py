@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import numba
+import numpy as np
 from numba import prange
 
 from .. import _keys

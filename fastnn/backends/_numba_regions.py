@@ -16,11 +16,21 @@ import numpy as np
 from numba import prange
 
 from .. import _keys
+from ._numba_blas import N, gemm
 from ._numba_jitable import like  # noqa: F401  (also registers the random keys for compiled code)
 from ._numba_setup import kernel
-from ._numba_blas import N, gemm
-from ._numba_steps import (IDENTITY, SGD, STORE, apply_rule, backward_part, bias_activate, column_sums,
-                           first_layer_part, forward_rows)
+from ._numba_steps import (
+    IDENTITY,
+    SGD,
+    STORE,
+    apply_rule,
+    backward_part,
+    bias_activate,
+    column_sums,
+    first_layer_part,
+    forward_rows,
+)
+
 
 @kernel(parallel=True)
 def permutation(n, keys, k, out):
@@ -101,8 +111,7 @@ def train_steps(X, y, Y, sw, perm, start, stop, batch_size, rates, net, b, rows,
     fused = rule.kind == SGD and rule.weight_decay == 0.0 and rule.l2 == 0.0
     total = 0.0
     correct = 0
-    step = 0
-    for lo in range(start, stop, batch_size):
+    for step, lo in enumerate(range(start, stop, batch_size)):
         m = min(batch_size, stop - lo)
         weight_sum = 0.0
         for i in range(m):
@@ -123,7 +132,6 @@ def train_steps(X, y, Y, sw, perm, start, stop, batch_size, rates, net, b, rows,
             loss += 0.5 * rule.l2 * b.pen.sum()
         total += loss * m / weight_sum
         correct += right
-        step += 1
     return total, correct
 
 

@@ -24,9 +24,9 @@ import numpy as np
 from ..activations import ACTIVATIONS, HEADS
 from ..optimizers import OPTIMIZERS
 from ._numba_blas import N, T, gemm
+from ._numba_jitable import like
 from ._numba_setup import FASTMATH, kernel
 from ._numba_sparse import TILES, batch_columns, rows_axpy
-from ._numba_jitable import like
 
 IDENTITY, LOGISTIC, TANH, RELU = (ACTIVATIONS.index(a) for a in ("identity", "logistic", "tanh", "relu"))
 SOFTMAX, SIGMOID, LINEAR, EXP = (HEADS.index(h) for h in ("softmax", "logistic", "identity", "exp"))

@@ -117,9 +117,16 @@ class Workspace:
         self.shape = (batch_size, layout)
         self.dtype = layout.dtype
         self.grads = Params(layout)
-        self.source = None  # the X the rows were made from
-        self.rows, self.sparse = None, False
-        self.buffers = None  # made by prepare, for the path the data take
+        self.source: np.ndarray | None = None  # the X the rows were made from
+        self.rows: Rows | None = None
+        self.sparse = False
+        self.buffers: Buffers | None = None  # made by prepare, for the path the data take
+
+    def _made(self) -> Buffers:
+        """The buffers :meth:`prepare` made."""
+        if self.buffers is None:
+            raise RuntimeError("the workspace has no buffers yet: prepare(X) makes them")
+        return self.buffers
 
     def _allocate(self, sparse: bool) -> None:
         m, layout = self.shape
@@ -146,7 +153,7 @@ class Workspace:
             self.source = X
             if self.buffers is None or sparse != self.sparse:
                 self._allocate(sparse)
-        if self.buffers.pen.shape[0] != numba.get_num_threads():  # thread count changed since
+        if self._made().pen.shape[0] != numba.get_num_threads():  # thread count changed since
             self._allocate(self.sparse)
 
     def adopt(self, X, counts, n_chunks: int) -> None:
@@ -171,19 +178,19 @@ class Workspace:
     @property
     def gathered(self):
         """The dense path's batch buffer (None on the sparse path): see ``train_steps``."""
-        return None if self.sparse else self.buffers.Xb
+        return None if self.sparse else self._made().Xb
 
     def activations(self, m: int) -> list:
         """Each layer's outputs for the first ``m`` rows (views; the last layer raw)."""
-        return self._layers(self.buffers.A, m)
+        return self._layers(self._made().A, m)
 
     def deltas(self, m: int) -> list:
         """Each layer's gradients for the first ``m`` rows (views)."""
-        return self._layers(self.buffers.D, m)
+        return self._layers(self._made().D, m)
 
     def _layers(self, flat, m):
         sizes = self.shape[1].sizes[1:]
-        return [flat[o:o + m * s].reshape(m, s) for o, s in zip(self.buffers.offs, sizes)]
+        return [flat[o:o + m * s].reshape(m, s) for o, s in zip(self._made().offs, sizes)]
 
 
 def make_workspace(net, batch_size: int) -> Workspace:
@@ -215,7 +222,7 @@ def _batch(ws: Workspace, Xb):
     Xb = np.ascontiguousarray(Xb)
     ws.prepare(Xb, refresh=True)
     if not ws.sparse:
-        ws.buffers.Xb[:len(Xb)] = Xb
+        ws._made().Xb[:len(Xb)] = Xb
     return Xb, np.arange(len(Xb), dtype=np.int64)
 
 

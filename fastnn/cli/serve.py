@@ -19,6 +19,7 @@ Needs the ``serve`` extra (``pip install -e ".[serve]"``): Starlette, uvicorn, h
 from __future__ import annotations
 
 import argparse
+import contextlib
 import socket
 import sys
 
@@ -119,7 +120,5 @@ def _allow_open_files(wanted: int) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
     if soft != resource.RLIM_INFINITY and soft < target:
-        try:
+        with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        except (ValueError, OSError):
-            pass

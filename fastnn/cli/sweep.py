@@ -15,8 +15,7 @@ import argparse
 import sys
 
 from ..errors import FastnnError
-from ._options import (add_config_options, add_data_options, add_output_options, data_spec, given_config,
-                       out_folder)
+from ._options import add_config_options, add_data_options, add_output_options, data_spec, given_config, out_folder
 
 HELP = "train a grid of configs x seeds on a Dask cluster and write a results table"
 

@@ -22,10 +22,12 @@ import signal
 import sys
 import threading
 import time
+from typing import Any
 from dataclasses import fields
 from pathlib import Path
 
 from .._atomic import output_folder
+from ..errors import Interrupted
 from ._options import (add_config_options, add_data_options, add_output_options, data_spec, given_config,
                        out_folder)
 
@@ -102,7 +104,7 @@ def resolve_options(args: argparse.Namespace):
     from ..config import DEV_SIZE, PRESETS, TrainConfig
     from ..data import parse_dev_size
 
-    values = {f.name: f.default for f in fields(TrainConfig)}
+    values: dict[str, Any] = {f.name: f.default for f in fields(TrainConfig)}
     values["dev_size"] = DEV_SIZE
     values.update(PRESETS[args.preset])
     values.update(given_config(args))
@@ -164,12 +166,11 @@ class _StopOnSignals:
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
-def _interrupted(exc, out: str, signum) -> KeyboardInterrupt:
+def _interrupted(exc, out: str, signum) -> Interrupted:
     """The one line an interrupted run ends with: where it stopped, what is kept, how to go on."""
-    stopped = KeyboardInterrupt(f"{exc}; every finished epoch is saved in {out}/checkpoint.npz: "
-                                f"fastnn train --resume {out} finishes the run")
-    stopped.exit_status = 143 if signum == signal.SIGTERM else 130
-    return stopped
+    return Interrupted(f"{exc}; every finished epoch is saved in {out}/checkpoint.npz: "
+                       f"fastnn train --resume {out} finishes the run",
+                       exit_status=143 if signum == signal.SIGTERM else 130)
 
 
 def train_and_report(args: argparse.Namespace):

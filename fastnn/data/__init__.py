@@ -30,14 +30,22 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FastnnError, option
-from ..pixels import N_PIXELS, SIDE, scale_bytes
+from ..pixels import N_PIXELS as N_PIXELS
+from ..pixels import SIDE as SIDE
+from ..pixels import scale_bytes
 from ._files import _GZIP_ERRORS, GZIP_MAGIC
-from .cache import _DATASETS, DIGIT_NAMES, ENV_DATA_DIR, FASHION_NAMES, _fetch_named, cache_dir
-from .idx import IDX_FILES, IMAGES_MAGIC, LABELS_MAGIC, read_idx, read_idx_folder, write_idx
-from .kaggle import PIXEL_COLUMNS, TRAIN_COLUMNS, read_kaggle_csv
+from .cache import _DATASETS, DIGIT_NAMES, _fetch_named, cache_dir
+from .cache import ENV_DATA_DIR as ENV_DATA_DIR
+from .cache import FASHION_NAMES as FASHION_NAMES
+from .idx import IDX_FILES as IDX_FILES
+from .idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx, read_idx_folder, write_idx
+from .kaggle import PIXEL_COLUMNS as PIXEL_COLUMNS
+from .kaggle import TRAIN_COLUMNS as TRAIN_COLUMNS
+from .kaggle import read_kaggle_csv
 
 # The constants imported above (N_PIXELS, SIDE, IDX_FILES, PIXEL_COLUMNS, DIGIT_NAMES, ...) are
-# re-exported: `from fastnn.data import IDX_FILES` is how callers reach them.
+# re-exported (`import X as X` where this module does not use them itself): `from fastnn.data
+# import IDX_FILES` is how callers reach them.
 
 __all__ = [
     "Dataset",
@@ -96,7 +104,7 @@ def normalize(X: np.ndarray) -> np.ndarray:
 #: ``validation_fraction=0.1``), but at most :data:`AUTO_DEV_MAX`; see :func:`dev_rows`.
 AUTO = "auto"
 #: The most rows ``"auto"`` holds out: 60,000 MNIST images keep the 5,000-image dev split
-#: that every figure in the README was measured with.
+#: that every figure in the user guide was measured with.
 AUTO_DEV_MAX = 5000
 #: The fewest rows ``"auto"`` splits (one dev row and nine training rows); fewer is an error.
 AUTO_MIN_ROWS = 10
@@ -123,7 +131,7 @@ def dev_rows(dev_size: int | float | str, n: int) -> int:
         if not 0.0 < dev_size < 1.0:
             raise FastnnError(f"{option('dev_size', f'{dev_size}')} is a float, so it must be a fraction "
                               f"in (0, 1)")
-        k = int(round(float(dev_size) * n))
+        k = round(float(dev_size) * n)
     else:
         k = int(dev_size)
     if k < 0:
@@ -180,12 +188,13 @@ def parse_dev_size(value) -> int | float | str:
         shown = f"{value:g}" if isinstance(value, numbers.Real) and not isinstance(value, bool) else repr(value)
         raise FastnnError(f"{option('dev_size')} must be a row count >= 0, a fraction below 1 or {AUTO}, "
                           f"got {shown}")
-    if value >= 1 or value == 0:
-        if value != int(value):
-            raise FastnnError(f"{option('dev_size', f'{value:g}')} is neither a whole row count nor a "
+    number = float(value)
+    if number >= 1 or number == 0:
+        if number != int(number):
+            raise FastnnError(f"{option('dev_size', f'{number:g}')} is neither a whole row count nor a "
                               f"fraction below 1")
-        return int(value)
-    return float(value)
+        return int(number)
+    return number
 
 
 # --------------------------------------------------------------------------

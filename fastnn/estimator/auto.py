@@ -37,7 +37,7 @@ from itertools import pairwise
 #: Multiply-adds from which a fit goes to numba: about 30 s of NumPy work on a 2-core machine,
 #: roughly what a first compile of the kernels costs, while every small example of scikit-learn's
 #: gallery (iris, digits, moons: 1e9-1e10) stays well below it.  Measured with
-#: benchmarks/estimator_vs_sklearn.py (README, "scikit-learn's MLP, faster").
+#: benchmarks/estimator_vs_sklearn.py (docs/guide/sklearn.md, "Speed").
 NUMBA_MIN_WORK = 1e11
 #: The fixed cost of one mini-batch step on one layer in NumPy, in multiply-add equivalents
 #: (~100 us of Python and NumPy call overhead per layer and step).

@@ -23,7 +23,8 @@ from ..activations import OUTPUT, head_losses
 from ..network import Network
 from . import auto
 from .inputs import check_sample_weight, dense_rows, head_outputs
-from .lbfgs import CHUNK as LBFGS_CHUNK, fit_lbfgs
+from .lbfgs import CHUNK as LBFGS_CHUNK
+from .lbfgs import fit_lbfgs
 from .params import STOCHASTIC_SOLVERS, check_fastnn_params, hidden_sizes, work_dtype
 from .state import adopt, glorot_init, network_of
 from .stochastic import fit_stochastic

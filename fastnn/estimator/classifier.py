@@ -15,7 +15,9 @@ from ..activations import make_targets
 from ..network import Network
 from . import _docs
 from .base import BaseMLP
-from .params import CLASSIFIER_CONSTRAINTS, FASTNN_DEFAULTS as F, SKLEARN_DEFAULTS as S
+from .params import CLASSIFIER_CONSTRAINTS
+from .params import FASTNN_DEFAULTS as F
+from .params import SKLEARN_DEFAULTS as S
 
 
 class MLPClassifier(ClassifierMixin, BaseMLP):

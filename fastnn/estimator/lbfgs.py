@@ -101,7 +101,7 @@ def fit_lbfgs(est, net, X, targets, backend: str) -> None:
 
     def progress(intermediate_result):
         iteration[0] += 1
-        print("Iteration %d, loss = %.8f" % (iteration[0], reported(intermediate_result.fun)))
+        print(f"Iteration {iteration[0]}, loss = {reported(intermediate_result.fun):.8f}")
 
     result = scipy.optimize.minimize(
         objective, objective.pack(), method="L-BFGS-B", jac=True,
@@ -116,4 +116,4 @@ def fit_lbfgs(est, net, X, targets, backend: str) -> None:
         if est.n_iter_ == est.max_iter:
             message += f"\nIncrease the number of iterations to improve the convergence (max_iter={est.max_iter})."
         message += "\nYou might also want to scale the data (e.g. with a StandardScaler)."
-        warnings.warn(message, ConvergenceWarning, stacklevel=3)
+        warnings.warn(message, ConvergenceWarning, stacklevel=4)  # fit_lbfgs <- _fit <- fit <- the caller

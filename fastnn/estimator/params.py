@@ -68,7 +68,7 @@ CONSTRAINTS: dict = {
     "backend": [StrOptions({"auto", "numpy", "numba"})],
     "dtype": [None, StrOptions({"float32", "float64"}), Options(type, {np.float32, np.float64})],
     # checked by fastnn.config's rules (check_fastnn_params), which hold their ranges
-    **{name: "no_validation" for name in AUGMENT_PARAMS},
+    **dict.fromkeys(AUGMENT_PARAMS, "no_validation"),
 }
 
 CLASSIFIER_CONSTRAINTS = {**CONSTRAINTS, "class_weight": [dict, StrOptions({"balanced"}), None]}

@@ -11,7 +11,9 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 from ..activations import make_targets
 from . import _docs
 from .base import BaseMLP
-from .params import FASTNN_DEFAULTS as F, REGRESSOR_CONSTRAINTS, SKLEARN_DEFAULTS as S
+from .params import FASTNN_DEFAULTS as F
+from .params import REGRESSOR_CONSTRAINTS
+from .params import SKLEARN_DEFAULTS as S
 
 
 class MLPRegressor(RegressorMixin, BaseMLP):

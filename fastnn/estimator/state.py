@@ -78,7 +78,7 @@ class SolverState:
 
     def __setstate__(self, state: dict) -> None:
         # The optimizer's buffers are views of flat arrays: rebuilt, not unpickled as copies.
-        self.__init__(state["name"], Layout(state["sizes"], state["dtype"]), state["learning_rate"],
+        SolverState.__init__(self, state["name"], Layout(state["sizes"], state["dtype"]), state["learning_rate"],
                       state["hyper"])
         self.epoch = state["epoch"]
         self.optimizer.load_state(state["arrays"])

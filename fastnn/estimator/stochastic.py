@@ -41,6 +41,10 @@ from .state import SolverState
 #: ``adaptive`` stops once the rate is at most this (scikit-learn's threshold).
 ADAPTIVE_FLOOR = 1e-6
 
+# A warning from fit_stochastic names the line that called fit or partial_fit: fit_stochastic (1)
+# <- BaseMLP._fit (2) <- fit / partial_fit (3) <- the caller (4).  One more from a function it calls.
+_CALLER = 4
+
 
 def new_solver_state(est, layout) -> SolverState:
     """A fresh optimizer for ``est``'s solver: Adam, or SGD with (Nesterov) momentum."""
@@ -56,7 +60,8 @@ def batch_size_for(est, n: int) -> int:
     if est.batch_size == "auto":
         return min(200, n)
     if est.batch_size > n:
-        warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped")
+        warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped",
+                      stacklevel=_CALLER + 1)
     return int(np.clip(est.batch_size, 1, n))
 
 
@@ -87,7 +92,7 @@ def stop_or_slow_down(est, state: SolverState, message: str) -> bool:
         return True
     state.learning_rate /= 5.0
     if est.verbose:
-        print(message + " Setting learning rate to %f" % state.learning_rate)
+        print(f"{message} Setting learning rate to {state.learning_rate:f}")
     return False
 
 
@@ -124,7 +129,7 @@ def _record_validation(est, net, validation, backend: str) -> None:
     est.validation_scores_.append(float(score))
     est.validation_loss_curve_.append(float(loss))
     if est.verbose:
-        print("Validation score: %f" % score)
+        print(f"Validation score: {score:f}")
     if score < est.best_validation_score_ + est.tol:
         est._no_improvement_count += 1
     else:
@@ -196,7 +201,7 @@ def fit_stochastic(est, net, X, Y, sw, *, incremental: bool, rng, backend: str) 
             est.t_ += n
             est.loss_curve_.append(est.loss_)
             if est.verbose:
-                print("Iteration %d, loss = %.8f" % (est.n_iter_, est.loss_))
+                print(f"Iteration {est.n_iter_}, loss = {est.loss_:.8f}")
             if validation is not None:
                 _record_validation(est, net, validation, backend)
             else:
@@ -216,9 +221,9 @@ def fit_stochastic(est, net, X, Y, sw, *, incremental: bool, rng, backend: str) 
                 break
             if est.n_iter_ == est.max_iter:
                 warnings.warn(f"Stochastic Optimizer: Maximum iterations ({est.max_iter}) reached and "
-                              f"the optimization hasn't converged yet.", ConvergenceWarning)
+                              f"the optimization hasn't converged yet.", ConvergenceWarning, stacklevel=_CALLER)
     except KeyboardInterrupt:
-        warnings.warn("Training interrupted by user.")
+        warnings.warn("Training interrupted by user.", stacklevel=_CALLER)
     if validation is not None:
         best = getattr(est, "_best_params", None)
         if best is not None and best.shape == net.params.flat.shape:
@@ -232,7 +237,7 @@ def _diverged(est, net, restored: bool) -> None:
     if restored:
         warnings.warn(f"Training diverged: the loss was no longer finite in iteration {est.n_iter_}; "
                       f"stopped, and kept the weights of the best validation score ({advice}).",
-                      ConvergenceWarning)
+                      ConvergenceWarning, stacklevel=_CALLER + 1)
     elif np.isfinite(net.params.flat).all():
         raise ValueError(f"Training diverged: the loss was no longer finite in iteration {est.n_iter_} "
                          f"({advice}, or scale the data)")

@@ -107,7 +107,7 @@ def create_app(net, metadata: dict | None = None, *, model_path=None, allowed_ho
     if net.n_features != N_PIXELS:
         raise ValueError(f"the page draws 28x28 images; this model takes {net.n_features} features")
     info = model_info(net, metadata or {}, model_path)
-    static = {route: (resources.files(__package__).joinpath("static", name).read_bytes(), kind)
+    static = {route: (resources.files(__package__).joinpath("static").joinpath(name).read_bytes(), kind)
               for route, (name, kind) in _STATIC.items()}
     limiter = anyio.CapacityLimiter(DECODE_SLOTS)
     admission = admission or Admission()

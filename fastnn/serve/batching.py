@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+from typing import Any
 
 import numpy as np
 
@@ -40,11 +41,11 @@ class Batcher:
         self._executor = concurrent.futures.ThreadPoolExecutor(
             1, thread_name_prefix="fastnn-forward",
             initializer=self._one_numba_thread if backend == "numba" else None)
-        self._blas = None
-        self._loop = None
+        self._blas: Any = None  # a threadpoolctl ThreadpoolController, made on the first pass
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._waiting: list = []
-        self._wake = None
-        self._task = None
+        self._wake = asyncio.Event()  # made again on each event loop the batcher starts on
+        self._task: asyncio.Task | None = None
         self.passes = 0  # forward passes run, and images in them: the batching at work
         self.images = 0
         # The forward thread started, its kernels loaded (or compiled), before the first request.
@@ -108,7 +109,7 @@ class Batcher:
                 X = np.stack([image for image, _ in batch])
                 try:
                     P = await loop.run_in_executor(self._executor, self.probabilities_sync, X)
-                except Exception as exc:  # noqa: BLE001 - handed to each request, which reports it
+                except Exception as exc:  # handed to each request, which reports it
                     for _, future in batch:
                         if not future.done():
                             future.set_exception(exc)

@@ -97,7 +97,7 @@ def _from_pixels(values) -> np.ndarray:
             arr = np.array(values, dtype=np.float64 if float in kinds else np.int64)
         except OverflowError:  # an integer past int64: the loop below names it
             arr = None
-        if arr is not None and 0 <= arr.min() and arr.max() <= 255:
+        if arr is not None and arr.min() >= 0 and arr.max() <= 255:
             return prepare_image(arr).reshape(SIDE, SIDE)
     floats = False
     for i, v in enumerate(values):

@@ -54,10 +54,12 @@ best trial by dev accuracy (``model.npz``, ``metrics.json`` and figures, as
 
 from __future__ import annotations
 
-
-from .grid import FIELDS, RESULT_COLUMNS, check_grid, make_trials, parse_grid
-from .plan import Plan, make_plan
-from .results import format_summary, plot_sweep, summarize, varied, write_best_report
+from .grid import RESULT_COLUMNS as RESULT_COLUMNS
+from .grid import check_grid, parse_grid
+from .grid import make_trials as make_trials
+from .plan import make_plan
+from .results import format_summary as format_summary
+from .results import summarize
 from .run import resume, sweep
 
 __all__ = ["sweep", "resume", "make_plan", "parse_grid", "check_grid", "summarize"]

@@ -56,12 +56,12 @@ class SweepFolder:
         self.path = path
         self.plan = plan
         self.rows = dict(rows or {})       # trial index -> row, the finished trials
-        self._best = None                  # (trial, network, history) of the best finished trial
+        self._best: tuple | None = None    # (trial, network, history) of the best finished trial
 
     # ---- starting and reopening -----------------------------------------------------------
 
     @classmethod
-    def start(cls, out, plan: Plan) -> "SweepFolder":
+    def start(cls, out, plan: Plan) -> SweepFolder:
         """A new sweep in the folder ``out`` (None: in memory only).
 
         Refuses a folder holding an unfinished sweep with finished trials (they
@@ -86,11 +86,11 @@ class SweepFolder:
         except OSError as exc:
             raise FastnnError(f"cannot write the sweep into {path}: {exc.strerror or exc}") from None
         folder = cls(path, plan)
-        folder._write_rows({})
+        folder._write_rows(path, {})
         return folder
 
     @classmethod
-    def open(cls, path) -> "SweepFolder":
+    def open(cls, path) -> SweepFolder:
         """The sweep saved in ``path``: its plan, its finished trials and its best network so far."""
         path = Path(path)
         if not (path / PLAN).is_file():
@@ -102,7 +102,7 @@ class SweepFolder:
             raise FastnnError(f"{path / PLAN}: cannot read the sweep plan ({exc})") from None
         plan = Plan.from_json(document, str(path / PLAN))
         folder = cls(path, plan, _checked_rows(path / CSV, plan))
-        folder._load_best()
+        folder._load_best(path)
         return folder
 
     def missing(self) -> list[int]:
@@ -135,9 +135,9 @@ class SweepFolder:
         if best_trial(rows.values()) == row["trial"] and result.get("network") is not None:
             best = (row["trial"], result["network"], result["history"])
             if self.path is not None:
-                self._save_best(best)
+                self._save_best(self.path, best)
         if self.path is not None:
-            self._write_rows(rows)
+            self._write_rows(self.path, rows)
         self.rows, self._best = rows, best
         if self.path is not None and best is not None:
             for old in (self.path / PENDING).glob("trial-*.npz"):
@@ -158,7 +158,7 @@ class SweepFolder:
             return
         files = {"csv": CSV, "json": JSON, "plan": PLAN}
         best = table.attrs.get("best")
-        if best is not None:
+        if best is not None and self._best is not None:  # the table's best trial is the one kept
             trial, network, history = self._best
             write_best_report(self.path / BEST, self.rows[trial], network, history, self.plan, plots)
             files["best"] = f"{BEST}/metrics.json"
@@ -174,25 +174,25 @@ class SweepFolder:
 
     # ---- files ---------------------------------------------------------------------------------
 
-    def _write_rows(self, rows: dict) -> None:
+    def _write_rows(self, path: Path, rows: dict) -> None:
         try:
-            atomic_write_text(self.path / CSV, table_of(rows, self.plan).to_csv(index=False))
+            atomic_write_text(path / CSV, table_of(rows, self.plan).to_csv(index=False))
         except OSError as exc:
-            raise FastnnError(f"cannot write {self.path / CSV}: {exc.strerror or exc}") from None
+            raise FastnnError(f"cannot write {path / CSV}: {exc.strerror or exc}") from None
 
-    def _save_best(self, best: tuple) -> None:
+    def _save_best(self, path: Path, best: tuple) -> None:
         from ..modelfile import save_network
 
         trial, network, history = best
-        folder = self.path / PENDING
+        folder = path / PENDING
         folder.mkdir(exist_ok=True)
         save_network(network, folder / _best_file(trial), {"sweep_trial": trial, "history": history})
 
-    def _load_best(self) -> None:
+    def _load_best(self, path: Path) -> None:
         from ..modelfile import load_network
 
         best = best_trial(self.rows.values())
-        file = self.path / PENDING / _best_file(best) if best is not None else None
+        file = path / PENDING / _best_file(best) if best is not None else None
         if file is None or not file.is_file():
             return
         try:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 import itertools
 
+from ..backends import DEFAULT_BACKEND
 from ..config import TrainConfig
 from ..errors import FastnnError, option
-from ..backends import DEFAULT_BACKEND
 
 #: TrainConfig fields a sweep may vary or fix (log_every only adds history rows).
 FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name != "log_every")

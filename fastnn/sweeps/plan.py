@@ -11,8 +11,10 @@ split the data cannot hold, or early stopping without a dev split is one
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import overload
 
 from ..config import TrainConfig
 from ..errors import FastnnError, option
@@ -49,7 +51,7 @@ class Plan:
         return {"format": FORMAT, "version": VERSION, **asdict(self)}
 
     @classmethod
-    def from_json(cls, document, where: str) -> "Plan":
+    def from_json(cls, document, where: str) -> Plan:
         """The plan a ``sweep-plan.json`` holds, checked again as a new one would be."""
         if not isinstance(document, dict) or document.get("format") != FORMAT:
             raise FastnnError(f"{where}: not a fastnn sweep plan")
@@ -65,7 +67,11 @@ class Plan:
             raise FastnnError(f"{where}: an incomplete sweep plan ({exc})") from None
 
 
-def _path_or_name(value) -> str | None:
+@overload
+def _path_or_name(value: None) -> None: ...
+@overload
+def _path_or_name(value: str | os.PathLike) -> str: ...
+def _path_or_name(value):
     """A dataset name as given; a path made absolute, so the plan resumes from any folder."""
     if value is None:
         return None

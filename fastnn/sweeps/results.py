@@ -129,8 +129,8 @@ def write_best_report(folder: Path, row: dict, network, history: dict, plan, plo
     are the plan's, loaded here (once per process), split as the trial split them.
     """
     from ..config import TrainConfig
-    from ..training import History
     from ..report import run_result, splits_of, write_report
+    from ..training import History
     from .worker import _base_dataset, _split_dataset
 
     data = _split_dataset(_base_dataset(plan.data_ref), row["dev_size"], row["seed"])

@@ -227,7 +227,7 @@ def _gather(client, trials, todo, ref, dev_size, threads, progress, timeout, ret
                     result = future.result()
                 except Exception as exc:  # e.g. KilledWorker: it took down every worker it ran on
                     row = {"trial": i, **trials[i], "dev_size": dev_size,
-                           **{column: None for column in RESULT_COLUMNS}}
+                           **dict.fromkeys(RESULT_COLUMNS)}
                     row["error"] = f"{type(exc).__name__}: {exc}"
                     result = {"row": row, "network": None, "history": None}
                 future.release()

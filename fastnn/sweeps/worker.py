@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from typing import Any
 
 from ..config import TrainConfig
 from ..errors import FastnnError
@@ -120,13 +121,13 @@ def run_trial(index: int, config: dict, data_ref, dev_size, threads=None) -> dic
     (:func:`fastnn.report.run_result`): the dev and test splits'
     :func:`~fastnn.metrics.classification_report`.
     """
-    from ..training import train
     from ..report import run_result
+    from ..training import train
 
     row = {"trial": index, **config, "dev_size": dev_size}
-    row.update({column: None for column in RESULT_COLUMNS})
+    row.update(dict.fromkeys(RESULT_COLUMNS))
     row["worker"] = _worker_address()
-    result = {"row": row, "network": None, "history": None}
+    result: dict[str, Any] = {"row": row, "network": None, "history": None}
     try:
         cfg = TrainConfig(**config).validate()
         data = _split_dataset(_base_dataset(data_ref), dev_size, cfg.seed)
