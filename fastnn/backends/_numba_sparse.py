@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._numba_setup import FASTMATH, kernel
 from ._numba_jitable import like
+from ._numba_setup import FASTMATH, kernel
 
 # Tile widths, widest first; a remainder narrower than the last is done one column at a time.
 TILES = (64, 16)

@@ -22,14 +22,13 @@ import signal
 import sys
 import threading
 import time
-from typing import Any
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 from .._atomic import output_folder
 from ..errors import Interrupted
-from ._options import (add_config_options, add_data_options, add_output_options, data_spec, given_config,
-                       out_folder)
+from ._options import add_config_options, add_data_options, add_output_options, data_spec, given_config, out_folder
 
 HELP = "train a network on a dataset and write its report folder"
 
@@ -150,7 +149,7 @@ class _StopOnSignals:
     def __call__(self) -> bool:
         return self.signum is not None
 
-    def __enter__(self) -> "_StopOnSignals":
+    def __enter__(self) -> _StopOnSignals:
         if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._previous[sig] = signal.getsignal(sig)
