@@ -41,8 +41,10 @@ def core(wheel: Path) -> None:
     extras = ["sklearn", "starlette", "uvicorn", "distributed", "onnx", "onnxruntime", "skl2onnx"]
     absent = [name for name in extras if importlib.util.find_spec(name) is None]
     check(absent == extras, f"no optional dependency installed ({', '.join(extras)})")
-    check(len([getattr(fastnn, n) for n in fastnn.__all__ if n not in ("MLPClassifier", "MLPRegressor", "sweep")]) > 0,
-          "import fastnn and its public names work without the extras")
+    check(
+        len([getattr(fastnn, n) for n in fastnn.__all__ if n not in ("MLPClassifier", "MLPRegressor", "sweep")]) > 0,
+        "import fastnn and its public names work without the extras",
+    )
 
     out = subprocess.run([FASTNN, "--version"], capture_output=True, text=True, check=True).stdout.strip()
     check(out == f"fastnn {version}", f"`fastnn --version` says {out!r}")
@@ -57,15 +59,32 @@ def core(wheel: Path) -> None:
     header = "label," + ",".join(f"pixel{i}" for i in range(784))
     np.savetxt("train.csv", np.column_stack([labels, pixels]), fmt="%d", delimiter=",", header=header, comments="")
     start = time.perf_counter()
-    subprocess.run([FASTNN, "train", "--backend", "numpy", "--data", "train.csv", "--epochs", "1",
-                    "--hidden", "32", "--out", str(RUN), "--quiet"], check=True)
-    check((RUN / "model.npz").is_file() and (RUN / "report.html").is_file(),
-          f"a one-epoch `fastnn train` wrote model.npz and report.html ({time.perf_counter() - start:.1f} s)")
+    subprocess.run(
+        [
+            FASTNN,
+            "train",
+            "--backend",
+            "numpy",
+            "--data",
+            "train.csv",
+            "--epochs",
+            "1",
+            "--hidden",
+            "32",
+            "--out",
+            str(RUN),
+            "--quiet",
+        ],
+        check=True,
+    )
+    check(
+        (RUN / "model.npz").is_file() and (RUN / "report.html").is_file(),
+        f"a one-epoch `fastnn train` wrote model.npz and report.html ({time.perf_counter() - start:.1f} s)",
+    )
 
 
 def serve(wheel: Path) -> None:
-    proc = subprocess.Popen([FASTNN, "serve", str(RUN / "model.npz"), "--port", "0"],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([FASTNN, "serve", str(RUN / "model.npz"), "--port", "0"], stdout=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()  # "fastnn serve: http://127.0.0.1:PORT/  (model ...)"
         check(line.startswith("fastnn serve: http://127.0.0.1:"), f"fastnn serve started: {line.strip()}")

@@ -13,14 +13,14 @@ from fastnn.augment import AugmentSpec
 from fastnn.network import init_network
 from fastnn.optimizers import make_optimizer
 
-D, C = 784, 10            # MNIST-shaped inputs and classes
+D, C = 784, 10  # MNIST-shaped inputs and classes
 N_TRAIN, N_TEST = 60000, 10000
 BATCHES = (32, 128, 512, 2048)
-WIDTHS = (64, 128, 800)   # one hidden layer: how each kernel scales with the width
+WIDTHS = (64, 128, 800)  # one hidden layer: how each kernel scales with the width
 DEEP = ((100, 100), (1000, 500))  # two hidden layers (issue 17): timed at DEEP_BATCH only
 DEEP_BATCH = 128
 LR = 0.1
-CHUNK_BATCHES = 50        # batches per train_steps call in the "train_chunk" benchmarks ...
+CHUNK_BATCHES = 50  # batches per train_steps call in the "train_chunk" benchmarks ...
 CHUNK_MAX_SAMPLES = 25600  # ... but at most this many samples (b2048: 12 batches), to keep it short
 MIN_ROUND_SECONDS = 2e-4  # calls shorter than this are looped inside a timed round
 
@@ -32,8 +32,7 @@ AUGMENT_SPECS = {
 
 #: (batch, hidden layers) of the per-step benchmarks: every batch size by every width of one
 #: hidden layer, and the deep shapes at their one batch size.
-STEP_CASES = ([(batch, (width,)) for batch in BATCHES for width in WIDTHS]
-              + [(DEEP_BATCH, hidden) for hidden in DEEP])
+STEP_CASES = [(batch, (width,)) for batch in BATCHES for width in WIDTHS] + [(DEEP_BATCH, hidden) for hidden in DEEP]
 
 
 def shape(hidden) -> str:
@@ -108,8 +107,7 @@ class Runner:
         self.min_rounds = min_rounds
         self.max_rounds = max(min_rounds, max_rounds)
 
-    def __call__(self, fn, *args, group: str, samples: int, steps: int = 1,
-                 unit: str = "samples", **info):
+    def __call__(self, fn, *args, group: str, samples: int, steps: int = 1, unit: str = "samples", **info):
         """Benchmark ``fn(*args)``; one call processes ``samples`` rows in ``steps`` steps.
 
         ``extra_info`` gets ``<unit>_per_s`` and ``us_per_step`` (from the median

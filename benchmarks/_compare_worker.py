@@ -21,8 +21,12 @@ import numpy as np
 
 from _common import C, D, load_average
 
-MODULES = {"numpy": "fastnn.backends.numpy_backend", "numba": "fastnn.backends.numba_backend",
-           "torch": "torch", "sklearn": "sklearn.neural_network"}
+MODULES = {
+    "numpy": "fastnn.backends.numpy_backend",
+    "numba": "fastnn.backends.numba_backend",
+    "torch": "torch",
+    "sklearn": "sklearn.neural_network",
+}
 
 
 def peak_worker(with_info: bool, size: int = 2048, repeats: int = 5) -> dict:
@@ -41,15 +45,27 @@ def peak_worker(with_info: bool, size: int = 2048, repeats: int = 5) -> dict:
         from threadpoolctl import threadpool_info
 
         import fastnn.backends.numba_backend  # noqa: F401  (loads SciPy's BLAS too, so both are listed)
+
         cpu = platform.processor() or "unknown"
         with contextlib.suppress(OSError, StopIteration):
-            cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                       if line.startswith("model name"))
+            cpu = next(
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            )
         result["machine"] = {
-            "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "numpy": np.__version__, "numba": numba.__version__, "numba_threads": numba.get_num_threads(),
-            "blas": [f"{i.get('internal_api')} {i.get('version')} ({i.get('num_threads')} threads)"
-                     for i in threadpool_info() if i.get("user_api") == "blas"]}
+            "cpu": cpu,
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "numba": numba.__version__,
+            "numba_threads": numba.get_num_threads(),
+            "blas": [
+                f"{i.get('internal_api')} {i.get('version')} ({i.get('num_threads')} threads)"
+                for i in threadpool_info()
+                if i.get("user_api") == "blas"
+            ],
+        }
     return result
 
 
@@ -59,7 +75,7 @@ def load_data(cfg):
     ds = load_dataset(cfg.data, dev_size=0)
     X, y = ds.X_train, ds.y_train
     if cfg.limit:
-        X, y = np.ascontiguousarray(X[:cfg.limit]), np.ascontiguousarray(y[:cfg.limit])
+        X, y = np.ascontiguousarray(X[: cfg.limit]), np.ascontiguousarray(y[: cfg.limit])
     return X, y, ds.X_test, ds.y_test
 
 
@@ -74,17 +90,29 @@ def run_fastnn(backend: str, data, cfg) -> dict:
     from fastnn import TrainConfig, train
 
     X, y, X_test, y_test = data
-    config = TrainConfig(hidden=cfg.hidden, activation=cfg.activation, epochs=cfg.epochs,
-                         batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed, backend=backend,
-                         optimizer=cfg.optimizer, momentum=cfg.momentum, beta2=cfg.beta2,
-                         weight_decay=cfg.weight_decay, schedule=cfg.schedule)
+    config = TrainConfig(
+        hidden=cfg.hidden,
+        activation=cfg.activation,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        seed=cfg.seed,
+        backend=backend,
+        optimizer=cfg.optimizer,
+        momentum=cfg.momentum,
+        beta2=cfg.beta2,
+        weight_decay=cfg.weight_decay,
+        schedule=cfg.schedule,
+    )
     dev = (X_test, y_test) if cfg.evaluate else (None, None)
     net, history = train(X, y, config, X_dev=dev[0], y_dev=dev[1], n_classes=C, network=initial_network(cfg))
-    return {"epoch_seconds": [r["seconds"] for r in history.epochs],
-            "train_loss": [r["train_loss"] for r in history.epochs],
-            "epoch_accuracy": [r["dev_accuracy"] for r in history.epochs] if cfg.evaluate else None,
-            "test_accuracy": float(np.mean(net.predict(X_test, backend) == y_test)),
-            "notes": net.describe()}
+    return {
+        "epoch_seconds": [r["seconds"] for r in history.epochs],
+        "train_loss": [r["train_loss"] for r in history.epochs],
+        "epoch_accuracy": [r["dev_accuracy"] for r in history.epochs] if cfg.evaluate else None,
+        "test_accuracy": float(np.mean(net.predict(X_test, backend) == y_test)),
+        "notes": net.describe(),
+    }
 
 
 def run_torch(data, cfg) -> dict:
@@ -124,7 +152,7 @@ def run_torch(data, cfg) -> dict:
             if cfg.schedule != "constant":
                 for group in opt.param_groups:
                     group["lr"] = lrs[step]
-            idx = perm[lo:lo + bs]
+            idx = perm[lo : lo + bs]
             loss = F.cross_entropy(model(Xt.index_select(0, idx)), yt.index_select(0, idx))
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -135,9 +163,13 @@ def run_torch(data, cfg) -> dict:
         losses.append(float(loss_sum) / n)
         if cfg.evaluate:
             accs.append(accuracy())
-    return {"epoch_seconds": seconds, "train_loss": losses, "epoch_accuracy": accs if cfg.evaluate else None,
-            "test_accuracy": accuracy(),
-            "notes": f"torch {torch.__version__}, {torch.get_num_threads()} threads, {describe(model)}"}
+    return {
+        "epoch_seconds": seconds,
+        "train_loss": losses,
+        "epoch_accuracy": accs if cfg.evaluate else None,
+        "test_accuracy": accuracy(),
+        "notes": f"torch {torch.__version__}, {torch.get_num_threads()} threads, {describe(model)}",
+    }
 
 
 def run_sklearn(data, cfg) -> dict:
@@ -148,15 +180,26 @@ def run_sklearn(data, cfg) -> dict:
     from sklearn.neural_network import MLPClassifier
 
     X, y, X_test, y_test = data
-    clf = MLPClassifier(hidden_layer_sizes=tuple(cfg.hidden), activation=cfg.activation, solver="sgd",
-                        learning_rate_init=cfg.lr, momentum=0.0, nesterovs_momentum=False,
-                        batch_size=cfg.batch_size, alpha=0.0, max_iter=max(cfg.epochs, 1), tol=0.0,
-                        n_iter_no_change=10**9, warm_start=True, random_state=np.random.RandomState(cfg.seed))
+    clf = MLPClassifier(
+        hidden_layer_sizes=tuple(cfg.hidden),
+        activation=cfg.activation,
+        solver="sgd",
+        learning_rate_init=cfg.lr,
+        momentum=0.0,
+        nesterovs_momentum=False,
+        batch_size=cfg.batch_size,
+        alpha=0.0,
+        max_iter=max(cfg.epochs, 1),
+        tol=0.0,
+        n_iter_no_change=10**9,
+        warm_start=True,
+        random_state=np.random.RandomState(cfg.seed),
+    )
     seconds, losses = [], []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         # One mini-batch creates sklearn's weights (and optimizer); overwrite them in place with fastnn's.
-        clf.partial_fit(X[:cfg.batch_size], y[:cfg.batch_size], classes=np.arange(C))
+        clf.partial_fit(X[: cfg.batch_size], y[: cfg.batch_size], classes=np.arange(C))
         net = initial_network(cfg)
         for mine, theirs in zip(net.coefs + net.intercepts, clf.coefs_ + clf.intercepts_):
             theirs[...] = mine
@@ -166,10 +209,14 @@ def run_sklearn(data, cfg) -> dict:
             clf.partial_fit(X, y)  # one shuffled epoch, input validation included
             seconds.append(time.perf_counter() - t0)
             losses.append(float(clf.loss_))
-    return {"epoch_seconds": seconds, "train_loss": losses, "epoch_accuracy": None,
-            "test_accuracy": float(clf.score(X_test, y_test)),
-            "notes": f"scikit-learn {sklearn.__version__}, own shuffling, {clf.coefs_[0].dtype}, "
-                     f"hidden_layer_sizes={clf.hidden_layer_sizes}"}
+    return {
+        "epoch_seconds": seconds,
+        "train_loss": losses,
+        "epoch_accuracy": None,
+        "test_accuracy": float(clf.score(X_test, y_test)),
+        "notes": f"scikit-learn {sklearn.__version__}, own shuffling, {clf.coefs_[0].dtype}, "
+        f"hidden_layer_sizes={clf.hidden_layer_sizes}",
+    }
 
 
 def _status_mb(field: str) -> float | None:
@@ -197,8 +244,15 @@ def train_worker(name: str, cfg) -> dict:
     result = run(name, data, cfg) if run else {"torch": run_torch, "sklearn": run_sklearn}[name](data, cfg)
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     peak = (_status_mb("VmHWM") if reset else None) or maxrss
-    return {**result, "load": load, "n_train": int(data[0].shape[0]), "n_test": int(data[2].shape[0]),
-            "rss_before_mb": before, "peak_rss_mb": maxrss, "extra_mb": peak - before if before else None}
+    return {
+        **result,
+        "load": load,
+        "n_train": int(data[0].shape[0]),
+        "n_test": int(data[2].shape[0]),
+        "rss_before_mb": before,
+        "peak_rss_mb": maxrss,
+        "extra_mb": peak - before if before else None,
+    }
 
 
 def run_worker(kind: str, cfg) -> dict:

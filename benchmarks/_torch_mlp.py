@@ -34,20 +34,23 @@ def sequential(net) -> nn.Sequential:
 
 def describe(model: nn.Sequential) -> str:
     """``Linear(784, 100)-ReLU-Linear(100, 10)``: the model at a glance, for the notes."""
-    return "-".join(f"Linear({m.in_features}, {m.out_features})" if isinstance(m, nn.Linear)
-                    else type(m).__name__ for m in model)
+    return "-".join(
+        f"Linear({m.in_features}, {m.out_features})" if isinstance(m, nn.Linear) else type(m).__name__ for m in model
+    )
 
 
-def optimizer(model: nn.Sequential, name: str, lr: float, momentum: float = 0.9, beta2: float = 0.999,
-              weight_decay: float = 0.0) -> torch.optim.Optimizer:
+def optimizer(
+    model: nn.Sequential, name: str, lr: float, momentum: float = 0.9, beta2: float = 0.999, weight_decay: float = 0.0
+) -> torch.optim.Optimizer:
     """``torch.optim`` for fastnn's optimizer ``name`` (sgd, momentum, nesterov, adam); ``momentum``
     is Adam's beta1, as in fastnn; weight decay on the weights, not the biases."""
     linears = [m for m in model if isinstance(m, nn.Linear)]
-    groups = [{"params": [m.weight for m in linears], "weight_decay": weight_decay},
-              {"params": [m.bias for m in linears], "weight_decay": 0.0}]
+    groups = [
+        {"params": [m.weight for m in linears], "weight_decay": weight_decay},
+        {"params": [m.bias for m in linears], "weight_decay": 0.0},
+    ]
     if name == "adam":
         return torch.optim.Adam(groups, lr=lr, betas=(momentum, beta2), eps=1e-8)
     if name not in ("sgd", "momentum", "nesterov"):
         raise ValueError(f"no PyTorch counterpart for the optimizer {name!r}")
-    return torch.optim.SGD(groups, lr=lr, momentum=0.0 if name == "sgd" else momentum,
-                           nesterov=name == "nesterov")
+    return torch.optim.SGD(groups, lr=lr, momentum=0.0 if name == "sgd" else momentum, nesterov=name == "nesterov")

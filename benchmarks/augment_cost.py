@@ -65,9 +65,13 @@ def main() -> None:
     for kind in AUGMENT_SPECS:
         step = np.median([s for s, _ in res[kind]])
         aug = np.median([a for _, a in res[kind]])
-        out[kind] = {"step_ms": round(step, 3), "augment_ms_per_batch": round(aug, 3),
-                     "overhead_vs_plain_step": round((step + aug) / base - 1, 3),
-                     "of_which_kernel": round(aug / base, 3), "of_which_denser_data": round(step / base - 1, 3)}
+        out[kind] = {
+            "step_ms": round(step, 3),
+            "augment_ms_per_batch": round(aug, 3),
+            "overhead_vs_plain_step": round((step + aug) / base - 1, 3),
+            "of_which_kernel": round(aug / base, 3),
+            "of_which_denser_data": round(step / base - 1, 3),
+        }
     print(json.dumps(out))
 
 

@@ -61,6 +61,7 @@ def main():
                 return real_register_fake(op, **kwargs)(f)
             except RuntimeError:
                 return f
+
         return register(func) if func is not None else register
 
     torch.library.register_fake = lenient_register_fake
@@ -81,9 +82,15 @@ def main():
     X_test = torch.from_numpy(data.X_test)
     y_test = torch.from_numpy(data.y_test)
 
-    steps = [v2.RandomAffine(degrees=10, translate=(1.5 / 28, 1.5 / 28), scale=(0.9, 1.1),
-                             shear=(-math.degrees(math.atan(0.2)), math.degrees(math.atan(0.2))),
-                             interpolation=v2.InterpolationMode.BILINEAR)]
+    steps = [
+        v2.RandomAffine(
+            degrees=10,
+            translate=(1.5 / 28, 1.5 / 28),
+            scale=(0.9, 1.1),
+            shear=(-math.degrees(math.atan(0.2)), math.degrees(math.atan(0.2))),
+            interpolation=v2.InterpolationMode.BILINEAR,
+        )
+    ]
     if args.augment == "elastic":
         steps.append(v2.ElasticTransform(alpha=args.alpha, sigma=args.sigma))
     transform = v2.Compose(steps) if args.augment != "none" else None
@@ -96,9 +103,14 @@ def main():
             img = X[i]
             return (transform(img) if transform else img).reshape(784), y[i]
 
-    loader = torch.utils.data.DataLoader(Images(), batch_size=args.batch_size, shuffle=True,
-                                         num_workers=args.workers, persistent_workers=args.workers > 0,
-                                         drop_last=False)
+    loader = torch.utils.data.DataLoader(
+        Images(),
+        batch_size=args.batch_size,
+        shuffle=True,
+        num_workers=args.workers,
+        persistent_workers=args.workers > 0,
+        drop_last=False,
+    )
     model = sequential(fastnn.init_network(784, args.hidden, 10, args.seed))
     opt = optimizer(model, "nesterov", args.lr, momentum=0.9, weight_decay=args.weight_decay)
     lrs = learning_rates("onecycle", args.lr, len(loader) * args.epochs)
@@ -120,8 +132,7 @@ def main():
         model.eval()
         with torch.no_grad():
             acc = float((model(X_test).argmax(1) == y_test).float().mean())
-        print(json.dumps({"epoch": epoch + 1, "train_seconds": round(trained, 2), "test_accuracy": acc}),
-              flush=True)
+        print(json.dumps({"epoch": epoch + 1, "train_seconds": round(trained, 2), "test_accuracy": acc}), flush=True)
 
 
 if __name__ == "__main__":

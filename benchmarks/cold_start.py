@@ -51,8 +51,19 @@ DIFFERENCES = (("numba-cold", "numpy"), ("numba-cold", "numba-warm"), ("numba-wa
 def train(kind: str, cache: Path, options: list, out: Path) -> dict:
     """One ``fastnn train`` of ``kind`` in a fresh process: its wall seconds and what it recorded."""
     env = dict(os.environ, NUMBA_CACHE_DIR=str(cache), MPLBACKEND="Agg")
-    command = [sys.executable, "-m", "fastnn", "train", *options, "--backend", BACKEND[kind],
-               "--no-plots", "--quiet", "--out", str(out)]
+    command = [
+        sys.executable,
+        "-m",
+        "fastnn",
+        "train",
+        *options,
+        "--backend",
+        BACKEND[kind],
+        "--no-plots",
+        "--quiet",
+        "--out",
+        str(out),
+    ]
     t0 = time.perf_counter()
     proc = subprocess.run(command, cwd=REPO, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
@@ -61,8 +72,12 @@ def train(kind: str, cache: Path, options: list, out: Path) -> dict:
         raise SystemExit(f"{kind} run failed: {tail[-1] if tail else proc.returncode}\n{' '.join(command)}")
     record = json.loads((out / "metrics.json").read_text())
     epochs = record.get("history", {}).get("epochs", [])
-    return {"seconds": seconds, "train_seconds": record.get("train_seconds"),
-            "first_epoch_seconds": epochs[0]["seconds"] if epochs else None, "load": load_average()}
+    return {
+        "seconds": seconds,
+        "train_seconds": record.get("train_seconds"),
+        "first_epoch_seconds": epochs[0]["seconds"] if epochs else None,
+        "load": load_average(),
+    }
 
 
 def spread(values: list) -> dict:
@@ -72,10 +87,18 @@ def spread(values: list) -> dict:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
-    p.add_argument("--out", type=Path, default=REPO / ".benchmarks" / "cold-start",
-                   help="folder for cold_start.json (default .benchmarks/cold-start)")
-    p.add_argument("train_options", nargs="*", metavar="-- TRAIN OPTIONS",
-                   help=f"options of fastnn train (default {' '.join(DEFAULT_TRAIN_OPTIONS)})")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=REPO / ".benchmarks" / "cold-start",
+        help="folder for cold_start.json (default .benchmarks/cold-start)",
+    )
+    p.add_argument(
+        "train_options",
+        nargs="*",
+        metavar="-- TRAIN OPTIONS",
+        help=f"options of fastnn train (default {' '.join(DEFAULT_TRAIN_OPTIONS)})",
+    )
     args = p.parse_args()
     if args.rounds < 1:
         p.error("--rounds must be >= 1")
@@ -95,27 +118,43 @@ def main() -> int:
                     caches[kind].mkdir()
                 res = train(kind, caches[kind], options, work / f"{kind}-{r}")
                 runs[kind].append(res)
-                print(f"round {r + 1}: {kind:10} {res['seconds']:.2f} s (first epoch "
-                      f"{res['first_epoch_seconds'] or float('nan'):.2f} s; load {res['load'][:1]})",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"round {r + 1}: {kind:10} {res['seconds']:.2f} s (first epoch "
+                    f"{res['first_epoch_seconds'] or float('nan'):.2f} s; load {res['load'][:1]})",
+                    file=sys.stderr,
+                    flush=True,
+                )
         load_end = load_average()
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     summary = {kind: spread([r["seconds"] for r in runs[kind]]) for kind in KINDS}
-    diffs = {f"{a} - {b}": spread([x["seconds"] - y["seconds"] for x, y in zip(runs[a], runs[b])])
-             for a, b in DIFFERENCES}
-    lines = [f"fastnn train {' '.join(options)} --no-plots --quiet: {args.rounds} rounds, each run a fresh "
-             f"process, order rotated; load average {load_start} at start, {load_end} at end.", "",
-             "| run | wall s (median) | min-max |", "|---|---:|---|"]
+    diffs = {
+        f"{a} - {b}": spread([x["seconds"] - y["seconds"] for x, y in zip(runs[a], runs[b])]) for a, b in DIFFERENCES
+    }
+    lines = [
+        f"fastnn train {' '.join(options)} --no-plots --quiet: {args.rounds} rounds, each run a fresh "
+        f"process, order rotated; load average {load_start} at start, {load_end} at end.",
+        "",
+        "| run | wall s (median) | min-max |",
+        "|---|---:|---|",
+    ]
     lines += [f"| {kind} | {s['median']:.2f} | {s['min']:.2f}-{s['max']:.2f} |" for kind, s in summary.items()]
     lines += ["", "| difference within a round | median s | min-max |", "|---|---:|---|"]
     lines += [f"| {name} | {d['median']:+.2f} | {d['min']:+.2f} to {d['max']:+.2f} |" for name, d in diffs.items()]
     table = "\n".join(lines)
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
-    report = {"train_options": options, "rounds": args.rounds, "load_start": load_start, "load_end": load_end,
-              "summary": summary, "differences": diffs, "runs": runs, "markdown": table}
+    report = {
+        "train_options": options,
+        "rounds": args.rounds,
+        "load_start": load_start,
+        "load_end": load_end,
+        "summary": summary,
+        "differences": diffs,
+        "runs": runs,
+        "markdown": table,
+    }
     atomic_write(args.out / "cold_start.json", lambda fh: fh.write(json.dumps(report, indent=2).encode()))
     print(f"\nwrote {args.out / 'cold_start.json'}", file=sys.stderr)
     return 0

@@ -102,8 +102,13 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--epochs", type=int, default=5, help="epochs per run (default 5)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
-    p.add_argument("--hidden", type=layer_sizes, default=(128,), metavar="SIZES",
-                   help="hidden layer sizes, comma-separated, as fastnn train --hidden (default 128)")
+    p.add_argument(
+        "--hidden",
+        type=layer_sizes,
+        default=(128,),
+        metavar="SIZES",
+        help="hidden layer sizes, comma-separated, as fastnn train --hidden (default 128)",
+    )
     p.add_argument("--activation", choices=ACTIVATIONS, default="relu", help="the hidden layers' activation")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.1)
@@ -113,13 +118,23 @@ def parse_args(argv=None):
     p.add_argument("--schedule", choices=SCHEDULES, default="constant")
     p.add_argument("--data", choices=("mnist", "fashion-mnist"), default="mnist")
     p.add_argument("--limit", type=int, default=0, help="use only the first N training rows (0: all)")
-    p.add_argument("--target-accuracy", type=float, default=None, metavar="ACC",
-                   help="also report the training time until the test accuracy reaches ACC (e.g. 0.985)")
-    p.add_argument("--only", default=",".join(IMPLEMENTATIONS),
-                   help="comma-separated subset of numpy,numba,torch,sklearn")
+    p.add_argument(
+        "--target-accuracy",
+        type=float,
+        default=None,
+        metavar="ACC",
+        help="also report the training time until the test accuracy reaches ACC (e.g. 0.985)",
+    )
+    p.add_argument(
+        "--only", default=",".join(IMPLEMENTATIONS), help="comma-separated subset of numpy,numba,torch,sklearn"
+    )
     p.add_argument("--no-rotate", dest="rotate", action="store_false", help="same order in every round")
-    p.add_argument("--out", type=Path, default=REPO / ".benchmarks" / "compare",
-                   help="folder for compare.json and compare.png (default .benchmarks/compare)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=REPO / ".benchmarks" / "compare",
+        help="folder for compare.json and compare.png (default .benchmarks/compare)",
+    )
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--worker-config", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -153,8 +168,10 @@ def main(argv=None) -> int:
         if importlib.util.find_spec(PACKAGES[name]) is None:
             skipped[name] = "not installed; pip install 'fastnn[peers]'"
         elif name == "sklearn" and (args.optimizer, args.schedule, args.weight_decay) != SKLEARN_RECIPE:
-            skipped[name] = (f"its MLPClassifier is only compared on plain SGD with a constant rate and no weight "
-                             f"decay (got {args.optimizer}, {args.schedule}, weight decay {args.weight_decay})")
+            skipped[name] = (
+                f"its MLPClassifier is only compared on plain SGD with a constant rate and no weight "
+                f"decay (got {args.optimizer}, {args.schedule}, weight decay {args.weight_decay})"
+            )
         else:
             names.append(name)
     for name, reason in skipped.items():
@@ -178,8 +195,11 @@ def main(argv=None) -> int:
                 print(f"round {rnd + 1}: {LABELS[name]} FAILED: {res['error']}", file=sys.stderr)
             else:
                 secs = ", ".join(f"{s:.3f}" for s in res["epoch_seconds"])
-                print(f"round {rnd + 1}: {LABELS[name]:16} {steady(res):.3f} s/epoch (epochs {secs}; "
-                      f"acc {res['test_accuracy']:.4f}; load {res['load'][:1]})", file=sys.stderr)
+                print(
+                    f"round {rnd + 1}: {LABELS[name]:16} {steady(res):.3f} s/epoch (epochs {secs}; "
+                    f"acc {res['test_accuracy']:.4f}; load {res['load'][:1]})",
+                    file=sys.stderr,
+                )
     end = spawn("peak", {})
     load_end = load_average()
 
@@ -187,21 +207,42 @@ def main(argv=None) -> int:
     n = ok[0]["n_train"] if ok else 0
     flops = training_flops(n, (D, *args.hidden, C))
     peak = max(start["gflops"], end.get("gflops", 0.0))
-    meta = {"n_train": n, "n_test": ok[0]["n_test"] if ok else 0, "flops": flops,
-            "peak_start": start["gflops"], "peak_end": end.get("gflops", float("nan")),
-            "load_start": load_start, "load_end": load_end, "skipped": skipped, "machine": start.get("machine")}
+    meta = {
+        "n_train": n,
+        "n_test": ok[0]["n_test"] if ok else 0,
+        "flops": flops,
+        "peak_start": start["gflops"],
+        "peak_end": end.get("gflops", float("nan")),
+        "load_start": load_start,
+        "load_end": load_end,
+        "skipped": skipped,
+        "machine": start.get("machine"),
+    }
     summary = summarise(runs, flops, n, peak, args.target_accuracy)
     table = markdown(summary, args, meta)
     print(table)
     wall = time.perf_counter() - wall0
     args.out.mkdir(parents=True, exist_ok=True)
-    report = {"config": cfg, "implementations": names, **meta, "flops_per_epoch": flops,
-              "flops_formula": FLOPS_FORMULA, "peak_matmul_gflops": peak, "summary": summary,
-              "runs": runs, "wall_seconds": wall, "markdown": table}
+    report = {
+        "config": cfg,
+        "implementations": names,
+        **meta,
+        "flops_per_epoch": flops,
+        "flops_formula": FLOPS_FORMULA,
+        "peak_matmul_gflops": peak,
+        "summary": summary,
+        "runs": runs,
+        "wall_seconds": wall,
+        "markdown": table,
+    }
     atomic_write(args.out / "compare.json", lambda fh: fh.write(json.dumps(report, indent=2).encode()))
     m = start.get("machine", {})
-    plot(summary, args.out / "compare.png", f"{shape(args.hidden)} {args.activation}, batch {args.batch_size}, "
-         f"{args.data}, {args.optimizer}; {m.get('cpu', '?')}, {m.get('cores', '?')} cores")
+    plot(
+        summary,
+        args.out / "compare.png",
+        f"{shape(args.hidden)} {args.activation}, batch {args.batch_size}, "
+        f"{args.data}, {args.optimizer}; {m.get('cpu', '?')}, {m.get('cores', '?')} cores",
+    )
     print(f"\nwrote {args.out / 'compare.json'} and {args.out / 'compare.png'} ({wall:.0f} s)", file=sys.stderr)
     return 0
 

@@ -33,17 +33,30 @@ from _common import N_TRAIN, C, D, Runner, load_average, warm_up
 
 def pytest_addoption(parser):
     group = parser.getgroup("fastnn benchmarks")
-    group.addoption("--bench-time", type=float, default=0.4, metavar="SECONDS",
-                    help="seconds of timed calls per benchmark (default 0.4)")
-    group.addoption("--bench-min-rounds", type=int, default=5, metavar="N",
-                    help="minimum timed rounds per benchmark (default 5)")
-    group.addoption("--bench-max-rounds", type=int, default=200, metavar="N",
-                    help="maximum timed rounds per benchmark (default 200)")
+    group.addoption(
+        "--bench-time",
+        type=float,
+        default=0.4,
+        metavar="SECONDS",
+        help="seconds of timed calls per benchmark (default 0.4)",
+    )
+    group.addoption(
+        "--bench-min-rounds", type=int, default=5, metavar="N", help="minimum timed rounds per benchmark (default 5)"
+    )
+    group.addoption(
+        "--bench-max-rounds",
+        type=int,
+        default=200,
+        metavar="N",
+        help="maximum timed rounds per benchmark (default 200)",
+    )
 
 
 def pytest_report_header(config):
-    return [f"fastnn benchmarks: {os.cpu_count()} cores, load average {' '.join(map(str, load_average())) or 'unknown'} "
-            f"(parallel timings are only meaningful on an otherwise idle machine)"]
+    return [
+        f"fastnn benchmarks: {os.cpu_count()} cores, load average {' '.join(map(str, load_average())) or 'unknown'} "
+        f"(parallel timings are only meaningful on an otherwise idle machine)"
+    ]
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
@@ -59,8 +72,11 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     import fastnn.backends.numba_backend  # noqa: F401  (loads SciPy's BLAS, so it is always listed)
 
     machine_info["numba_threads"] = numba.get_num_threads()
-    machine_info["blas"] = sorted(f"{i.get('internal_api')} {i.get('version')} {i.get('num_threads')} threads"
-                                  for i in threadpool_info() if i.get("user_api") == "blas")
+    machine_info["blas"] = sorted(
+        f"{i.get('internal_api')} {i.get('version')} {i.get('num_threads')} threads"
+        for i in threadpool_info()
+        if i.get("user_api") == "blas"
+    )
 
 
 @pytest.fixture(scope="session")

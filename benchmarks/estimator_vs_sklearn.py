@@ -36,10 +36,24 @@ from pathlib import Path
 
 #: name -> (data, estimator arguments); max_iter=None keeps the case's own
 CASES = {
-    "mnist-sgd": ("mnist", dict(hidden_layer_sizes=(100, 100), alpha=1e-4, solver="sgd", learning_rate_init=0.2,
-                                momentum=0.9, tol=1e-4, random_state=1)),
-    "mnist-adam": ("mnist", dict(hidden_layer_sizes=(100, 100), alpha=1e-4, solver="adam",
-                                 learning_rate_init=0.001, tol=1e-4, random_state=1)),
+    "mnist-sgd": (
+        "mnist",
+        dict(
+            hidden_layer_sizes=(100, 100),
+            alpha=1e-4,
+            solver="sgd",
+            learning_rate_init=0.2,
+            momentum=0.9,
+            tol=1e-4,
+            random_state=1,
+        ),
+    ),
+    "mnist-adam": (
+        "mnist",
+        dict(
+            hidden_layer_sizes=(100, 100), alpha=1e-4, solver="adam", learning_rate_init=0.001, tol=1e-4, random_state=1
+        ),
+    ),
     "iris": ("iris", dict(random_state=1, max_iter=200)),
     "iris-lbfgs": ("iris", dict(solver="lbfgs", random_state=1, max_iter=200)),
     "digits": ("digits", dict(random_state=1, max_iter=200)),
@@ -92,8 +106,14 @@ def worker(case: str, impl: str, max_iter: int | None) -> dict:
     t0 = time.perf_counter()
     clf.fit(X, y)
     seconds = time.perf_counter() - t0
-    row = {"case": case, "impl": impl, "fit_s": seconds, "n_iter": int(clf.n_iter_),
-           "epoch_s": seconds / max(int(clf.n_iter_), 1), "test_accuracy": float(clf.score(X_test, y_test))}
+    row = {
+        "case": case,
+        "impl": impl,
+        "fit_s": seconds,
+        "n_iter": int(clf.n_iter_),
+        "epoch_s": seconds / max(int(clf.n_iter_), 1),
+        "test_accuracy": float(clf.score(X_test, y_test)),
+    }
     if impl == "fastnn":
         from fastnn.estimator import auto
 
@@ -115,8 +135,12 @@ def run_worker(case: str, impl: str, max_iter: int | None, threads: int | None =
         command += ["--max-iter", str(max_iter)]
     env = dict(os.environ)
     if threads is not None:  # every library's threads: numba's, OpenMP's and BLAS's
-        env.update({name: str(threads) for name in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS",
-                                                    "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
+        env.update(
+            {
+                name: str(threads)
+                for name in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+            }
+        )
     proc = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"{case} {impl} failed:\n{proc.stderr[-2000:]}")
@@ -126,8 +150,11 @@ def run_worker(case: str, impl: str, max_iter: int | None, threads: int | None =
 def machine() -> dict:
     model = platform.processor()
     with contextlib.suppress(OSError, StopIteration):
-        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                     if line.startswith("model name"))
+        model = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     return {"cpu": model, "cores": os.cpu_count(), "load": [round(x, 2) for x in os.getloadavg()]}
 
 
@@ -137,10 +164,19 @@ def main() -> None:
     p.add_argument("--only", default=",".join(CASES), help="comma-separated cases: " + ", ".join(CASES))
     p.add_argument("--max-iter", type=int, default=10, help="epochs of the MNIST cases (default 10)")
     p.add_argument("--json", default=None, help="also write every measurement to this file")
-    p.add_argument("--wait-quiet", type=float, default=None, metavar="LOAD",
-                   help="before each measurement, wait (up to 10 min) for a 1-minute load average <= LOAD")
-    p.add_argument("--threads", type=int, default=None,
-                   help="threads for both implementations (numba, OpenMP and BLAS); default: all cores")
+    p.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=None,
+        metavar="LOAD",
+        help="before each measurement, wait (up to 10 min) for a 1-minute load average <= LOAD",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads for both implementations (numba, OpenMP and BLAS); default: all cores",
+    )
     p.add_argument("--worker", nargs=2, metavar=("CASE", "IMPL"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
@@ -152,13 +188,12 @@ def main() -> None:
         p.error(f"unknown cases {sorted(unknown)}; choose from {', '.join(CASES)}")
     before = machine()
     threads = args.threads or before["cores"]
-    print(f"# {before['cpu']}, {before['cores']} cores, {threads} thread(s) each, load {before['load']}",
-          flush=True)
+    print(f"# {before['cpu']}, {before['cores']} cores, {threads} thread(s) each, load {before['load']}", flush=True)
     rows = []
     for case in cases:
         run_worker(case, "fastnn", args.max_iter, args.threads)  # warm numba's cache, untimed
         for r in range(args.rounds):
-            for impl in (("fastnn", "sklearn") if r % 2 == 0 else ("sklearn", "fastnn")):
+            for impl in ("fastnn", "sklearn") if r % 2 == 0 else ("sklearn", "fastnn"):
                 wait_for_quiet(args.wait_quiet)
                 load = os.getloadavg()[0]
                 row = run_worker(case, impl, args.max_iter, args.threads)
@@ -166,8 +201,10 @@ def main() -> None:
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     print(f"# load after: {machine()['load']}\n")
-    print("| case | backend | fastnn fit s | scikit-learn fit s | epochs (fastnn, sklearn) | fastnn / sklearn "
-          "| test acc (fastnn, sklearn) |")
+    print(
+        "| case | backend | fastnn fit s | scikit-learn fit s | epochs (fastnn, sklearn) | fastnn / sklearn "
+        "| test acc (fastnn, sklearn) |"
+    )
     print("|---|---|---:|---:|---|---:|---|")
     summary = {}
     for case in cases:
@@ -176,15 +213,20 @@ def main() -> None:
         ratios = [by_round[i, "fastnn"]["fit_s"] / by_round[i, "sklearn"]["fit_s"] for i in range(args.rounds)]
         med = {impl: statistics.median(r["fit_s"] for r in mine if r["impl"] == impl) for impl in ("fastnn", "sklearn")}
         iters = {impl: sorted({r["n_iter"] for r in mine if r["impl"] == impl}) for impl in ("fastnn", "sklearn")}
-        acc = {impl: statistics.median(r["test_accuracy"] for r in mine if r["impl"] == impl)
-               for impl in ("fastnn", "sklearn")}
+        acc = {
+            impl: statistics.median(r["test_accuracy"] for r in mine if r["impl"] == impl)
+            for impl in ("fastnn", "sklearn")
+        }
         summary[case] = {"ratio": statistics.median(ratios), "ratios": ratios, "fit_s": med, "accuracy": acc}
-        print(f"| {case} | {mine[0].get('backend', '?')} | {med['fastnn']:.3f} | {med['sklearn']:.3f} "
-              f"| {iters['fastnn']}, {iters['sklearn']} | **{statistics.median(ratios):.2f}x** "
-              f"({min(ratios):.2f}-{max(ratios):.2f}) | {acc['fastnn']:.4f}, {acc['sklearn']:.4f} |")
+        print(
+            f"| {case} | {mine[0].get('backend', '?')} | {med['fastnn']:.3f} | {med['sklearn']:.3f} "
+            f"| {iters['fastnn']}, {iters['sklearn']} | **{statistics.median(ratios):.2f}x** "
+            f"({min(ratios):.2f}-{max(ratios):.2f}) | {acc['fastnn']:.4f}, {acc['sklearn']:.4f} |"
+        )
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": before, "threads": threads, "rows": rows,
-                                               "summary": summary}, indent=1))
+        Path(args.json).write_text(
+            json.dumps({"machine": before, "threads": threads, "rows": rows, "summary": summary}, indent=1)
+        )
 
 
 if __name__ == "__main__":

@@ -57,8 +57,10 @@ def main() -> None:
                         net.predict_proba(X, backend)
                         times.append(time.perf_counter() - t0)
                     best, median = min(times), statistics.median(times)
-                    print(f"{backend:>8} {threads:>7} {b:>6} {best * 1e6:>9.0f} {median * 1e6:>10.0f} "
-                          f"{best / b * 1e6:>9.1f}")
+                    print(
+                        f"{backend:>8} {threads:>7} {b:>6} {best * 1e6:>9.0f} {median * 1e6:>10.0f} "
+                        f"{best / b * 1e6:>9.1f}"
+                    )
 
 
 if __name__ == "__main__":

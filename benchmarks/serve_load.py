@@ -62,8 +62,10 @@ def digit_body() -> bytes:
 
 
 def request_bytes(host: str, port: int, body: bytes) -> bytes:
-    return (f"POST /api/predict HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    return (
+        f"POST /api/predict HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
 
 
 async def read_response(reader) -> tuple[int, dict, bytes]:
@@ -96,9 +98,9 @@ def classify(status: int, headers: dict, body: bytes) -> str:
 
 class Tally:
     def __init__(self):
-        self.latencies: list[float] = []   # seconds, answered requests
+        self.latencies: list[float] = []  # seconds, answered requests
         self.counts = {"ok": 0, "busy": 0, "bad": 0, "lost": 0}
-        self.batches: list[int] = []       # images in the forward pass of each answered prediction
+        self.batches: list[int] = []  # images in the forward pass of each answered prediction
         self.bad_examples: list[str] = []
 
     def add(self, kind: str, latency: float | None = None, example: str = "") -> None:
@@ -123,8 +125,14 @@ async def client(host: str, port: int, payload: bytes, n: int, tally: Tally, dea
                     reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), REQUEST_TIMEOUT)
                 writer.write(payload)
                 status, headers, body = await asyncio.wait_for(read_response(reader), REQUEST_TIMEOUT)
-            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError,
-                    ValueError, IndexError) as exc:
+            except (
+                OSError,
+                asyncio.IncompleteReadError,
+                asyncio.LimitOverrunError,
+                asyncio.TimeoutError,
+                ValueError,
+                IndexError,
+            ) as exc:
                 tally.add("lost", example=f"{type(exc).__name__}: {exc}")
                 if writer is not None:
                     writer.close()
@@ -157,18 +165,31 @@ async def load(host: str, port: int, clients: int, requests: int, max_seconds: f
     def pct(q):
         return 1000 * lat[min(len(lat) - 1, int(q * len(lat)))] if lat else None
 
-    return {"clients": clients, "requests": clients * requests, **tally.counts, "wall_s": wall,
-            "requests_per_s": tally.counts["ok"] / wall, "p50_ms": pct(0.50), "p99_ms": pct(0.99),
-            "mean_ms": 1000 * statistics.fmean(lat) if lat else None,
-            "mean_batch": statistics.fmean(tally.batches) if tally.batches else None,
-            "examples": tally.bad_examples}
+    return {
+        "clients": clients,
+        "requests": clients * requests,
+        **tally.counts,
+        "wall_s": wall,
+        "requests_per_s": tally.counts["ok"] / wall,
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "mean_ms": 1000 * statistics.fmean(lat) if lat else None,
+        "mean_batch": statistics.fmean(tally.batches) if tally.batches else None,
+        "examples": tally.bad_examples,
+    }
 
 
 def start_server(model: Path) -> tuple[subprocess.Popen, str]:
     """``fastnn serve MODEL --port 0`` in a fresh process; returns it and its address."""
-    proc = subprocess.Popen([sys.executable, "-m", "fastnn", "serve", str(model), "--port", "0"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fastnn", "serve", str(model), "--port", "0"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
     line = proc.stdout.readline()
     match = re.search(r"(http://\S+/)", line)
     if match is None:
@@ -213,10 +234,13 @@ def machine() -> str:
 def show(row: dict, label: str) -> str:
     def ms(v):
         return "-" if v is None else f"{v:.1f}"
+
     batch = "-" if row["mean_batch"] is None else f"{row['mean_batch']:.1f}"
-    return (f"{label:>12}  {row['requests']:>6}  {row['requests_per_s']:>8.0f}  {ms(row['p50_ms']):>7}  "
-            f"{ms(row['p99_ms']):>7}  {batch:>6}  {row['ok']:>6}  {row['busy']:>5}  {row['bad']:>4}  "
-            f"{row['lost']:>4}")
+    return (
+        f"{label:>12}  {row['requests']:>6}  {row['requests_per_s']:>8.0f}  {ms(row['p50_ms']):>7}  "
+        f"{ms(row['p99_ms']):>7}  {batch:>6}  {row['ok']:>6}  {row['busy']:>5}  {row['bad']:>4}  "
+        f"{row['lost']:>4}"
+    )
 
 
 def main() -> int:
@@ -225,8 +249,12 @@ def main() -> int:
     p.add_argument("--url", default=None, help="a running fastnn serve on loopback (default: start one)")
     p.add_argument("--clients", default="1,64,256", help="concurrent keep-alive clients, comma-separated")
     p.add_argument("--requests", type=int, default=30, help="requests per client (default %(default)s)")
-    p.add_argument("--min-total", type=int, default=1000,
-                   help="at least this many requests per load, shared by its clients (default %(default)s)")
+    p.add_argument(
+        "--min-total",
+        type=int,
+        default=1000,
+        help="at least this many requests per load, shared by its clients (default %(default)s)",
+    )
     p.add_argument("--burst", type=int, default=0, help="also N new connections at once, one request each")
     p.add_argument("--rounds", type=int, default=1, help="repeat everything, a fresh server each round")
     p.add_argument("--max-seconds", type=float, default=120, help="time limit of each load")
@@ -236,8 +264,10 @@ def main() -> int:
     counts = [int(c) for c in args.clients.split(",") if c.strip()]
 
     print(f"# {machine()}")
-    print(f"{'clients':>12}  {'reqs':>6}  {'req/s':>8}  {'p50 ms':>7}  {'p99 ms':>7}  {'batch':>6}  {'200':>6}  "
-          f"{'503':>5}  {'bad':>4}  {'lost':>4}")
+    print(
+        f"{'clients':>12}  {'reqs':>6}  {'req/s':>8}  {'p50 ms':>7}  {'p99 ms':>7}  {'batch':>6}  {'200':>6}  "
+        f"{'503':>5}  {'bad':>4}  {'lost':>4}"
+    )
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or default_model(Path(tmp))

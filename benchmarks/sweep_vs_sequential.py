@@ -33,9 +33,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def fastnn(*argv) -> float:
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "fastnn", *map(str, argv)], check=True, cwd=ROOT,
-                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                   env=dict(os.environ, MPLBACKEND="Agg"))
+    subprocess.run(
+        [sys.executable, "-m", "fastnn", *map(str, argv)],
+        check=True,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        env=dict(os.environ, MPLBACKEND="Agg"),
+    )
     return time.perf_counter() - t0
 
 
@@ -57,8 +62,17 @@ def main() -> None:
 
     def sweep(r):
         folder = out / f"sweep-{r}"
-        seconds = fastnn("sweep", *common, *[a for g in grid for a in ("--grid", g)], "--seeds", args.seeds,
-                         "--out", folder, "--no-plots", "--quiet")
+        seconds = fastnn(
+            "sweep",
+            *common,
+            *[a for g in grid for a in ("--grid", g)],
+            "--seeds",
+            args.seeds,
+            "--out",
+            folder,
+            "--no-plots",
+            "--quiet",
+        )
         rows = json.loads((folder / "sweep.json").read_text())["trials"]
         return seconds, {(*(str(row[f]) for f in fields), row["seed"]): row["test_accuracy"] for row in rows}
 
@@ -86,15 +100,27 @@ def main() -> None:
             times[name + "_accuracy"] = accuracies
             print(f"round {r + 1}: {name} {times[name]:.1f} s", file=sys.stderr, flush=True)
         same = times["sweep_accuracy"] == times["sequential_accuracy"]
-        rounds.append({"sweep": times["sweep"], "sequential": times["sequential"],
-                       "ratio": times["sequential"] / times["sweep"], "same_accuracies": same})
+        rounds.append(
+            {
+                "sweep": times["sweep"],
+                "sequential": times["sequential"],
+                "ratio": times["sequential"] / times["sweep"],
+                "same_accuracies": same,
+            }
+        )
     ratios = [r["ratio"] for r in rounds]
-    summary = {"grid": grid, "seeds": args.seeds, "epochs": args.epochs, "trials": len(points) * args.seeds,
-               "rounds": rounds, "median_ratio": statistics.median(ratios),
-               "ratio_range": [min(ratios), max(ratios)],
-               "sweep_median_s": statistics.median(r["sweep"] for r in rounds),
-               "sequential_median_s": statistics.median(r["sequential"] for r in rounds),
-               "cpus": os.cpu_count()}
+    summary = {
+        "grid": grid,
+        "seeds": args.seeds,
+        "epochs": args.epochs,
+        "trials": len(points) * args.seeds,
+        "rounds": rounds,
+        "median_ratio": statistics.median(ratios),
+        "ratio_range": [min(ratios), max(ratios)],
+        "sweep_median_s": statistics.median(r["sweep"] for r in rounds),
+        "sequential_median_s": statistics.median(r["sequential"] for r in rounds),
+        "cpus": os.cpu_count(),
+    }
     print(json.dumps(summary, indent=2))
 
 

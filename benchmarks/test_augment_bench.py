@@ -37,8 +37,14 @@ def test_augment_epoch(run, backend, epoch_data, kind):  # noqa: F811
     (X, _), source = epoch_data
     out = _aligned.empty(X.shape)
     epochs = iter(range(10**9))
-    run(lambda: backend.augment(X, 0, next(epochs), AUGMENT_SPECS[kind], out),
-        group=f"augment epoch {kind}", samples=len(X), backend=backend.NAME, kernel="augment", data=source)
+    run(
+        lambda: backend.augment(X, 0, next(epochs), AUGMENT_SPECS[kind], out),
+        group=f"augment epoch {kind}",
+        samples=len(X),
+        backend=backend.NAME,
+        kernel="augment",
+        data=source,
+    )
     assert out.min() >= 0 and out.max() <= 1
 
 
@@ -52,10 +58,26 @@ def test_epoch_with_augmentation(run, backend, epoch_data, kind, path, monkeypat
     (X, y), source = epoch_data
     net = make_net(HIDDEN)
     opt = make_optimizer("nesterov", net.layout, momentum=0.9, weight_decay=1e-4)
-    trainer = Trainer(net, X, softmax_targets(y), batch_size=BATCH, optimizer=opt, backend=backend.NAME,
-                      augment=AUGMENT_SPECS.get(kind))
-    loss, _ = run(trainer.run_epoch, LR, group=f"epoch {shape(HIDDEN)} b{BATCH} augment", samples=trainer.n,
-                  steps=trainer.steps_per_epoch, backend=backend.NAME, kernel=f"epoch {kind} {path}",
-                  batch=BATCH, hidden=list(HIDDEN), data=source)
+    trainer = Trainer(
+        net,
+        X,
+        softmax_targets(y),
+        batch_size=BATCH,
+        optimizer=opt,
+        backend=backend.NAME,
+        augment=AUGMENT_SPECS.get(kind),
+    )
+    loss, _ = run(
+        trainer.run_epoch,
+        LR,
+        group=f"epoch {shape(HIDDEN)} b{BATCH} augment",
+        samples=trainer.n,
+        steps=trainer.steps_per_epoch,
+        backend=backend.NAME,
+        kernel=f"epoch {kind} {path}",
+        batch=BATCH,
+        hidden=list(HIDDEN),
+        data=source,
+    )
     assert math.isfinite(loss)
     assert trainer.ws.sparse == (path == "sparse" and source == "mnist")

@@ -25,9 +25,24 @@ def test_compare_runs_and_writes_json(tmp_path):
         load_dataset("mnist", dev_size=0)
     except Exception as exc:  # no MNIST here, offline
         pytest.skip(f"MNIST not available: {exc}")
-    command = [sys.executable, str(SCRIPT), "--epochs", "1", "--rounds", "1", "--hidden", "32,16",
-               "--only", "numpy,numba,torch,sklearn", "--limit", "2000", "--target-accuracy", "0.5",
-               "--out", str(tmp_path)]
+    command = [
+        sys.executable,
+        str(SCRIPT),
+        "--epochs",
+        "1",
+        "--rounds",
+        "1",
+        "--hidden",
+        "32,16",
+        "--only",
+        "numpy,numba,torch,sklearn",
+        "--limit",
+        "2000",
+        "--target-accuracy",
+        "0.5",
+        "--out",
+        str(tmp_path),
+    ]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "| fastnn-numba |" in proc.stdout and "| fastnn-numpy |" in proc.stdout

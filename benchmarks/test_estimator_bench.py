@@ -46,8 +46,12 @@ def test_fit_small_example(benchmark, case, impl):
 
 def test_comparison_script_runs_and_summarises(tmp_path):
     out = tmp_path / "results.json"
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--only", "moons", "--rounds", "1", "--json", str(out)],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--only", "moons", "--rounds", "1", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "| moons | numpy |" in proc.stdout
     report = json.loads(out.read_text())

@@ -64,8 +64,7 @@ def test_gather(run, backend, train_set, shuffled, batch):
     X, _ = train_set
     idx = shuffled[:batch]
     Xb = np.empty((batch, D), np.float32)
-    run(backend.gather, X, idx, Xb, group=f"gather b{batch}", samples=batch,
-        **_info(backend, "gather", batch))
+    run(backend.gather, X, idx, Xb, group=f"gather b{batch}", samples=batch, **_info(backend, "gather", batch))
     np.testing.assert_array_equal(Xb, X[idx])
 
 
@@ -76,8 +75,9 @@ def test_loss(run, backend, batch):
     Z = rng.standard_normal((batch, C), dtype=np.float32)
     dZ = np.empty_like(Z)
     targets = softmax_targets(rng.integers(0, C, batch))
-    loss, _ = run(backend.loss, "softmax", Z, targets, dZ, group=f"loss b{batch}", samples=batch,
-                  **_info(backend, "loss", batch))
+    loss, _ = run(
+        backend.loss, "softmax", Z, targets, dZ, group=f"loss b{batch}", samples=batch, **_info(backend, "loss", batch)
+    )
     assert np.isfinite(loss)
 
 
@@ -90,15 +90,30 @@ def test_kernel(run, backend, kernel, case):
     if kernel == "update":  # tiny fixed gradients, so thousands of calls leave the weights sane
         ws.grads.flat[...] = 1e-6
         args = (net.params, ws.grads, sgd(net), LR)
-    run(getattr(backend, kernel), *args, group=f"{kernel} b{batch} {shape(hidden)}", samples=batch,
-        **_info(backend, kernel, batch, hidden))
+    run(
+        getattr(backend, kernel),
+        *args,
+        group=f"{kernel} b{batch} {shape(hidden)}",
+        samples=batch,
+        **_info(backend, kernel, batch, hidden),
+    )
     assert np.isfinite(net.params.flat).all() and np.isfinite(ws.grads.flat).all()
 
 
 def test_permutation(run, backend):
     out = np.empty(N_TRAIN, np.int64)
-    run(backend.permutation, N_TRAIN, 0, 0, out, group=f"permutation n{N_TRAIN}",
-        samples=N_TRAIN, backend=backend.NAME, kernel="permutation", n=N_TRAIN)
+    run(
+        backend.permutation,
+        N_TRAIN,
+        0,
+        0,
+        out,
+        group=f"permutation n{N_TRAIN}",
+        samples=N_TRAIN,
+        backend=backend.NAME,
+        kernel="permutation",
+        n=N_TRAIN,
+    )
     assert np.array_equal(np.sort(out), np.arange(N_TRAIN))
 
 
@@ -121,7 +136,17 @@ def test_predict(run, backend, train_set, hidden):
     X = train_set[0][:N_TEST]
     net = make_net(hidden)
     out = np.empty((N_TEST, C), np.float32)
-    run(backend.predict, net, X, out, group=f"predict n{N_TEST} {shape(hidden)}",
-        samples=N_TEST, unit="images", backend=backend.NAME, kernel="predict",
-        n=N_TEST, hidden=list(hidden))
+    run(
+        backend.predict,
+        net,
+        X,
+        out,
+        group=f"predict n{N_TEST} {shape(hidden)}",
+        samples=N_TEST,
+        unit="images",
+        backend=backend.NAME,
+        kernel="predict",
+        n=N_TEST,
+        hidden=list(hidden),
+    )
     np.testing.assert_allclose(out[:CHECKED], _raw(net, X[:CHECKED]), rtol=1e-3, atol=1e-3)

@@ -33,8 +33,9 @@ N = BATCH * N_BATCHES
 MNIST_DENSITY = 0.19
 DENSITIES = (0.1, MNIST_DENSITY, 0.35, 0.5, 0.65, 0.8)
 #: (density, hidden layers): the one-hidden-layer widths at every density, the deep shapes at two.
-PATH_CASES = ([(p, (h,)) for p in DENSITIES for h in (128, 800)]
-              + [(p, hidden) for p in (MNIST_DENSITY, 0.5) for hidden in DEEP])
+PATH_CASES = [(p, (h,)) for p in DENSITIES for h in (128, 800)] + [
+    (p, hidden) for p in (MNIST_DENSITY, 0.5) for hidden in DEEP
+]
 OPTIMIZER_HIDDEN = (800,)
 
 
@@ -61,10 +62,27 @@ def test_path_by_density(run, numba_backend, monkeypatch, path, case):
     X, targets, perm = _data(density)
     net = make_net(hidden)
     ws = numba_backend.make_workspace(net, BATCH)
-    loss, _ = run(numba_backend.train_steps, net, X, targets, perm, 0, N, BATCH, np.full(N_BATCHES, 0.01),
-                  sgd(net), ws, group=f"path density{density} b{BATCH} {shape(hidden)}", samples=N,
-                  steps=N_BATCHES, backend=f"numba-{path}", kernel="train_chunk", batch=BATCH,
-                  hidden=list(hidden), density=density)
+    loss, _ = run(
+        numba_backend.train_steps,
+        net,
+        X,
+        targets,
+        perm,
+        0,
+        N,
+        BATCH,
+        np.full(N_BATCHES, 0.01),
+        sgd(net),
+        ws,
+        group=f"path density{density} b{BATCH} {shape(hidden)}",
+        samples=N,
+        steps=N_BATCHES,
+        backend=f"numba-{path}",
+        kernel="train_chunk",
+        batch=BATCH,
+        hidden=list(hidden),
+        density=density,
+    )
     assert ws.sparse is (path == "sparse") and math.isfinite(loss)
 
 
@@ -75,9 +93,26 @@ def test_optimizer_cost(run, backend, kind):
     opt = make_optimizer(kind, net.layout, weight_decay=0.0 if kind == "sgd" else 1e-4)
     lrs = learning_rates("onecycle", 1e-3 if kind == "adam" else 0.05, N_BATCHES)
     ws = backend.make_workspace(net, BATCH)
-    loss, _ = run(backend.train_steps, net, X, targets, perm, 0, N, BATCH, lrs, opt, ws,
-                  group=f"optimizer {kind} b{BATCH} {shape(OPTIMIZER_HIDDEN)}", samples=N, steps=N_BATCHES,
-                  backend=backend.NAME, kernel="train_chunk", batch=BATCH, hidden=list(OPTIMIZER_HIDDEN))
+    loss, _ = run(
+        backend.train_steps,
+        net,
+        X,
+        targets,
+        perm,
+        0,
+        N,
+        BATCH,
+        lrs,
+        opt,
+        ws,
+        group=f"optimizer {kind} b{BATCH} {shape(OPTIMIZER_HIDDEN)}",
+        samples=N,
+        steps=N_BATCHES,
+        backend=backend.NAME,
+        kernel="train_chunk",
+        batch=BATCH,
+        hidden=list(OPTIMIZER_HIDDEN),
+    )
     assert math.isfinite(loss)
     if backend.NAME == "numba":
         assert ws.sparse  # MNIST's density takes the sparse path by default

@@ -68,9 +68,26 @@ def test_train_steps(run, backend, train_set, train_targets, shuffled, kind, cas
     n_batches = 1 if kind == "train_step" else _chunk_batches(batch)
     stop = n_batches * batch
     lrs = np.full(n_batches, LR)
-    loss, _ = run(backend.train_steps, net, X, train_targets, shuffled, 0, stop, batch, lrs, sgd(net), ws,
-                  group=f"{kind} b{batch} {shape(hidden)}", samples=stop, steps=n_batches,
-                  backend=backend.NAME, kernel=kind, batch=batch, hidden=list(hidden))
+    loss, _ = run(
+        backend.train_steps,
+        net,
+        X,
+        train_targets,
+        shuffled,
+        0,
+        stop,
+        batch,
+        lrs,
+        sgd(net),
+        ws,
+        group=f"{kind} b{batch} {shape(hidden)}",
+        samples=stop,
+        steps=n_batches,
+        backend=backend.NAME,
+        kernel=kind,
+        batch=batch,
+        hidden=list(hidden),
+    )
     assert math.isfinite(loss)
 
 
@@ -108,11 +125,20 @@ def test_epoch(run, backend, epoch_data):
     """Standard config: 784-128-10, batch 128, plain SGD at lr 0.1, one full 60000-sample epoch."""
     (X, y), source = epoch_data
     net = make_net(EPOCH_HIDDEN)
-    trainer = Trainer(net, X, softmax_targets(y), batch_size=EPOCH_BATCH, optimizer=sgd(net),
-                      backend=backend.NAME)
-    loss, correct = run(trainer.run_epoch, LR, group=f"epoch {shape(EPOCH_HIDDEN)} b{EPOCH_BATCH}",
-                        samples=trainer.n, steps=trainer.steps_per_epoch, backend=backend.NAME,
-                        kernel="epoch", batch=EPOCH_BATCH, hidden=list(EPOCH_HIDDEN), lr=LR, data=source)
+    trainer = Trainer(net, X, softmax_targets(y), batch_size=EPOCH_BATCH, optimizer=sgd(net), backend=backend.NAME)
+    loss, correct = run(
+        trainer.run_epoch,
+        LR,
+        group=f"epoch {shape(EPOCH_HIDDEN)} b{EPOCH_BATCH}",
+        samples=trainer.n,
+        steps=trainer.steps_per_epoch,
+        backend=backend.NAME,
+        kernel="epoch",
+        batch=EPOCH_BATCH,
+        hidden=list(EPOCH_HIDDEN),
+        lr=LR,
+        data=source,
+    )
     assert math.isfinite(loss)
     if source == "mnist":
         assert correct / trainer.n > (0.8 if trainer.n == N_TRAIN else 0.5)  # the epoch really trained

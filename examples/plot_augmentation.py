@@ -48,10 +48,12 @@ plt.show()
 n, n_dev = (3000, 1000) if QUICK else (len(data.y_train), len(data.y_dev))
 histories = {}
 for kind in ("none", "affine"):
-    config = fastnn.TrainConfig(hidden=256, epochs=3 if QUICK else 15, lr=0.5, augment=kind,
-                                backend="numpy" if QUICK else "numba")
-    _, history = fastnn.train(data.X_train[:n], data.y_train[:n], config,
-                              X_dev=data.X_dev[:n_dev], y_dev=data.y_dev[:n_dev])
+    config = fastnn.TrainConfig(
+        hidden=256, epochs=3 if QUICK else 15, lr=0.5, augment=kind, backend="numpy" if QUICK else "numba"
+    )
+    _, history = fastnn.train(
+        data.X_train[:n], data.y_train[:n], config, X_dev=data.X_dev[:n_dev], y_dev=data.y_dev[:n_dev]
+    )
     histories[kind] = history.epochs
 
 fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3), layout="constrained")

@@ -23,8 +23,7 @@ n_train, n_dev = (10000, 1000) if QUICK else (len(data.y_train), len(data.y_dev)
 X, y = data.X_train[:n_train], data.y_train[:n_train]
 config = fastnn.TrainConfig(hidden=256, epochs=3 if QUICK else 15, lr=0.5, backend="numpy" if QUICK else "numba")
 net, history = fastnn.train(X, y, config, X_dev=data.X_dev[:n_dev], y_dev=data.y_dev[:n_dev])
-print(f"{len(X)} training images, {config.epochs} epochs: "
-      f"dev accuracy {history.epochs[-1]['dev_accuracy']:.4f}")
+print(f"{len(X)} training images, {config.epochs} epochs: dev accuracy {history.epochs[-1]['dev_accuracy']:.4f}")
 
 # %%
 # The weights of the first 64 units, on one grey scale symmetric about zero: white

@@ -53,8 +53,13 @@ medians = [float(np.median(seconds[n])) for n in names]
 ax.barh(names[::-1], medians[::-1], color=["tab:grey", "tab:orange"])
 for i, name in enumerate(names[::-1]):
     accuracy, epochs = scores[name]
-    ax.text(medians[::-1][i], i, f" {medians[::-1][i]:.2f} s, {epochs} epochs, accuracy {accuracy:.3f}",
-            va="center", fontsize=8)
+    ax.text(
+        medians[::-1][i],
+        i,
+        f" {medians[::-1][i]:.2f} s, {epochs} epochs, accuracy {accuracy:.3f}",
+        va="center",
+        fontsize=8,
+    )
 ax.set_xlim(0, max(medians) * 2)
 ax.set_xlabel("fit time (median), seconds")
 ax.set_title("MLPClassifier((100, 50), early_stopping=True) on digits")

@@ -51,8 +51,14 @@ print(table[["hidden", "lr", "seed", "dev_accuracy", "test_accuracy", "train_sec
 summary = table.groupby(["hidden", "lr"])[metric].agg(["mean", "min", "max"]).reset_index()
 fig, ax = plt.subplots(figsize=(5.5, 3.5), layout="constrained")
 for hidden, rows in summary.groupby("hidden"):
-    ax.errorbar(rows["lr"], rows["mean"], yerr=[rows["mean"] - rows["min"], rows["max"] - rows["mean"]],
-                marker="o", capsize=3, label=f"784-{hidden[0]}-10")
+    ax.errorbar(
+        rows["lr"],
+        rows["mean"],
+        yerr=[rows["mean"] - rows["min"], rows["max"] - rows["mean"]],
+        marker="o",
+        capsize=3,
+        label=f"784-{hidden[0]}-10",
+    )
 ax.set_xscale("log")
 ax.set_xlabel("learning rate")
 ax.set_ylabel(metric.replace("_", " "))

@@ -48,8 +48,10 @@ schedules = {
     "cosine": dict(schedule="cosine"),
     "onecycle": dict(schedule="onecycle"),
 }
-curves = {"optimizer": {k: run(**v) for k, v in optimizers.items()},
-          "schedule (sgd, lr 0.5)": {k: run(optimizer="sgd", lr=0.5, **v) for k, v in schedules.items()}}
+curves = {
+    "optimizer": {k: run(**v) for k, v in optimizers.items()},
+    "schedule (sgd, lr 0.5)": {k: run(optimizer="sgd", lr=0.5, **v) for k, v in schedules.items()},
+}
 
 fig, axes = plt.subplots(2, 2, figsize=(9, 6.5), layout="constrained")
 for column, (title, runs) in enumerate(curves.items()):

@@ -20,7 +20,7 @@ def empty(shape, dtype=np.float32) -> np.ndarray:
     n = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     raw = np.empty(n + ALIGN, np.uint8)
     start = (-raw.ctypes.data) % ALIGN
-    return raw[start:start + n].view(dtype).reshape(shape)
+    return raw[start : start + n].view(dtype).reshape(shape)
 
 
 def zeros(shape, dtype=np.float32) -> np.ndarray:

@@ -89,4 +89,4 @@ def sample_key(ekey, i):
 
 def uniform(key, j):
     """Draw ``j`` (``uint64``) of the sample with key ``key``: uniform in [0, 1), exact in float64."""
-    return np.float64(mix(key + (j + np.uint64(1)) * np.uint64(GOLDEN)) >> np.uint64(11)) * 2.0 ** -53
+    return np.float64(mix(key + (j + np.uint64(1)) * np.uint64(GOLDEN)) >> np.uint64(11)) * 2.0**-53

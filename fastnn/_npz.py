@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-_EOCD = b"PK\x05\x06"          # end of central directory record
+_EOCD = b"PK\x05\x06"  # end of central directory record
 _EOCD64_LOCATOR = b"PK\x06\x07"
 _EOCD64 = b"PK\x06\x06"
 _EOCD_SIZE = 22
@@ -60,9 +60,9 @@ def _directory_extent(fh, file_size: int) -> tuple[int, int]:
     at = tail.rfind(_EOCD)  # the rule zipfile itself uses to find the record
     if at < 0 or len(tail) - at < _EOCD_SIZE:
         raise ArchiveError("not a zip archive, or truncated (no end-of-directory record)")
-    entries, size, offset = struct.unpack("<HII", tail[at + 10:at + 20])
+    entries, size, offset = struct.unpack("<HII", tail[at + 10 : at + 20])
     if entries == 0xFFFF or size == 0xFFFFFFFF or offset == 0xFFFFFFFF:  # zip64: the real counts elsewhere
-        locator = tail[at - 20:at] if at >= 20 else b""
+        locator = tail[at - 20 : at] if at >= 20 else b""
         if not locator.startswith(_EOCD64_LOCATOR):
             raise ArchiveError("damaged zip64 end-of-directory record")
         (record_at,) = struct.unpack("<Q", locator[8:16])
@@ -135,8 +135,10 @@ def _checked(fh, max_members: int, max_directory_bytes: int) -> Archive:
     file_size = fh.seek(0, 2)
     entries, directory = _directory_extent(fh, file_size)
     if entries > max_members or directory > max_directory_bytes:
-        raise ArchiveError(f"its directory lists {entries} members in {directory} bytes, over the "
-                           f"limit of {max_members} members in {max_directory_bytes} bytes")
+        raise ArchiveError(
+            f"its directory lists {entries} members in {directory} bytes, over the "
+            f"limit of {max_members} members in {max_directory_bytes} bytes"
+        )
     fh.seek(0)
     try:
         zf = zipfile.ZipFile(fh)
@@ -170,7 +172,9 @@ def _declared(zf: zipfile.ZipFile, file_size: int, max_members: int) -> dict:
         if dtype.hasobject:
             raise ArchiveError(f"member {name[:-4]!r} holds Python objects (pickles), which are never loaded")
         if nbytes != info.file_size - header_len:
-            raise ArchiveError(f"member {name[:-4]!r} declares {dtype} {shape}, which its "
-                               f"{info.file_size - header_len} data bytes do not hold")
+            raise ArchiveError(
+                f"member {name[:-4]!r} declares {dtype} {shape}, which its "
+                f"{info.file_size - header_len} data bytes do not hold"
+            )
         members[name[:-4]] = Member(tuple(shape), dtype, nbytes)
     return members

@@ -50,8 +50,7 @@ ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
 #: Output heads (scikit-learn's ``out_activation_`` names); the index is the code.
 HEADS = ("softmax", "logistic", "identity", "exp")
 #: The loss each head is trained with (scikit-learn's names).
-LOSSES = {"softmax": "log_loss", "logistic": "binary_log_loss", "identity": "squared_error",
-          "exp": "poisson"}
+LOSSES = {"softmax": "log_loss", "logistic": "binary_log_loss", "identity": "squared_error", "exp": "poisson"}
 
 
 class Targets(NamedTuple):
@@ -130,8 +129,7 @@ def _relu_grad(A, D):
 #: name -> f, applied in place to a layer's pre-activation ``Z``.
 ACTIVATE = {"identity": _identity, "logistic": _logistic, "tanh": _tanh, "relu": _relu}
 #: name -> g, turning ``D = dL/dA`` into ``dL/dZ`` in place, given the activation's output ``A``.
-DERIVATIVE = {"identity": _identity_grad, "logistic": _logistic_grad, "tanh": _tanh_grad,
-              "relu": _relu_grad}
+DERIVATIVE = {"identity": _identity_grad, "logistic": _logistic_grad, "tanh": _tanh_grad, "relu": _relu_grad}
 
 
 # --- output heads -----------------------------------------------------------------------

@@ -93,11 +93,11 @@ class AugmentSpec:
 
     kind: str = "none"
     rotation: float = 0.0  # degrees, drawn uniformly from [-rotation, rotation]
-    scale: float = 0.0     # zoom factors drawn from [1 - scale, 1 + scale], x and y independently
-    shear: float = 0.0     # shear factor drawn from [-shear, shear]
-    shift: float = 0.0     # pixels, x and y drawn from [-shift, shift]
-    alpha: float = 0.0     # elastic: displacement scale
-    sigma: float = 4.0     # elastic: smoothing width in pixels (and grid spacing)
+    scale: float = 0.0  # zoom factors drawn from [1 - scale, 1 + scale], x and y independently
+    shear: float = 0.0  # shear factor drawn from [-shear, shear]
+    shift: float = 0.0  # pixels, x and y drawn from [-shift, shift]
+    alpha: float = 0.0  # elastic: displacement scale
+    sigma: float = 4.0  # elastic: smoothing width in pixels (and grid spacing)
 
     @property
     def elastic(self) -> bool:
@@ -111,16 +111,24 @@ class AugmentSpec:
 
 def spec_from_config(config) -> AugmentSpec:
     """The :class:`AugmentSpec` a (validated) :class:`~fastnn.config.TrainConfig` asks for."""
-    return AugmentSpec(config.augment, float(config.augment_rotation), float(config.augment_scale),
-                       float(config.augment_shear), float(config.augment_shift),
-                       float(config.augment_alpha), float(config.augment_sigma))
+    return AugmentSpec(
+        config.augment,
+        float(config.augment_rotation),
+        float(config.augment_scale),
+        float(config.augment_shear),
+        float(config.augment_shift),
+        float(config.augment_alpha),
+        float(config.augment_sigma),
+    )
 
 
 def check_images(d: int) -> None:
     """Augmentation distorts 28x28 images: refuse anything else with a clear message."""
     if d != SIDE * SIDE:
-        raise FastnnError(f"augmentation distorts {SIDE}x{SIDE} images (784 features, row-major); "
-                          f"the data have {d} features: use augment='none'")
+        raise FastnnError(
+            f"augmentation distorts {SIDE}x{SIDE} images (784 features, row-major); "
+            f"the data have {d} features: use augment='none'"
+        )
 
 
 def sample_keys(seed: int, epoch: int, n: int) -> np.ndarray:

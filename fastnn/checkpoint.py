@@ -68,11 +68,21 @@ def save(path, run, metadata: dict | None = None) -> Path:
     if run.best is not None:
         arrays["best"] = run.best.flat
     meta = {
-        "format": FORMAT, "version": VERSION, "config": _jsonable(asdict(run.config)),
-        "epochs_done": run.epochs_done, "history": run.history.to_dict(),
-        "network": {"sizes": list(net.sizes), "activation": net.activation, "head": net.head,
-                    "dtype": net.dtype.name, "class_names": list(net.class_names)},
-        "optimizer": opt.name, "data": run.fingerprint, "threads": run.threads,
+        "format": FORMAT,
+        "version": VERSION,
+        "config": _jsonable(asdict(run.config)),
+        "epochs_done": run.epochs_done,
+        "history": run.history.to_dict(),
+        "network": {
+            "sizes": list(net.sizes),
+            "activation": net.activation,
+            "head": net.head,
+            "dtype": net.dtype.name,
+            "class_names": list(net.class_names),
+        },
+        "optimizer": opt.name,
+        "data": run.fingerprint,
+        "threads": run.threads,
         "metadata": metadata or {},
     }
     meta["sha256"] = _digest(arrays)
@@ -97,16 +107,16 @@ def load(path) -> tuple[dict, dict]:
     try:
         archive = _npz.open_archive(path, max_members=MAX_MEMBERS, max_directory_bytes=1 << 16)
     except FileNotFoundError:
-        raise FastnnError(f"no checkpoint at {path}: was the run started with this --out folder, "
-                          "and has it not finished already?") from None
+        raise FastnnError(
+            f"no checkpoint at {path}: was the run started with this --out folder, and has it not finished already?"
+        ) from None
     except (OSError, _npz.ArchiveError) as exc:
         raise FastnnError(f"{path} is not a readable fastnn checkpoint ({exc})") from None
     try:
         with archive:
             members = archive.members
             if "meta" not in members or members["meta"].nbytes > MAX_META_BYTES:
-                raise FastnnError(f"{path} is not a fastnn checkpoint (no metadata within "
-                                  f"{MAX_META_BYTES} bytes)")
+                raise FastnnError(f"{path} is not a fastnn checkpoint (no metadata within {MAX_META_BYTES} bytes)")
             meta = _read_meta(path, archive.read("meta"))
             limit = _parameter_bytes(path, meta)
             big = [name for name, m in members.items() if name != "meta" and m.nbytes > limit]

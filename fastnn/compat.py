@@ -38,8 +38,7 @@ from .network import Network
 from .pixels import N_PIXELS, prepare_images
 from .training import train
 
-__all__ = ["from_network", "make_predictions", "mini_batch_gradient_descent", "test_prediction",
-           "to_network"]
+__all__ = ["from_network", "make_predictions", "mini_batch_gradient_descent", "test_prediction", "to_network"]
 
 N_CLASSES = 10
 # alpha, iterations and hidden default to the notebook's values; the rest are fastnn's defaults.
@@ -86,16 +85,29 @@ def from_network(net: Network) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     :class:`FastnnError`, since the notebook's functions would compute something else with it.
     """
     if len(net.hidden) != 1 or net.activation != "relu" or net.head != "softmax":
-        raise FastnnError(f"the notebook's layout is one ReLU hidden layer and a softmax output; "
-                          f"this network is {net.describe()}")
+        raise FastnnError(
+            f"the notebook's layout is one ReLU hidden layer and a softmax output; this network is {net.describe()}"
+        )
     (W1, W2), (b1, b2) = net.coefs, net.intercepts
-    return (np.array(W1.T, np.float32, order="C"), np.array(b1.reshape(-1, 1), np.float32),
-            np.array(W2.T, np.float32, order="C"), np.array(b2.reshape(-1, 1), np.float32))
+    return (
+        np.array(W1.T, np.float32, order="C"),
+        np.array(b1.reshape(-1, 1), np.float32),
+        np.array(W2.T, np.float32, order="C"),
+        np.array(b2.reshape(-1, 1), np.float32),
+    )
 
 
-def mini_batch_gradient_descent(X, Y, alpha: float = 0.1, iterations: int = 10,
-                                batch_size: int = _D.batch_size, hidden: int = 10,
-                                backend: str = _D.backend, seed: int = _D.seed, verbose: bool = False):
+def mini_batch_gradient_descent(
+    X,
+    Y,
+    alpha: float = 0.1,
+    iterations: int = 10,
+    batch_size: int = _D.batch_size,
+    hidden: int = 10,
+    backend: str = _D.backend,
+    seed: int = _D.seed,
+    verbose: bool = False,
+):
     """Train the notebook's network with fastnn; returns ``W1, b1, W2, b2`` in the notebook's layout.
 
     ``X`` is ``(784, m)`` (or ``(m, 784)``; see the module for the rule), ``Y``
@@ -108,8 +120,9 @@ def mini_batch_gradient_descent(X, Y, alpha: float = 0.1, iterations: int = 10,
     """
     X = _samples_as_rows(X)
     Y = _labels(Y, X.shape[0])
-    config = TrainConfig(hidden=(hidden,), epochs=iterations, batch_size=batch_size, lr=alpha,
-                         seed=seed, backend=backend)
+    config = TrainConfig(
+        hidden=(hidden,), epochs=iterations, batch_size=batch_size, lr=alpha, seed=seed, backend=backend
+    )
 
     def progress(row):
         print(f"Iteration: {row['epoch']}\nAccuracy: {row['train_accuracy']:.4f}")
@@ -135,8 +148,10 @@ def test_prediction(index: int, W1, b1, W2, b2, X=None, Y=None, path=None, show:
     if X is None:
         caller = sys._getframe(1).f_globals
         if "X_train" not in caller:
-            raise FastnnError("pass X (and Y): there is no X_train in the calling namespace to "
-                              "read, as the notebook's test_prediction did")
+            raise FastnnError(
+                "pass X (and Y): there is no X_train in the calling namespace to "
+                "read, as the notebook's test_prediction did"
+            )
         X, Y = caller["X_train"], caller.get("Y_train") if Y is None else Y
     rows = np.asarray(X)
     if rows.ndim != 2 or N_PIXELS not in rows.shape:

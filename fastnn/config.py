@@ -40,14 +40,17 @@ DEV_SIZE = "auto"
 
 def is_int(value) -> bool:
     """A whole number that is not a bool (NumPy integers count)."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and \
-        type(value).__name__ != "bool_"
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and type(value).__name__ != "bool_"
 
 
 def is_real(value) -> bool:
     """A finite real number that is not a bool (NumPy numbers count)."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and \
-        type(value).__name__ != "bool_" and math.isfinite(value)
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and type(value).__name__ != "bool_"
+        and math.isfinite(value)
+    )
 
 
 @dataclass(frozen=True)
@@ -73,22 +76,32 @@ def int_rule(what: str, low: int, *, high: int | None = None, phrase: str | None
     return Rule(ok, f"{what} must be {phrase or f'an integer >= {low}'}, got {{value!r}}")
 
 
-def real_rule(what: str, low: float, *, open_low: bool = False, high: float | None = None,
-              closed_high: bool = False, phrase: str = "") -> Rule:
+def real_rule(
+    what: str,
+    low: float,
+    *,
+    open_low: bool = False,
+    high: float | None = None,
+    closed_high: bool = False,
+    phrase: str = "",
+) -> Rule:
     """A finite real number ``>= low`` (``> low`` if ``open_low``; ``< high``, or ``<= high`` if
     ``closed_high``, when ``high`` is given)."""
+
     def ok(v):
         if not is_real(v) or not (v > low if open_low else v >= low):
             return False
         return high is None or (v <= high if closed_high else v < high)
+
     bound = phrase or f"a finite number {'>' if open_low else '>='} {low:g}"
     return Rule(ok, f"{what} must be {bound}, got {{value!r}}")
 
 
 def choice_rule(what: str, choices: tuple) -> Rule:
     """One of ``choices``."""
-    return Rule(lambda v: isinstance(v, str) and v in choices,
-                f"unknown {what} {{value!r}}; choose one of {{choices}}", choices)
+    return Rule(
+        lambda v: isinstance(v, str) and v in choices, f"unknown {what} {{value!r}}; choose one of {{choices}}", choices
+    )
 
 
 class LayerSizesError(argparse.ArgumentTypeError, ValueError):
@@ -106,8 +119,10 @@ def layer_sizes(value) -> tuple:
         if len(parts) > 1 and parts[-1] == "" and value.strip().startswith("("):
             parts.pop()  # Python's spelling of a one-layer tuple: "(16,)"
         if not all(part.isdigit() for part in parts):
-            raise LayerSizesError(f"hidden layer sizes are whole numbers separated by commas (or by "
-                                  f"dashes in a sweep's grid), e.g. 1000,500; got {value!r}")
+            raise LayerSizesError(
+                f"hidden layer sizes are whole numbers separated by commas (or by "
+                f"dashes in a sweep's grid), e.g. 1000,500; got {value!r}"
+            )
         return tuple(int(part) for part in parts)
     if is_int(value):
         return (int(value),)
@@ -152,54 +167,86 @@ class TrainConfig:
     distorted.
     """
 
-    hidden: tuple = _option((256,), Rule(_hidden_ok, "hidden layer sizes must be integers from 1 to "
-                                                      f"{MAX_LAYER}, got {{value!r}}"),
-                            "hidden layer sizes, comma-separated (e.g. 1000,500)", layer_sizes)
-    activation: str = _option("relu", choice_rule("activation", ACTIVATIONS),
-                              f"the hidden layers' activation: {', '.join(ACTIVATIONS)}", str)
+    hidden: tuple = _option(
+        (256,),
+        Rule(_hidden_ok, f"hidden layer sizes must be integers from 1 to {MAX_LAYER}, got {{value!r}}"),
+        "hidden layer sizes, comma-separated (e.g. 1000,500)",
+        layer_sizes,
+    )
+    activation: str = _option(
+        "relu", choice_rule("activation", ACTIVATIONS), f"the hidden layers' activation: {', '.join(ACTIVATIONS)}", str
+    )
     epochs: int = _option(15, int_rule("epochs", 0), "passes over the training set", int)
-    batch_size: int = _option(128, int_rule("batch size", 1, phrase="a positive integer"),
-                              "mini-batch size", int)
-    lr: float = _option(0.5, real_rule("learning rate", 0, open_low=True),
-                        "(peak) learning rate", float)
-    seed: int = _option(0, int_rule("seed", 0, high=2**63, phrase="an integer >= 0"),
-                        "seed for init, shuffling and the dev split", int)
-    backend: str = _option(DEFAULT_BACKEND, choice_rule("backend", BACKENDS),
-                           "numba (fast) or numpy (the reference)", str)
-    log_every: int = _option(0, int_rule("log_every", 0),
-                             "also record the train loss every N steps (0: per epoch only)", int)
-    optimizer: str = _option("sgd", choice_rule("optimizer", OPTIMIZERS),
-                             f"{', '.join(OPTIMIZERS)}", str)
-    momentum: float = _option(0.9, real_rule("momentum", 0, high=1, phrase="in [0, 1)"),
-                              "momentum, or Adam's beta1", float)
-    beta2: float = _option(0.999, real_rule("beta2", 0, high=1, phrase="in [0, 1)"),
-                           "Adam's beta2", float)
+    batch_size: int = _option(128, int_rule("batch size", 1, phrase="a positive integer"), "mini-batch size", int)
+    lr: float = _option(0.5, real_rule("learning rate", 0, open_low=True), "(peak) learning rate", float)
+    seed: int = _option(
+        0, int_rule("seed", 0, high=2**63, phrase="an integer >= 0"), "seed for init, shuffling and the dev split", int
+    )
+    backend: str = _option(
+        DEFAULT_BACKEND, choice_rule("backend", BACKENDS), "numba (fast) or numpy (the reference)", str
+    )
+    log_every: int = _option(
+        0, int_rule("log_every", 0), "also record the train loss every N steps (0: per epoch only)", int
+    )
+    optimizer: str = _option("sgd", choice_rule("optimizer", OPTIMIZERS), f"{', '.join(OPTIMIZERS)}", str)
+    momentum: float = _option(
+        0.9, real_rule("momentum", 0, high=1, phrase="in [0, 1)"), "momentum, or Adam's beta1", float
+    )
+    beta2: float = _option(0.999, real_rule("beta2", 0, high=1, phrase="in [0, 1)"), "Adam's beta2", float)
     weight_decay: float = _option(0.0, real_rule("weight decay", 0), "L2 weight decay on the weights", float)
-    schedule: str = _option("constant", choice_rule("schedule", SCHEDULES),
-                            f"learning-rate schedule: {', '.join(SCHEDULES)}", str)
-    patience: int = _option(0, int_rule("patience", 0),
-                            "stop after this many epochs without a better dev accuracy, "
-                            "keeping the best weights (0: off)", int)
-    augment: str = _option("none", choice_rule("augmentation", AUGMENTS),
-                           "distort every training image afresh each epoch (28x28 images only): "
-                           "none, affine (a random affine map), elastic (affine plus an elastic "
-                           "distortion)", str)
-    augment_rotation: float = _option(10.0, real_rule("augment_rotation", 0, high=180, closed_high=True,
-                                                      phrase="in [0, 180] degrees"),
-                                      "maximum rotation, degrees", float)
-    augment_scale: float = _option(0.1, real_rule("augment_scale", 0, high=1, phrase="in [0, 1)"),
-                                   "zoom drawn from 1 +- this, x and y independently", float)
-    augment_shear: float = _option(0.2, real_rule("augment_shear", 0, high=10, closed_high=True, phrase="in [0, 10]"),
-                                   "maximum shear factor", float)
-    augment_shift: float = _option(1.5, real_rule("augment_shift", 0, high=28, closed_high=True,
-                                                  phrase="in [0, 28] pixels"),
-                                   "maximum shift, pixels", float)
-    augment_alpha: float = _option(34.0, real_rule("augment_alpha", 0, high=1000, closed_high=True,
-                                                   phrase="in [0, 1000]"),
-                                   "elastic strength (Simard's alpha)", float)
-    augment_sigma: float = _option(4.0, real_rule("augment_sigma", 1, high=28, closed_high=True,
-                                                  phrase="in [1, 28] pixels"),
-                                   "elastic smoothness, pixels (the field's Gaussian width)", float)
+    schedule: str = _option(
+        "constant", choice_rule("schedule", SCHEDULES), f"learning-rate schedule: {', '.join(SCHEDULES)}", str
+    )
+    patience: int = _option(
+        0,
+        int_rule("patience", 0),
+        "stop after this many epochs without a better dev accuracy, keeping the best weights (0: off)",
+        int,
+    )
+    augment: str = _option(
+        "none",
+        choice_rule("augmentation", AUGMENTS),
+        "distort every training image afresh each epoch (28x28 images only): "
+        "none, affine (a random affine map), elastic (affine plus an elastic "
+        "distortion)",
+        str,
+    )
+    augment_rotation: float = _option(
+        10.0,
+        real_rule("augment_rotation", 0, high=180, closed_high=True, phrase="in [0, 180] degrees"),
+        "maximum rotation, degrees",
+        float,
+    )
+    augment_scale: float = _option(
+        0.1,
+        real_rule("augment_scale", 0, high=1, phrase="in [0, 1)"),
+        "zoom drawn from 1 +- this, x and y independently",
+        float,
+    )
+    augment_shear: float = _option(
+        0.2,
+        real_rule("augment_shear", 0, high=10, closed_high=True, phrase="in [0, 10]"),
+        "maximum shear factor",
+        float,
+    )
+    augment_shift: float = _option(
+        1.5,
+        real_rule("augment_shift", 0, high=28, closed_high=True, phrase="in [0, 28] pixels"),
+        "maximum shift, pixels",
+        float,
+    )
+    augment_alpha: float = _option(
+        34.0,
+        real_rule("augment_alpha", 0, high=1000, closed_high=True, phrase="in [0, 1000]"),
+        "elastic strength (Simard's alpha)",
+        float,
+    )
+    augment_sigma: float = _option(
+        4.0,
+        real_rule("augment_sigma", 1, high=28, closed_high=True, phrase="in [1, 28] pixels"),
+        "elastic smoothness, pixels (the field's Gaussian width)",
+        float,
+    )
 
     def __post_init__(self):
         # One spelling of the layer sizes: TrainConfig(hidden=256) is (256,), [100, 100] is
@@ -223,13 +270,30 @@ PRESETS = {
     "default": {},
     # 784-800-10, Nesterov momentum with a one-cycle schedule, trained on all but 1000 of
     # the 60k MNIST training images: 98.5% test accuracy (see docs/guide/training.md for the spread).
-    "best": dict(hidden=(800,), epochs=30, lr=0.2, optimizer="nesterov", momentum=0.9,
-                 weight_decay=1e-4, schedule="onecycle", dev_size=1000),
+    "best": dict(
+        hidden=(800,),
+        epochs=30,
+        lr=0.2,
+        optimizer="nesterov",
+        momentum=0.9,
+        weight_decay=1e-4,
+        schedule="onecycle",
+        dev_size=1000,
+    ),
     # best's network and recipe, on affine-distorted digits for 12 epochs: 99.1% MNIST test
     # accuracy (median of 3 seeds) in about half of best's time.  Not best itself: the same
     # distortions cost Fashion-MNIST 3 points.
-    "max": dict(hidden=(800,), epochs=12, lr=0.2, optimizer="nesterov", momentum=0.9,
-                weight_decay=1e-4, schedule="onecycle", dev_size=1000, augment="affine"),
+    "max": dict(
+        hidden=(800,),
+        epochs=12,
+        lr=0.2,
+        optimizer="nesterov",
+        momentum=0.9,
+        weight_decay=1e-4,
+        schedule="onecycle",
+        dev_size=1000,
+        augment="affine",
+    ),
 }
 
 #: One line per preset, for ``--help``.

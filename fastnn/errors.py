@@ -7,7 +7,6 @@ code written against scikit-learn conventions catches it as usual; the CLI
 prints its message on one line and exits non-zero instead of a traceback.
 """
 
-
 import contextlib
 import contextvars
 import sys

@@ -54,8 +54,12 @@ INPUT = "pixels"
 #: Hidden activation -> the ONNX operator computing it.
 ACTIVATION_OPS = {"identity": "Identity", "logistic": "Sigmoid", "tanh": "Tanh", "relu": "Relu"}
 #: Output head -> (the ONNX operator of its output, the output's name).
-HEAD_OPS = {"softmax": ("Softmax", "probabilities"), "logistic": ("Sigmoid", "probabilities"),
-            "identity": ("Identity", "predictions"), "exp": ("Exp", "predictions")}
+HEAD_OPS = {
+    "softmax": ("Softmax", "probabilities"),
+    "logistic": ("Sigmoid", "probabilities"),
+    "identity": ("Identity", "predictions"),
+    "exp": ("Exp", "predictions"),
+}
 #: A protobuf message, so an ONNX file with its weights inside, is at most 2 GB (a little left for the graph).
 _MAX_PROTO_BYTES = (1 << 31) - (1 << 20)
 
@@ -70,8 +74,9 @@ def _onnx():
     try:
         import onnx
     except ImportError:
-        raise FastnnError("exporting to ONNX needs the onnx package: pip install 'fastnn[onnx]' "
-                          "(or pip install onnx onnxruntime)") from None
+        raise FastnnError(
+            "exporting to ONNX needs the onnx package: pip install 'fastnn[onnx]' (or pip install onnx onnxruntime)"
+        ) from None
     return onnx
 
 
@@ -118,8 +123,10 @@ def _layer_nodes(onnx, net: Network, raw_pixels: bool) -> tuple[list, list]:
     for i, (W, b) in enumerate(net.params.blocks()):
         if i == 0 and raw_pixels:
             W = W / net.dtype.type(255)  # in the network's dtype: one rounding per weight
-        initializers += [numpy_helper.from_array(np.ascontiguousarray(W), f"coef_{i}"),
-                         numpy_helper.from_array(np.ascontiguousarray(b), f"intercept_{i}")]
+        initializers += [
+            numpy_helper.from_array(np.ascontiguousarray(W), f"coef_{i}"),
+            numpy_helper.from_array(np.ascontiguousarray(b), f"intercept_{i}"),
+        ]
         pre = "z" if i == last else f"pre_{i}"
         nodes.append(helper.make_node("Gemm", [x, f"coef_{i}", f"intercept_{i}"], [pre], name=f"layer_{i}"))
         if i < last:
@@ -139,8 +146,10 @@ def _head_nodes(onnx, net: Network, elem_type) -> tuple[list, list, list]:
     if name != "probabilities":
         return nodes, [], values
     if net.head == "logistic" and c > 1:  # multilabel: each output's 0/1, as Network.predict gives
-        nodes += [helper.make_node("Greater", ["z", "zero"], ["is_on"], name="label_rule"),
-                  helper.make_node("Cast", ["is_on"], ["label"], to=TensorProto.INT64, name="label_of_rule")]
+        nodes += [
+            helper.make_node("Greater", ["z", "zero"], ["is_on"], name="label_rule"),
+            helper.make_node("Cast", ["is_on"], ["label"], to=TensorProto.INT64, name="label_of_rule"),
+        ]
         zero = onnx.numpy_helper.from_array(np.zeros((), net.dtype), "zero")
         return nodes, [zero], [helper.make_tensor_value_info("label", TensorProto.INT64, ["N", c]), *values]
     classes, label_type = _label_tensor(onnx, _labels(np.asarray(net.classes)))
@@ -148,11 +157,15 @@ def _head_nodes(onnx, net: Network, elem_type) -> tuple[list, list, list]:
     if net.head == "softmax":
         nodes.append(helper.make_node("ArgMax", ["z"], ["index"], axis=1, keepdims=0, name="label_rule"))
     else:  # one logistic output: class 1 where z > 0
-        nodes += [helper.make_node("Greater", ["z", "zero"], ["is_on"], name="label_rule"),
-                  helper.make_node("Cast", ["is_on"], ["index_2d"], to=TensorProto.INT64),
-                  helper.make_node("Reshape", ["index_2d", "flat"], ["index"])]
-        initializers += [onnx.numpy_helper.from_array(np.zeros((), net.dtype), "zero"),
-                         onnx.numpy_helper.from_array(np.array([-1], np.int64), "flat")]
+        nodes += [
+            helper.make_node("Greater", ["z", "zero"], ["is_on"], name="label_rule"),
+            helper.make_node("Cast", ["is_on"], ["index_2d"], to=TensorProto.INT64),
+            helper.make_node("Reshape", ["index_2d", "flat"], ["index"]),
+        ]
+        initializers += [
+            onnx.numpy_helper.from_array(np.zeros((), net.dtype), "zero"),
+            onnx.numpy_helper.from_array(np.array([-1], np.int64), "flat"),
+        ]
     nodes.append(helper.make_node("Gather", ["classes", "index"], ["label"], axis=0, name="label_of_index"))
     return nodes, initializers, [helper.make_tensor_value_info("label", label_type, ["N"]), *values]
 
@@ -168,27 +181,39 @@ def to_onnx(net: Network, *, raw_pixels: bool = False):
         raise FastnnError(f"expected a fastnn Network, got {type(net).__name__}")
     _check_finite(net)
     if net.params.flat.nbytes > _MAX_PROTO_BYTES:
-        raise FastnnError(f"the network's {net.params.flat.nbytes} bytes of parameters are over the "
-                          f"2 GB an ONNX file can hold")
+        raise FastnnError(
+            f"the network's {net.params.flat.nbytes} bytes of parameters are over the 2 GB an ONNX file can hold"
+        )
     elem_type = TensorProto.DOUBLE if net.dtype == np.float64 else TensorProto.FLOAT
     nodes, initializers = _layer_nodes(onnx, net, raw_pixels)
     head_nodes, head_initializers, graph_outputs = _head_nodes(onnx, net, elem_type)
-    graph = helper.make_graph(nodes + head_nodes, "fastnn_mlp",
-                              [helper.make_tensor_value_info(INPUT, elem_type, ["N", net.n_features])],
-                              graph_outputs, initializer=initializers + head_initializers)
-    model = helper.make_model(graph, producer_name="fastnn", producer_version=__version__,
-                              opset_imports=[helper.make_opsetid("", OPSET)])
+    graph = helper.make_graph(
+        nodes + head_nodes,
+        "fastnn_mlp",
+        [helper.make_tensor_value_info(INPUT, elem_type, ["N", net.n_features])],
+        graph_outputs,
+        initializer=initializers + head_initializers,
+    )
+    model = helper.make_model(
+        graph, producer_name="fastnn", producer_version=__version__, opset_imports=[helper.make_opsetid("", OPSET)]
+    )
     model.ir_version = IR_VERSION
-    model.doc_string = (f"fastnn {net.describe()} network ({net.dtype.name}); input "
-                        + ("raw values 0-255" if raw_pixels else "normalised features (pixels / 255)"))
-    helper.set_model_props(model, {
-        "fastnn_version": __version__,
-        "input_scale": "raw_0_255" if raw_pixels else "normalized_0_1",
-        "sizes": json.dumps(list(net.sizes)),
-        "activation": net.activation, "head": net.head, "dtype": net.dtype.name,
-        "classes": json.dumps(_labels(np.asarray(net.classes)).tolist()),
-        "class_names": json.dumps([str(n) for n in net.class_names]),
-    })
+    model.doc_string = f"fastnn {net.describe()} network ({net.dtype.name}); input " + (
+        "raw values 0-255" if raw_pixels else "normalised features (pixels / 255)"
+    )
+    helper.set_model_props(
+        model,
+        {
+            "fastnn_version": __version__,
+            "input_scale": "raw_0_255" if raw_pixels else "normalized_0_1",
+            "sizes": json.dumps(list(net.sizes)),
+            "activation": net.activation,
+            "head": net.head,
+            "dtype": net.dtype.name,
+            "classes": json.dumps(_labels(np.asarray(net.classes)).tolist()),
+            "class_names": json.dumps([str(n) for n in net.class_names]),
+        },
+    )
     try:
         onnx.checker.check_model(model, full_check=True)
     except onnx.checker.ValidationError as exc:  # a bug of ours, but say it in one line

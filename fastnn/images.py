@@ -36,10 +36,10 @@ import numpy as np
 from .errors import FastnnError
 from .pixels import SIDE  # MNIST's box
 
-INK_SIDE = 20      # the longer side of the ink after scaling
-CENTRE = 14.0      # where the ink's centre of mass goes (row and column)
+INK_SIDE = 20  # the longer side of the ink after scaling
+CENTRE = 14.0  # where the ink's centre of mass goes (row and column)
 INK_THRESHOLD = 0.2  # after background removal, values below this are background
-BORDER = 0.05      # the frame whose brightness decides polarity and background level
+BORDER = 0.05  # the frame whose brightness decides polarity and background level
 
 __all__ = ["read_image", "mnist_style", "SIDE"]
 
@@ -85,7 +85,7 @@ def mnist_style(image) -> np.ndarray:
 
     rows = np.flatnonzero(ink.any(axis=1))
     cols = np.flatnonzero(ink.any(axis=0))
-    ink = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    ink = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
     h, w = ink.shape
     scale = INK_SIDE / max(h, w)
@@ -101,7 +101,7 @@ def mnist_style(image) -> np.ndarray:
     top = int(np.clip(round(CENTRE - r), 0, SIDE - h))
     left = int(np.clip(round(CENTRE - c), 0, SIDE - w))
     out = np.zeros((SIDE, SIDE), np.float32)
-    out[top:top + h, left:left + w] = ink
+    out[top : top + h, left : left + w] = ink
     return out
 
 

@@ -67,9 +67,10 @@ class Layout:
 
     def views(self, flat: np.ndarray) -> tuple[tuple, tuple]:
         """``(coefs, intercepts)``: views of ``flat`` shaped as each layer's weights and biases."""
-        coefs = tuple(flat[w:w + fi * fo].reshape(fi, fo)
-                      for (w, _), fi, fo in zip(self.table, self.sizes[:-1], self.sizes[1:]))
-        intercepts = tuple(flat[b:b + fo] for (_, b), fo in zip(self.table, self.sizes[1:]))
+        coefs = tuple(
+            flat[w : w + fi * fo].reshape(fi, fo) for (w, _), fi, fo in zip(self.table, self.sizes[:-1], self.sizes[1:])
+        )
+        intercepts = tuple(flat[b : b + fo] for (_, b), fo in zip(self.table, self.sizes[1:]))
         return coefs, intercepts
 
     def __eq__(self, other) -> bool:
@@ -86,8 +87,9 @@ class Params:
         if flat is None:
             flat = _aligned.zeros(layout.size, layout.dtype)
         elif flat.shape != (layout.size,) or flat.dtype != layout.dtype:
-            raise ValueError(f"a {layout} needs a flat {layout.dtype} buffer of {layout.size}, "
-                             f"got {flat.dtype} {flat.shape}")
+            raise ValueError(
+                f"a {layout} needs a flat {layout.dtype} buffer of {layout.size}, got {flat.dtype} {flat.shape}"
+            )
         self.layout = layout
         self.flat = _aligned.aligned(flat, layout.dtype)
         self.coefs, self.intercepts = layout.views(self.flat)
@@ -98,13 +100,15 @@ class Params:
         coefs = [np.asarray(W) for W in coefs]
         intercepts = [np.asarray(b) for b in intercepts]
         if len(coefs) != len(intercepts) or not coefs:
-            raise ValueError(f"expected as many intercepts as coefs (at least one), "
-                             f"got {len(coefs)} and {len(intercepts)}")
+            raise ValueError(
+                f"expected as many intercepts as coefs (at least one), got {len(coefs)} and {len(intercepts)}"
+            )
         sizes = [coefs[0].shape[0] if coefs[0].ndim == 2 else -1]
         for i, (W, b) in enumerate(zip(coefs, intercepts)):
             if W.ndim != 2 or W.shape[0] != sizes[-1] or b.shape != (W.shape[1],):
-                raise ValueError(f"layer {i}: weights {W.shape} and biases {b.shape} do not follow "
-                                 f"a layer of {sizes[-1]} units")
+                raise ValueError(
+                    f"layer {i}: weights {W.shape} and biases {b.shape} do not follow a layer of {sizes[-1]} units"
+                )
             sizes.append(W.shape[1])
         params = cls(Layout(sizes, dtype))
         for dst, src in zip(params.coefs + params.intercepts, coefs + intercepts):
@@ -136,5 +140,4 @@ class Params:
 
     def squared_norm(self) -> float:
         """The sum of the squared weights (not biases), in float64: the L2 penalty's norm."""
-        return float(sum(np.dot(W.ravel().astype(np.float64), W.ravel().astype(np.float64))
-                         for W in self.coefs))
+        return float(sum(np.dot(W.ravel().astype(np.float64), W.ravel().astype(np.float64)) for W in self.coefs))

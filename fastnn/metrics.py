@@ -33,8 +33,7 @@ def _check_labels(y_true, y_pred, n_classes) -> tuple[np.ndarray, np.ndarray]:
         raise FastnnError("cannot compute metrics on zero samples")
     for name, y in (("y_true", y_true), ("y_pred", y_pred)):
         if y.min() < 0 or y.max() >= n_classes:
-            raise FastnnError(f"{name} labels must lie in 0..{n_classes - 1}, "
-                              f"found {int(y.min())}..{int(y.max())}")
+            raise FastnnError(f"{name} labels must lie in 0..{n_classes - 1}, found {int(y.min())}..{int(y.max())}")
     return y_true, y_pred
 
 
@@ -84,8 +83,14 @@ def classification_report(y_true, y_pred, n_classes: int, class_names=None) -> d
         return float(np.dot(values, support) / n)
 
     per_class = [
-        {"class": k, "name": str(class_names[k]), "precision": float(precision[k]),
-         "recall": float(recall[k]), "f1": float(f1[k]), "support": int(support[k])}
+        {
+            "class": k,
+            "name": str(class_names[k]),
+            "precision": float(precision[k]),
+            "recall": float(recall[k]),
+            "f1": float(f1[k]),
+            "support": int(support[k]),
+        }
         for k in range(n_classes)
     ]
     return {

@@ -63,8 +63,13 @@ def network_summary(net: Network) -> dict:
     ``sizes`` (inputs first), ``hidden`` (the sizes between), ``activation``,
     ``head`` and ``dtype``, as plain JSON values.
     """
-    return {"sizes": list(net.sizes), "hidden": list(net.hidden), "activation": net.activation,
-            "head": net.head, "dtype": net.dtype.name}
+    return {
+        "sizes": list(net.sizes),
+        "hidden": list(net.hidden),
+        "activation": net.activation,
+        "head": net.head,
+        "dtype": net.dtype.name,
+    }
 
 
 def _param_names(n_layers: int) -> tuple:
@@ -94,9 +99,15 @@ def save_network(net: Network, path, metadata: dict | None = None) -> Path:
     arrays = dict(zip(names, (a for pair in net.params.blocks() for a in pair)))
     arrays["classes"] = classes
     shape = {k: v for k, v in network_summary(net).items() if k != "hidden"}  # hidden: sizes[1:-1]
-    meta = {"format": FORMAT, "version": VERSION, **shape,
-            "class_names": list(net.class_names), "class_labels": class_labels,
-            "sha256": _digest(arrays, names), "metadata": metadata or {}}
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        **shape,
+        "class_names": list(net.class_names),
+        "class_labels": class_labels,
+        "sha256": _digest(arrays, names),
+        "metadata": metadata or {},
+    }
     try:
         meta_json = json.dumps(meta).encode()
     except (TypeError, ValueError) as exc:
@@ -135,8 +146,8 @@ def load_network(path) -> tuple[Network, dict]:
 class _Spec(NamedTuple):
     """What a file's metadata says it holds, checked."""
 
-    names: tuple          # the parameter members, in layer order
-    shapes: dict          # member -> shape, for every member to read (parameters, classes)
+    names: tuple  # the parameter members, in layer order
+    shapes: dict  # member -> shape, for every member to read (parameters, classes)
     dtype: np.dtype
     activation: str
     head: str
@@ -152,8 +163,10 @@ def _spec(path: Path, archive) -> _Spec:
     for name, member in members.items():
         limit = MAX_META_BYTES if name == "meta" else MAX_ARRAY_BYTES
         if member.nbytes > limit:
-            raise FastnnError(f"{path}: member {name!r} declares {member.dtype} {member.shape}, "
-                              f"{member.nbytes} bytes, over the limit of {limit}")
+            raise FastnnError(
+                f"{path}: member {name!r} declares {member.dtype} {member.shape}, "
+                f"{member.nbytes} bytes, over the limit of {limit}"
+            )
     if "meta" not in members:
         raise FastnnError(f"{path} is not a fastnn model file: missing meta")
     if members["meta"].dtype != np.uint8 or len(members["meta"].shape) != 1:
@@ -187,13 +200,15 @@ def _read_meta(path: Path, raw: np.ndarray) -> dict:
         raise FastnnError(f"{path} is not a fastnn model file (format {meta.get('format')!r})")
     version = meta.get("version")
     if type(version) is not int or version not in READS:
-        raise FastnnError(f"{path} has model format version {version!r}; "
-                          f"this fastnn reads versions {', '.join(map(str, READS))}")
+        raise FastnnError(
+            f"{path} has model format version {version!r}; this fastnn reads versions {', '.join(map(str, READS))}"
+        )
     return meta
 
 
 def _parse_meta(path: Path, meta: dict) -> _Spec:
     """The :class:`_Spec` of a version 1 or 2 file's metadata, or a FastnnError naming the bad key."""
+
     def bad(key, what):
         if key not in meta:
             return FastnnError(f"{path}: the model metadata lacks {key!r}")
@@ -231,16 +246,18 @@ def _parse_meta(path: Path, meta: dict) -> _Spec:
     if not isinstance(class_names, list) or not all(isinstance(n, str) for n in class_names):
         raise bad("class_names", "a list of names")
     labels = meta.get("class_labels")
-    if labels is not None and (not isinstance(labels, list) or len(labels) != len(class_names)
-                               or not all(isinstance(label, str) for label in labels)):
+    if labels is not None and (
+        not isinstance(labels, list)
+        or len(labels) != len(class_names)
+        or not all(isinstance(label, str) for label in labels)
+    ):
         raise bad("class_labels", f"null or a list of {len(class_names)} strings")
     if not isinstance(meta["metadata"], dict):
         raise bad("metadata", "a JSON object")
     if not isinstance(meta["sha256"], str):
         raise bad("sha256", "a hex digest")
     shapes["classes"] = (len(class_names),)
-    return _Spec(names, shapes, dtype, activation, head, tuple(class_names), labels,
-                 meta["sha256"], meta["metadata"])
+    return _Spec(names, shapes, dtype, activation, head, tuple(class_names), labels, meta["sha256"], meta["metadata"])
 
 
 def _is_count(value) -> bool:
@@ -258,9 +275,15 @@ def _network(path: Path, spec: _Spec, arrays: dict) -> tuple[Network, dict]:
             raise FastnnError(f"{path}: {name} holds NaN or infinite values")
     classes = np.asarray(spec.class_labels) if spec.class_labels is not None else arrays["classes"]
     try:
-        net = Network([arrays[k] for k in spec.names[0::2]], [arrays[k] for k in spec.names[1::2]],
-                      spec.activation, spec.head, classes=classes, class_names=spec.class_names,
-                      dtype=spec.dtype)
+        net = Network(
+            [arrays[k] for k in spec.names[0::2]],
+            [arrays[k] for k in spec.names[1::2]],
+            spec.activation,
+            spec.head,
+            classes=classes,
+            class_names=spec.class_names,
+            dtype=spec.dtype,
+        )
     except FastnnError as exc:  # e.g. classes that do not fit the head
         raise FastnnError(f"{path}: {exc}") from None
     return net, spec.metadata

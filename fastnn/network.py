@@ -36,8 +36,17 @@ class Network:
     (``identity``, ``exp``); ``class_names`` are for display.
     """
 
-    def __init__(self, coefs: Sequence, intercepts: Sequence, activation: str = "relu",
-                 head: str = "softmax", classes=None, class_names=None, *, dtype=None):
+    def __init__(
+        self,
+        coefs: Sequence,
+        intercepts: Sequence,
+        activation: str = "relu",
+        head: str = "softmax",
+        classes=None,
+        class_names=None,
+        *,
+        dtype=None,
+    ):
         dtype = np.dtype(dtype) if dtype is not None else _dtype_of(coefs)
         try:
             params = Params.from_arrays(coefs, intercepts, dtype)
@@ -46,8 +55,9 @@ class Network:
         self._init(params, activation, head, classes, class_names)
 
     @classmethod
-    def from_params(cls, params: Params, activation: str = "relu", head: str = "softmax",
-                    classes=None, class_names=None) -> Network:
+    def from_params(
+        cls, params: Params, activation: str = "relu", head: str = "softmax", classes=None, class_names=None
+    ) -> Network:
         """A network over ``params`` itself (not a copy)."""
         net = cls.__new__(cls)
         net._init(params, activation, head, classes, class_names)
@@ -70,8 +80,10 @@ class Network:
             class_names = tuple(str(k) for k in self.classes)
         self.class_names = tuple(class_names)
         if len(self.classes) != expected or len(self.class_names) != expected:
-            raise FastnnError(f"a network with {c} {head} output{'s' * (c != 1)} needs {expected} classes "
-                              f"and class names, got {len(self.classes)} and {len(self.class_names)}")
+            raise FastnnError(
+                f"a network with {c} {head} output{'s' * (c != 1)} needs {expected} classes "
+                f"and class names, got {len(self.classes)} and {len(self.class_names)}"
+            )
 
     # --- shape --------------------------------------------------------------------------
 
@@ -124,13 +136,15 @@ class Network:
 
     def copy(self) -> Network:
         """An independent copy (parameters are updated in place by training)."""
-        return Network.from_params(self.params.copy(), self.activation, self.head,
-                                   self.classes.copy(), self.class_names)
+        return Network.from_params(
+            self.params.copy(), self.activation, self.head, self.classes.copy(), self.class_names
+        )
 
     def astype(self, dtype) -> Network:
         """A copy computing in ``dtype`` (float32 or float64)."""
-        return Network.from_params(self.params.astype(dtype), self.activation, self.head,
-                                   self.classes.copy(), self.class_names)
+        return Network.from_params(
+            self.params.astype(dtype), self.activation, self.head, self.classes.copy(), self.class_names
+        )
 
     # --- prediction -----------------------------------------------------------------------
 
@@ -140,7 +154,7 @@ class Network:
         out = np.empty((X.shape[0], self.n_outputs), self.dtype)
         kernels = get_backend(backend)
         for lo in range(0, len(X), PREDICT_CHUNK):
-            kernels.predict(self, X[lo:lo + PREDICT_CHUNK], out[lo:lo + PREDICT_CHUNK])
+            kernels.predict(self, X[lo : lo + PREDICT_CHUNK], out[lo : lo + PREDICT_CHUNK])
         return out
 
     def logits(self, X, backend: str = DEFAULT_BACKEND) -> np.ndarray:
@@ -183,8 +197,18 @@ def as_features(X, n_features: int, dtype=np.float32) -> np.ndarray:
     return np.ascontiguousarray(X, dtype=dtype)
 
 
-def init_network(n_features: int, hidden, n_outputs: int, seed: int = 0, *, activation: str = "relu",
-                 head: str = "softmax", dtype=np.float32, classes=None, class_names=None) -> Network:
+def init_network(
+    n_features: int,
+    hidden,
+    n_outputs: int,
+    seed: int = 0,
+    *,
+    activation: str = "relu",
+    head: str = "softmax",
+    dtype=np.float32,
+    classes=None,
+    class_names=None,
+) -> Network:
     """A freshly initialised network of ``n_features``, ``hidden`` (an int or a sequence) and
     ``n_outputs`` units; biases zero.
 

@@ -40,8 +40,16 @@ class Optimizer:
     #: Names of the state buffers (each a :class:`~fastnn.layers.Params` of the network's layout).
     buffers: tuple = ()
 
-    def __init__(self, layout: Layout, *, momentum: float = 0.9, beta2: float = 0.999,
-                 eps: float = 1e-8, weight_decay: float = 0.0, l2: float = 0.0):
+    def __init__(
+        self,
+        layout: Layout,
+        *,
+        momentum: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        l2: float = 0.0,
+    ):
         self.momentum, self.beta2, self.eps = float(momentum), float(beta2), float(eps)
         self.weight_decay, self.l2 = float(weight_decay), float(l2)
         self.t = 0  # steps taken
@@ -150,7 +158,7 @@ class Adam(Optimizer):
     def rates(self, lrs) -> np.ndarray:
         lrs = super().rates(lrs)
         t = self.t + 1 + np.arange(len(lrs), dtype=np.float64)
-        return lrs * np.sqrt(1.0 - self.beta2 ** t) / (1.0 - self.momentum ** t)
+        return lrs * np.sqrt(1.0 - self.beta2**t) / (1.0 - self.momentum**t)
 
     def _rule(self, p, g, rate, buffers) -> None:
         m, v = buffers

@@ -25,8 +25,8 @@ import numpy as np
 
 from .errors import FastnnError
 
-SIDE = 28                 # an image is SIDE x SIDE pixels
-N_PIXELS = SIDE * SIDE    # the network's input width for images
+SIDE = 28  # an image is SIDE x SIDE pixels
+N_PIXELS = SIDE * SIDE  # the network's input width for images
 SHAPES = ((N_PIXELS,), (SIDE, SIDE))  # the shapes one image may come in
 
 __all__ = ["N_PIXELS", "SIDE", "normalise", "prepare_image", "prepare_images", "scale_bytes"]
@@ -45,8 +45,7 @@ def scale_bytes(X: np.ndarray) -> np.ndarray:
 def normalise(arr: np.ndarray) -> np.ndarray:
     """Apply the pixel rule (see the module) to a whole array of any shape; returns float32."""
     arr = np.asarray(arr)
-    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.integer)
-                                     or np.issubdtype(arr.dtype, np.floating)):
+    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
         raise FastnnError(f"pixel values must be integers or floats, got dtype {arr.dtype}")
     if not np.isfinite(arr).all():
         raise FastnnError("image contains NaN or infinite pixel values")
@@ -75,8 +74,7 @@ def prepare_images(images) -> np.ndarray:
     """A batch ``(n, 784)`` or ``(n, 28, 28)`` -> normalised float32 ``(n, 784)``; see the module's rule."""
     arr = np.asarray(images)
     if arr.ndim not in (2, 3) or arr.shape[1:] not in SHAPES:
-        raise FastnnError(f"a batch of images must have shape (n, {N_PIXELS}) or (n, {SIDE}, {SIDE}), "
-                          f"got {arr.shape}")
+        raise FastnnError(f"a batch of images must have shape (n, {N_PIXELS}) or (n, {SIDE}, {SIDE}), got {arr.shape}")
     if arr.shape[0] == 0:
         raise FastnnError("the batch of images is empty")
     return normalise(arr).reshape(arr.shape[0], N_PIXELS)

@@ -84,8 +84,7 @@ def plot_history(history, path) -> Path:
 def _draw_accuracy(ax, epochs: list) -> None:
     x = [row["epoch"] for row in epochs]
     ax.plot(x, [100 * row["train_accuracy"] for row in epochs], marker="o", label="train")
-    dev = [(row["epoch"], 100 * row["dev_accuracy"]) for row in epochs
-           if row.get("dev_accuracy") is not None]
+    dev = [(row["epoch"], 100 * row["dev_accuracy"]) for row in epochs if row.get("dev_accuracy") is not None]
     if dev:
         ax.plot(*zip(*dev), marker="s", label="dev")
     ax.legend()
@@ -96,10 +95,21 @@ def _draw_loss(ax, epochs: list, steps: list) -> None:
         # Training records steps through the end of the last epoch, so this
         # ratio is the number of steps per epoch.
         steps_per_epoch = steps[-1]["step"] / steps[-1]["epoch"]
-        ax.plot([s["step"] / steps_per_epoch for s in steps], [s["train_loss"] for s in steps],
-                color="C0", alpha=0.3, linewidth=1, label="per logged step")
-    ax.plot([row["epoch"] for row in epochs], [row["train_loss"] for row in epochs],
-            color="C0", marker="o", label="epoch mean")
+        ax.plot(
+            [s["step"] / steps_per_epoch for s in steps],
+            [s["train_loss"] for s in steps],
+            color="C0",
+            alpha=0.3,
+            linewidth=1,
+            label="per logged step",
+        )
+    ax.plot(
+        [row["epoch"] for row in epochs],
+        [row["train_loss"] for row in epochs],
+        color="C0",
+        marker="o",
+        label="epoch mean",
+    )
     # Log scale: otherwise late-epoch progress is flattened by the first steps'
     # loss.  Plain labels (0.1, 0.5) read better than matplotlib's 10^-1 style.
     ax.set_yscale("log")
@@ -228,8 +238,10 @@ def plot_misclassified(X, y_true, y_pred, path, class_names=None, max_images: in
     X = np.asarray(X)
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     if X.ndim < 1 or y_true.shape != (X.shape[0],) or y_pred.shape != (X.shape[0],):
-        raise FastnnError(f"y_true {y_true.shape} and y_pred {y_pred.shape} must both have one "
-                          f"label per image ({X.shape[0] if X.ndim else 0} images)")
+        raise FastnnError(
+            f"y_true {y_true.shape} and y_pred {y_pred.shape} must both have one "
+            f"label per image ({X.shape[0] if X.ndim else 0} images)"
+        )
     if isinstance(max_images, bool) or not isinstance(max_images, (int, np.integer)) or max_images < 1:
         raise FastnnError(f"max_images must be a positive integer, got {max_images!r}")
     wrong = np.flatnonzero(y_true != y_pred)
@@ -263,8 +275,9 @@ def plot_augmentation(originals, distorted, path, max_images: int = 12) -> Path:
     """
     originals, distorted = np.asarray(originals), np.asarray(distorted)
     if originals.shape != distorted.shape or originals.ndim < 2 or len(originals) == 0:
-        raise FastnnError(f"originals {originals.shape} and distorted {distorted.shape} must be "
-                          f"matching non-empty batches of images")
+        raise FastnnError(
+            f"originals {originals.shape} and distorted {distorted.shape} must be matching non-empty batches of images"
+        )
     n = min(len(originals), max_images)
     fig = Figure(figsize=(1.1 * n + 0.6, 2.6), dpi=DPI, layout="constrained")
     axes = fig.subplots(2, n, squeeze=False)
@@ -290,8 +303,10 @@ def first_layer_images(weights, max_units: int = 64) -> tuple[np.ndarray, float]
     """
     W = np.asarray(weights)
     if W.ndim != 2 or W.shape[0] != N_PIXELS or W.shape[1] == 0 or not np.issubdtype(W.dtype, np.floating):
-        raise FastnnError(f"first-layer weights draw as {SIDE}x{SIDE} images: expected a float array "
-                          f"({N_PIXELS}, units), got {W.dtype} {W.shape}")
+        raise FastnnError(
+            f"first-layer weights draw as {SIDE}x{SIDE} images: expected a float array "
+            f"({N_PIXELS}, units), got {W.dtype} {W.shape}"
+        )
     if isinstance(max_units, bool) or not isinstance(max_units, (int, np.integer)) or max_units < 1:
         raise FastnnError(f"max_units must be a positive integer, got {max_units!r}")
     shown = W[:, :max_units]

@@ -24,8 +24,14 @@ from .errors import FastnnError
 from .network import Network
 from .pixels import prepare_image, prepare_images
 
-__all__ = ["check_classifier", "class_probabilities", "predict_batch", "predict_image", "prepare_image",
-           "prepare_images"]
+__all__ = [
+    "check_classifier",
+    "class_probabilities",
+    "predict_batch",
+    "predict_image",
+    "prepare_image",
+    "prepare_images",
+]
 
 
 def check_classifier(net: Network) -> None:
@@ -33,8 +39,10 @@ def check_classifier(net: Network) -> None:
     if net.head == "softmax" or (net.head == "logistic" and net.n_outputs == 1):
         return
     gives = "a 0/1 label for each of its outputs" if net.head == "logistic" else "values, not classes"
-    raise FastnnError(f"this network ({net.describe()}) gives {gives}; fastnn predicts one class per "
-                      f"image (use Network.predict from Python for its outputs)")
+    raise FastnnError(
+        f"this network ({net.describe()}) gives {gives}; fastnn predicts one class per "
+        f"image (use Network.predict from Python for its outputs)"
+    )
 
 
 def class_probabilities(net: Network, X) -> np.ndarray:

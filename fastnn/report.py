@@ -45,8 +45,12 @@ from .pixels import N_PIXELS
 from .training import History
 
 #: Figure name -> file, in the order they are drawn.
-FIGURES = {"history": "history.png", "confusion_matrix": "confusion_matrix.png",
-           "prediction": "prediction.png", "misclassified": "misclassified.png"}
+FIGURES = {
+    "history": "history.png",
+    "confusion_matrix": "confusion_matrix.png",
+    "prediction": "prediction.png",
+    "misclassified": "misclassified.png",
+}
 #: With augmentation: originals beside their distortions (held-out images, distorted as training was).
 AUGMENTATION_FIGURE = "augmentation.png"
 #: For a network on 28x28 images: its first layer's weights, unit by unit, as images.
@@ -86,19 +90,34 @@ def splits_of(data) -> dict:
     return {name: (X, y) for name, (X, y) in splits.items() if len(y)}
 
 
-def run_result(data, config: TrainConfig, network: Network, history: History, *,
-               train_seconds: float = 0.0, preset: str | None = None,
-               environment: dict | None = None) -> RunResult:
+def run_result(
+    data,
+    config: TrainConfig,
+    network: Network,
+    history: History,
+    *,
+    train_seconds: float = 0.0,
+    preset: str | None = None,
+    environment: dict | None = None,
+) -> RunResult:
     """The :class:`RunResult` of a network trained on ``data`` (a :class:`~fastnn.data.Dataset`):
     evaluated on the data's held-out splits (:func:`evaluate`, with the config's backend).
 
     The one place a run's result is built: ``fastnn train``, a sweep's trials
     and a sweep's best report all call it.
     """
-    return RunResult(dataset=data.name, config=config, network=network, history=history,
-                     evaluation=evaluate(network, splits_of(data), config.backend),
-                     n_train=len(data.y_train), n_dev=len(data.y_dev), train_seconds=train_seconds,
-                     preset=preset, environment=dict(environment or {}))
+    return RunResult(
+        dataset=data.name,
+        config=config,
+        network=network,
+        history=history,
+        evaluation=evaluate(network, splits_of(data), config.backend),
+        n_train=len(data.y_train),
+        n_dev=len(data.y_dev),
+        train_seconds=train_seconds,
+        preset=preset,
+        environment=dict(environment or {}),
+    )
 
 
 def evaluate(net: Network, splits: dict, backend: str | None = None) -> dict:
@@ -108,8 +127,11 @@ def evaluate(net: Network, splits: dict, backend: str | None = None) -> dict:
     (default: the default backend) predicts.  Writes nothing.
     """
     kwargs = {} if backend is None else {"backend": backend}
-    return {name: classification_report(y, net.predict(X, **kwargs), net.n_classes, net.class_names)
-            for name, (X, y) in splits.items() if len(y)}
+    return {
+        name: classification_report(y, net.predict(X, **kwargs), net.n_classes, net.class_names)
+        for name, (X, y) in splits.items()
+        if len(y)
+    }
 
 
 def metrics(result: RunResult) -> dict:
@@ -117,7 +139,8 @@ def metrics(result: RunResult) -> dict:
     history = result.history.to_dict()
     return {
         "dataset": result.dataset,
-        "n_train": int(result.n_train), "n_dev": int(result.n_dev),
+        "n_train": int(result.n_train),
+        "n_dev": int(result.n_dev),
         "preset": result.preset,
         "network": network_summary(result.network),
         "config": asdict(result.config),
@@ -132,9 +155,12 @@ def metrics(result: RunResult) -> dict:
 def model_metadata(result: RunResult) -> dict:
     """What ``model.npz`` records about its run: the dataset, the network's shape, the config
     and the accuracies."""
-    return {"dataset": result.dataset, "network": network_summary(result.network),
-            "config": asdict(result.config),
-            "accuracy": {name: report["accuracy"] for name, report in result.evaluation.items()}}
+    return {
+        "dataset": result.dataset,
+        "network": network_summary(result.network),
+        "config": asdict(result.config),
+        "accuracy": {name: report["accuracy"] for name, report in result.evaluation.items()},
+    }
 
 
 def shown_split(result: RunResult) -> str | None:
@@ -210,22 +236,33 @@ def _draw(folder: Path, result: RunResult, splits: dict) -> dict:
     report = result.evaluation[split]
     pred = net.predict(X, result.config.backend)
     plots.plot_confusion_matrix(
-        np.array(report["confusion_matrix"]), net.class_names, folder / FIGURES["confusion_matrix"],
-        title=f"Confusion matrix ({result.dataset} {split}, accuracy {report['accuracy']:.4f})")
+        np.array(report["confusion_matrix"]),
+        net.class_names,
+        folder / FIGURES["confusion_matrix"],
+        title=f"Confusion matrix ({result.dataset} {split}, accuracy {report['accuracy']:.4f})",
+    )
     drawn["confusion_matrix"] = FIGURES["confusion_matrix"]
     if X.shape[1] != N_PIXELS:  # the figures below draw the inputs as 28x28 images
         return drawn
     probs = net.predict_proba(X[:1], result.config.backend)[0]
-    plots.plot_prediction(X[0], net.class_names[pred[0]], net.class_names[y[0]],
-                          folder / FIGURES["prediction"], probs=probs, class_names=net.class_names)
+    plots.plot_prediction(
+        X[0],
+        net.class_names[pred[0]],
+        net.class_names[y[0]],
+        folder / FIGURES["prediction"],
+        probs=probs,
+        class_names=net.class_names,
+    )
     plots.plot_misclassified(X, y, pred, folder / FIGURES["misclassified"], class_names=net.class_names)
     drawn.update(FIGURES)
     if result.config.augment != "none":
         from .augment import distort, spec_from_config
 
         originals = X[:12]
-        plots.plot_augmentation(originals, distort(originals, spec_from_config(result.config),
-                                                   seed=result.config.seed),
-                                folder / AUGMENTATION_FIGURE)
+        plots.plot_augmentation(
+            originals,
+            distort(originals, spec_from_config(result.config), seed=result.config.seed),
+            folder / AUGMENTATION_FIGURE,
+        )
         drawn["augmentation"] = AUGMENTATION_FIGURE
     return drawn

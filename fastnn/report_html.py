@@ -68,12 +68,14 @@ def _num(value, digits: int = 4) -> str:
 
 
 def _table(header: list, rows: Sequence[Sequence], first_is_key: bool = True, cls: str = "") -> str:
-    head = "".join(f'<th class="k">{_e(h)}</th>' if i == 0 and first_is_key else f"<th>{_e(h)}</th>"
-                   for i, h in enumerate(header))
+    head = "".join(
+        f'<th class="k">{_e(h)}</th>' if i == 0 and first_is_key else f"<th>{_e(h)}</th>" for i, h in enumerate(header)
+    )
     body = []
     for row in rows:
-        cells = "".join(f'<td class="k">{_e(c)}</td>' if i == 0 and first_is_key else f"<td>{c}</td>"
-                        for i, c in enumerate(row))
+        cells = "".join(
+            f'<td class="k">{_e(c)}</td>' if i == 0 and first_is_key else f"<td>{c}</td>" for i, c in enumerate(row)
+        )
         body.append(f"<tr>{cells}</tr>")
     klass = f' class="{_e(cls)}"' if cls else ""
     return f"<table{klass}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
@@ -118,11 +120,16 @@ def _network(metrics: dict) -> str | None:
 
 
 def _run_section(metrics: dict) -> str:
-    rows = [("dataset", metrics.get("dataset")), ("network", _network(metrics)),
-            ("training images", metrics.get("n_train")),
-            ("dev images", metrics.get("n_dev")), ("preset", metrics.get("preset")),
-            ("backend", _backend(metrics)), ("threads", metrics.get("threads")),
-            ("threading layer", metrics.get("threading_layer"))]
+    rows = [
+        ("dataset", metrics.get("dataset")),
+        ("network", _network(metrics)),
+        ("training images", metrics.get("n_train")),
+        ("dev images", metrics.get("n_dev")),
+        ("preset", metrics.get("preset")),
+        ("backend", _backend(metrics)),
+        ("threads", metrics.get("threads")),
+        ("threading layer", metrics.get("threading_layer")),
+    ]
     if isinstance(metrics.get("train_seconds"), (int, float)):
         rows.append(("training time", f"{metrics['train_seconds']:.2f} s"))
     epochs = metrics.get("epoch_seconds")
@@ -138,9 +145,16 @@ def _run_section(metrics: dict) -> str:
 def _metrics_section(metrics: dict, splits: list[str]) -> str:
     if not splits:
         return "<h2>Metrics</h2><p>No split was evaluated.</p>"
-    cols = [("accuracy", "accuracy"), ("precision", "precision (macro)"), ("recall", "recall (macro)"),
-            ("f1", "F1 (macro)"), ("precision_weighted", "precision (weighted)"),
-            ("recall_weighted", "recall (weighted)"), ("f1_weighted", "F1 (weighted)"), ("n", "images")]
+    cols = [
+        ("accuracy", "accuracy"),
+        ("precision", "precision (macro)"),
+        ("recall", "recall (macro)"),
+        ("f1", "F1 (macro)"),
+        ("precision_weighted", "precision (weighted)"),
+        ("recall_weighted", "recall (weighted)"),
+        ("f1_weighted", "F1 (weighted)"),
+        ("n", "images"),
+    ]
     rows = [[s] + [_num(metrics[s].get(k)) if k in metrics[s] else "" for k, _ in cols] for s in splits]
     return "<h2>Metrics</h2>" + _table(["split"] + [label for _, label in cols], rows)
 
@@ -152,8 +166,7 @@ def _figure(folder: Path, figures: dict, key: str, heading: str, alt: str) -> st
     if url is None:
         body = f'<p class="missing">figure {_e(figures[key])} is missing or not a PNG</p>'
     else:
-        body = (f'<figure><img src="{url}" alt="{_e(alt)}">'
-                f"<figcaption>{_e(figures[key])}</figcaption></figure>")
+        body = f'<figure><img src="{url}" alt="{_e(alt)}"><figcaption>{_e(figures[key])}</figcaption></figure>'
     return f'<h2 id="{_e(key)}">{_e(heading)}</h2>{body}'
 
 
@@ -165,13 +178,16 @@ def _confusion_table(report: dict, split: str) -> str:
     names += [str(k) for k in range(len(names), len(cm))]
     rows = []
     for i, row in enumerate(cm):
-        cells = "".join(f'<td class="diag">{_num(v)}</td>' if i == j else f"<td>{_num(v)}</td>"
-                        for j, v in enumerate(row))
+        cells = "".join(
+            f'<td class="diag">{_num(v)}</td>' if i == j else f"<td>{_num(v)}</td>" for j, v in enumerate(row)
+        )
         rows.append(f'<tr><th class="k">{_e(names[i])}</th>{cells}</tr>')
-    head = "".join(f"<th>{_e(n)}</th>" for n in names[:len(cm[0])])
-    return (f"<details><summary>Confusion matrix as a table ({_e(split)}; rows: true class, "
-            f"columns: predicted)</summary><table class=\"cm\"><thead><tr><th class=\"k\">true \\ predicted</th>"
-            f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></details>")
+    head = "".join(f"<th>{_e(n)}</th>" for n in names[: len(cm[0])])
+    return (
+        f"<details><summary>Confusion matrix as a table ({_e(split)}; rows: true class, "
+        f'columns: predicted)</summary><table class="cm"><thead><tr><th class="k">true \\ predicted</th>'
+        f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></details>"
+    )
 
 
 def _per_class_section(metrics: dict, splits: list[str]) -> str:
@@ -182,8 +198,7 @@ def _per_class_section(metrics: dict, splits: list[str]) -> str:
     header = ["class"] + [f"{s} {m}" for s in splits for m in ("precision", "recall", "F1", "support")]
     rows = []
     for k in range(n):
-        name = next((metrics[s]["per_class"][k].get("name") for s in splits
-                     if k < len(metrics[s]["per_class"])), k)
+        name = next((metrics[s]["per_class"][k].get("name") for s in splits if k < len(metrics[s]["per_class"])), k)
         row = [name]
         for s in splits:
             pc = metrics[s]["per_class"][k] if k < len(metrics[s]["per_class"]) else {}
@@ -206,15 +221,18 @@ def _history_section(metrics: dict) -> str:
     epochs = history.get("epochs")
     if not isinstance(epochs, list) or not epochs or not all(isinstance(r, dict) for r in epochs):
         return ""
-    keys = [k for k in ("epoch", "train_loss", "train_accuracy", "dev_accuracy", "lr", "seconds")
-            if any(k in r for r in epochs)]
-    rows = [[_e(r.get("epoch", i + 1))] + [_num(r.get(k)) if k in r else "" for k in keys[1:]]
-            for i, r in enumerate(epochs)]
+    keys = [
+        k
+        for k in ("epoch", "train_loss", "train_accuracy", "dev_accuracy", "lr", "seconds")
+        if any(k in r for r in epochs)
+    ]
+    rows = [
+        [_e(r.get("epoch", i + 1))] + [_num(r.get(k)) if k in r else "" for k in keys[1:]] for i, r in enumerate(epochs)
+    ]
     note = ""
     if history.get("best_epoch") is not None:
         note = f"<p>Early stopping kept the weights of epoch {_e(history['best_epoch'])}.</p>"
-    return (f"<details><summary>History per epoch ({len(epochs)} epochs)</summary>{note}"
-            f"{_table(keys, rows)}</details>")
+    return f"<details><summary>History per epoch ({len(epochs)} epochs)</summary>{note}{_table(keys, rows)}</details>"
 
 
 def render_report_html(metrics: dict, folder) -> str:
@@ -230,13 +248,15 @@ def render_report_html(metrics: dict, folder) -> str:
     splits = _splits(metrics)
     figures = metrics["figures"] if isinstance(metrics.get("figures"), dict) else {}
     dataset = metrics.get("dataset", "")
-    headline = ", ".join(f"{s} accuracy {metrics[s]['accuracy']:.4f}" for s in splits
-                         if isinstance(metrics[s]["accuracy"], (int, float)))
+    headline = ", ".join(
+        f"{s} accuracy {metrics[s]['accuracy']:.4f}" for s in splits if isinstance(metrics[s]["accuracy"], (int, float))
+    )
     cm_split = "test" if "test" in splits else "dev" if "dev" in splits else None
     parts = [
-        "<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; img-src data:; '
-        'style-src \'unsafe-inline\'">',
+        "style-src 'unsafe-inline'\">",
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>fastnn report: {_e(dataset)}</title><style>{_STYLE}</style></head><body>",
         f"<h1>fastnn report: {_e(dataset)}</h1>",
@@ -252,12 +272,20 @@ def render_report_html(metrics: dict, folder) -> str:
     for key, heading, alt in _FIGURES[2:]:
         parts.append(_figure(folder, figures, key, heading, alt))
     known = {k for k, _, _ in _FIGURES}
-    parts.extend(_figure(folder, figures, key, str(key).replace("_", " ").capitalize(), str(key))
-                 for key in figures if key not in known)  # figures this page does not know yet: at the end
-    parts += [_per_class_section(metrics, splits), _run_section(metrics), _config_section(metrics),
-              _history_section(metrics),
-              '<p class="sub">Also in this folder: metrics.json (every figure above as data), '
-              "model.npz and the PNG figures.</p>", "</body></html>"]
+    parts.extend(
+        _figure(folder, figures, key, str(key).replace("_", " ").capitalize(), str(key))
+        for key in figures
+        if key not in known
+    )  # figures this page does not know yet: at the end
+    parts += [
+        _per_class_section(metrics, splits),
+        _run_section(metrics),
+        _config_section(metrics),
+        _history_section(metrics),
+        '<p class="sub">Also in this folder: metrics.json (every figure above as data), '
+        "model.npz and the PNG figures.</p>",
+        "</body></html>",
+    ]
     return "\n".join(p for p in parts if p) + "\n"
 
 

@@ -46,7 +46,7 @@ class History:
     """What happened during training: one row per epoch, optionally per N steps."""
 
     epochs: list = field(default_factory=list)  # dicts: epoch, train_loss, train_accuracy, dev_accuracy, seconds
-    steps: list = field(default_factory=list)   # dicts: step, epoch, train_loss
+    steps: list = field(default_factory=list)  # dicts: step, epoch, train_loss
     best_epoch: int | None = None  # with early stopping: the epoch whose weights were kept
     stopped_early: bool = False
 
@@ -86,7 +86,7 @@ def check_training_data(X, y, n_classes: int | None = None, dtype=np.float32) ->
 def check_finite(X: np.ndarray, what: str) -> None:
     """Refuse NaN or infinite values, in chunks of rows (a whole-array mask would be n x d)."""
     for lo in range(0, X.shape[0], 4096):
-        if not np.isfinite(X[lo:lo + 4096]).all():
+        if not np.isfinite(X[lo : lo + 4096]).all():
             raise FastnnError(f"{what} contain NaN or infinite values")
 
 
@@ -114,9 +114,19 @@ class Trainer:
     run to another epoch (the shuffle and distortions are those of that epoch).
     """
 
-    def __init__(self, net: Network, X: np.ndarray, targets: Targets, *, batch_size: int,
-                 optimizer: Optimizer, backend: str, seed: int = 0, shuffle: bool = True,
-                 augment: AugmentSpec | None = None):
+    def __init__(
+        self,
+        net: Network,
+        X: np.ndarray,
+        targets: Targets,
+        *,
+        batch_size: int,
+        optimizer: Optimizer,
+        backend: str,
+        seed: int = 0,
+        shuffle: bool = True,
+        augment: AugmentSpec | None = None,
+    ):
         self.net, self.targets, self.optimizer = net, targets, optimizer
         self.batch_size, self.seed, self.shuffle = int(batch_size), int(seed), shuffle
         self.kernels = get_backend(backend)
@@ -136,8 +146,9 @@ class Trainer:
     def steps_per_epoch(self) -> int:
         return math.ceil(self.n / self.batch_size)
 
-    def run_epoch(self, lrs, chunk: int | None = None, on_chunk: Callable | None = None,
-                  stop: Callable | None = None) -> tuple[float, int]:
+    def run_epoch(
+        self, lrs, chunk: int | None = None, on_chunk: Callable | None = None, stop: Callable | None = None
+    ) -> tuple[float, int]:
         """One epoch with ``lrs`` (one rate per step); returns (loss sum, rows right).
 
         With ``chunk`` (samples), ``on_chunk(steps_done, chunk_loss_mean)`` is called after
@@ -159,12 +170,22 @@ class Trainer:
             stop_row = min(start + chunk, self.n)
             n_steps = math.ceil((stop_row - start) / self.batch_size)
             chunk_loss, chunk_correct = self.kernels.train_steps(
-                self.net, self.X, self.targets, self.perm, start, stop_row, self.batch_size,
-                lrs[step:step + n_steps], self.optimizer, self.ws)
+                self.net,
+                self.X,
+                self.targets,
+                self.perm,
+                start,
+                stop_row,
+                self.batch_size,
+                lrs[step : step + n_steps],
+                self.optimizer,
+                self.ws,
+            )
             if not math.isfinite(chunk_loss):
                 raise Diverged(
                     f"training diverged: the loss became {chunk_loss} in epoch {self.epoch + 1}; "
-                    f"try a smaller learning rate than {float(lrs.max()):g}")
+                    f"try a smaller learning rate than {float(lrs.max()):g}"
+                )
             loss_sum += chunk_loss
             correct += chunk_correct
             step += n_steps
@@ -179,8 +200,18 @@ class Trainer:
 class Run:
     """One training run as a :class:`TrainConfig` describes it (see :func:`train`)."""
 
-    def __init__(self, X, y, config: TrainConfig, *, X_dev=None, y_dev=None, n_classes: int | None = None,
-                 network: Network | None = None, class_names=None):
+    def __init__(
+        self,
+        X,
+        y,
+        config: TrainConfig,
+        *,
+        X_dev=None,
+        y_dev=None,
+        n_classes: int | None = None,
+        network: Network | None = None,
+        class_names=None,
+    ):
         config.validate()
         if n_classes is None and network is not None:
             n_classes = network.n_outputs  # fine-tuning: labels index the network's outputs
@@ -189,8 +220,10 @@ class Run:
         if network is None:
             network = init_network(d, config.hidden, c, config.seed, activation=config.activation)
         elif (network.n_features, network.n_outputs) != (d, c) or network.head != "softmax":
-            raise FastnnError(f"the network expects {network.n_features} features and {network.n_outputs} "
-                              f"classes, but the data has {d} features and {c} classes")
+            raise FastnnError(
+                f"the network expects {network.n_features} features and {network.n_outputs} "
+                f"classes, but the data has {d} features and {c} classes"
+            )
         network = network if network.dtype == np.float32 else network.astype(np.float32)
         if class_names is not None:
             if len(class_names) != c:
@@ -204,11 +237,23 @@ class Run:
             raise FastnnError("early stopping (patience > 0) needs a dev split to watch; give a dev set")
         self.config, self.net = config, network
         self.X_dev, self.y_dev = X_dev, y_dev
-        optimizer = make_optimizer(config.optimizer, network.layout, momentum=config.momentum,
-                                   beta2=config.beta2, weight_decay=config.weight_decay)
-        self.trainer = Trainer(network, X, make_targets("softmax", y, c), batch_size=config.batch_size,
-                               optimizer=optimizer, backend=config.backend, seed=config.seed,
-                               augment=spec_from_config(config))
+        optimizer = make_optimizer(
+            config.optimizer,
+            network.layout,
+            momentum=config.momentum,
+            beta2=config.beta2,
+            weight_decay=config.weight_decay,
+        )
+        self.trainer = Trainer(
+            network,
+            X,
+            make_targets("softmax", y, c),
+            batch_size=config.batch_size,
+            optimizer=optimizer,
+            backend=config.backend,
+            seed=config.seed,
+            augment=spec_from_config(config),
+        )
         self.lrs = learning_rates(config.schedule, config.lr, self.trainer.steps_per_epoch * config.epochs)
         self.history = History()
         self.best: Params | None = None  # with early stopping: a copy of the best epoch's parameters
@@ -225,17 +270,19 @@ class Run:
             spec = meta["network"]
             layout = Layout(spec["sizes"], spec["dtype"])
             params = Params(layout, arrays["params"])
-            net = Network.from_params(params, spec["activation"], spec["head"],
-                                      class_names=spec["class_names"])
+            net = Network.from_params(params, spec["activation"], spec["head"], class_names=spec["class_names"])
         except (KeyError, TypeError, ValueError) as exc:
             raise FastnnError(f"{path}: malformed checkpoint ({type(exc).__name__}: {exc})") from None
         run = cls(X, y, config, X_dev=X_dev, y_dev=y_dev, network=net)
         if run.fingerprint != meta.get("data"):
-            raise FastnnError(f"{path} was saved by a run on other training data; resume it with the "
-                              "data, dev split and seed it started with")
+            raise FastnnError(
+                f"{path} was saved by a run on other training data; resume it with the "
+                "data, dev split and seed it started with"
+            )
         try:
-            run.trainer.optimizer.load_state({name[len("optimizer_"):]: a for name, a in arrays.items()
-                                              if name.startswith("optimizer_")})
+            run.trainer.optimizer.load_state(
+                {name[len("optimizer_") :]: a for name, a in arrays.items() if name.startswith("optimizer_")}
+            )
             run.trainer.epoch = int(meta["epochs_done"])
             run.history = History(**meta["history"])
             if "best" in arrays:
@@ -269,11 +316,17 @@ class Run:
 
         t0 = time.perf_counter()
         loss_sum, correct = trainer.run_epoch(
-            self.lrs[epoch * spe:(epoch + 1) * spe],
+            self.lrs[epoch * spe : (epoch + 1) * spe],
             chunk=min(n, config.log_every * config.batch_size) if config.log_every else None,
-            on_chunk=log if config.log_every else None, stop=stop)
-        row = {"epoch": epoch + 1, "train_loss": loss_sum / n, "train_accuracy": correct / n,
-               "seconds": time.perf_counter() - t0}
+            on_chunk=log if config.log_every else None,
+            stop=stop,
+        )
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": loss_sum / n,
+            "train_accuracy": correct / n,
+            "seconds": time.perf_counter() - t0,
+        }
         if config.schedule != "constant":
             row["lr"] = float(self.lrs[(epoch + 1) * spe - 1])
         if self.X_dev is not None:
@@ -281,8 +334,11 @@ class Run:
         history.epochs.append(row)
         if config.patience > 0:
             best_epoch = history.best_epoch  # set with self.best
-            if self.best is None or best_epoch is None \
-                    or row["dev_accuracy"] > history.epochs[best_epoch - 1]["dev_accuracy"]:
+            if (
+                self.best is None
+                or best_epoch is None
+                or row["dev_accuracy"] > history.epochs[best_epoch - 1]["dev_accuracy"]
+            ):
                 self.best = self.net.params.copy()
                 history.best_epoch = epoch + 1
             elif epoch + 1 - best_epoch >= config.patience:
@@ -296,10 +352,21 @@ class Run:
         return self.net, self.history
 
 
-def train(X, y, config: TrainConfig, *, X_dev=None, y_dev=None, n_classes: int | None = None,
-          network: Network | None = None, progress: Callable | None = None,
-          class_names=None, checkpoint_path=None, checkpoint_metadata: dict | None = None,
-          stop: Callable | None = None) -> tuple[Network, History]:
+def train(
+    X,
+    y,
+    config: TrainConfig,
+    *,
+    X_dev=None,
+    y_dev=None,
+    n_classes: int | None = None,
+    network: Network | None = None,
+    progress: Callable | None = None,
+    class_names=None,
+    checkpoint_path=None,
+    checkpoint_metadata: dict | None = None,
+    stop: Callable | None = None,
+) -> tuple[Network, History]:
     """Train a network with mini-batch gradient descent; returns it and its :class:`History`.
 
     ``X (n, d)`` float (normalised to [0, 1] for images) and ``y (n,)`` integer
@@ -326,13 +393,21 @@ def train(X, y, config: TrainConfig, *, X_dev=None, y_dev=None, n_classes: int |
     :class:`FastnnError` on invalid options or data, or if the loss becomes NaN
     or infinite.
     """
-    run = Run(X, y, config, X_dev=X_dev, y_dev=y_dev, n_classes=n_classes, network=network,
-              class_names=class_names)
+    run = Run(X, y, config, X_dev=X_dev, y_dev=y_dev, n_classes=n_classes, network=network, class_names=class_names)
     return _finish(run, progress, checkpoint_path, checkpoint_metadata, stop)
 
 
-def resume(path, X, y, *, X_dev=None, y_dev=None, progress: Callable | None = None,
-           checkpoint_metadata: dict | None = None, stop: Callable | None = None) -> tuple[Network, History]:
+def resume(
+    path,
+    X,
+    y,
+    *,
+    X_dev=None,
+    y_dev=None,
+    progress: Callable | None = None,
+    checkpoint_metadata: dict | None = None,
+    stop: Callable | None = None,
+) -> tuple[Network, History]:
     """Finish the run saved in the checkpoint ``path`` on the same data it started on.
 
     The result is bit for bit the uninterrupted run's (same backend and thread

@@ -130,10 +130,16 @@ def restore_numba_threads():
 # A real Dask cluster for the sweep tests
 # --------------------------------------------------------------------------
 
+
 def _start_dask(argv, log, env) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "dask", *argv], stdout=log.open("wb"),
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                            start_new_session=True)  # its own process group: killed with its children
+    return subprocess.Popen(
+        [sys.executable, "-m", "dask", *argv],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )  # its own process group: killed with its children
 
 
 def _stop_dask(procs) -> None:
@@ -163,8 +169,13 @@ def dask_cluster(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cluster")
     info = folder / "scheduler.json"
     env = dict(os.environ, NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    procs = [_start_dask(["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                          "--scheduler-file", str(info)], folder / "scheduler.log", env)]
+    procs = [
+        _start_dask(
+            ["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(info)],
+            folder / "scheduler.log",
+            env,
+        )
+    ]
     try:
         deadline = time.monotonic() + 60
         while not info.exists() or not info.read_text().strip():
@@ -172,9 +183,26 @@ def dask_cluster(tmp_path_factory):
             assert procs[0].poll() is None, (folder / "scheduler.log").read_text()
             time.sleep(0.2)
         address = json.loads(info.read_text())["address"]
-        procs.extend(_start_dask(["worker", address, "--host", "127.0.0.1", "--nthreads", "1",
-                                  "--nworkers", "1", "--no-dashboard", "--death-timeout", "60"],
-                                 folder / f"worker{k}.log", env) for k in range(2))
+        procs.extend(
+            _start_dask(
+                [
+                    "worker",
+                    address,
+                    "--host",
+                    "127.0.0.1",
+                    "--nthreads",
+                    "1",
+                    "--nworkers",
+                    "1",
+                    "--no-dashboard",
+                    "--death-timeout",
+                    "60",
+                ],
+                folder / f"worker{k}.log",
+                env,
+            )
+            for k in range(2)
+        )
         with Client(address, timeout=30) as client:
             client.wait_for_workers(2, timeout=60)
         yield address

@@ -26,6 +26,7 @@ N_ROWS = 300
 # good files
 # ----------------------------------------------------------------------------
 
+
 def digits(n: int = N_ROWS, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Learnable fake digits: class k brightens its own 8-row band of the 28x28 image, plus noise."""
     rng = np.random.default_rng(seed)
@@ -34,7 +35,7 @@ def digits(n: int = N_ROWS, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     X = rng.integers(0, 60, (n, 28, 28))
     for i, label in enumerate(y):
         top = int(label) * 2
-        X[i, top:top + 8, 4:24] += rng.integers(120, 196, (8, 20))
+        X[i, top : top + 8, 4:24] += rng.integers(120, 196, (8, 20))
     return np.clip(X, 0, 255).reshape(n, 784).astype(np.uint8), y.astype(np.int64)
 
 
@@ -55,8 +56,7 @@ def write_kaggle_csv(path: Path, n: int = N_ROWS, seed: int = 0) -> Path:
     return write_lines(path, csv_lines(X, y))
 
 
-def write_idx_folder(folder: Path, n_train: int = N_ROWS, n_test: int | None = 100,
-                     suffix: str = ".gz") -> Path:
+def write_idx_folder(folder: Path, n_train: int = N_ROWS, n_test: int | None = 100, suffix: str = ".gz") -> Path:
     """train-* (and, when n_test, t10k-*) IDX files of synthetic digits."""
     folder.mkdir(parents=True, exist_ok=True)
     X, y = digits(n_train, seed=0)
@@ -73,9 +73,11 @@ def write_idx_folder(folder: Path, n_train: int = N_ROWS, n_test: int | None = 1
 # damaged CSVs: each edit, and what its error says
 # ----------------------------------------------------------------------------
 
+
 def _edit_cell(row: int, column: str, text: str):
     def edit(lines):
         lines[row][lines[0].index(column)] = text
+
     return edit
 
 
@@ -84,6 +86,7 @@ def _drop_column(column: str):
         j = lines[0].index(column)
         for cells in lines:
             del cells[j]
+
     return edit
 
 
@@ -92,12 +95,14 @@ def _add_column(name: str):
         lines[0].append(name)
         for cells in lines[1:]:
             cells.append("0")
+
     return edit
 
 
 def _rename_column(old: str, new: str):
     def edit(lines):
         lines[0][lines[0].index(old)] = new
+
     return edit
 
 
@@ -106,6 +111,7 @@ def _swap_columns(a: str, b: str):
         i, j = lines[0].index(a), lines[0].index(b)
         for cells in lines:
             cells[i], cells[j] = cells[j], cells[i]
+
     return edit
 
 
@@ -125,7 +131,10 @@ CSV_PROBLEMS = {
     "nan-label": (_edit_cell(5, "label", "nan"), r"non-integer value 'nan' at row 5 .*column 'label'"),
     "empty-cell": (_edit_cell(2, "pixel0", ""), r"empty cell at row 2 .*column 'pixel0'"),
     "fractional-cell": (_edit_cell(9, "pixel400", "3.5"), r"non-integer value '3.5' at row 9"),
-    "pixel-256": (_edit_cell(4, "pixel100", "256"), r"pixel value 256 at row 4 .*column 'pixel100', is outside 0\.\.255"),
+    "pixel-256": (
+        _edit_cell(4, "pixel100", "256"),
+        r"pixel value 256 at row 4 .*column 'pixel100', is outside 0\.\.255",
+    ),
     "pixel-negative": (_edit_cell(1, "pixel0", "-1"), r"pixel value -1 at row 1 .*is outside 0\.\.255"),
     "pixel-huge": (_edit_cell(6, "pixel783", "70000"), r"pixel value 70000 at row 6 .*is outside 0\.\.255"),
     "label-10": (_edit_cell(8, "label", "10"), r"label 10 at row 8 .*column 'label', is outside 0\.\.9"),
@@ -138,6 +147,7 @@ CSV_PROBLEMS = {
 # damaged IDX folders
 # ----------------------------------------------------------------------------
 
+
 def _raw(folder: Path, role: str) -> Path:
     return folder / STEMS[role]
 
@@ -146,6 +156,7 @@ def _truncate(role: str, keep: int):
     def damage(folder):
         p = _raw(folder, role)
         p.write_bytes(p.read_bytes()[:keep])
+
     return damage
 
 
@@ -153,6 +164,7 @@ def _append(role: str, extra: bytes):
     def damage(folder):
         p = _raw(folder, role)
         p.write_bytes(p.read_bytes() + extra)
+
     return damage
 
 
@@ -161,23 +173,26 @@ def _set_magic(role: str, magic: int):
         p = _raw(folder, role)
         raw = p.read_bytes()
         p.write_bytes(magic.to_bytes(4, "big") + raw[4:])
+
     return damage
 
 
 def _gzip_then(role: str, how: str):
     """Replace a raw file by a damaged .gz of it."""
+
     def damage(folder):
         p = _raw(folder, role)
         packed = bytearray(gzip.compress(p.read_bytes()))
         p.unlink()
         if how == "truncate":
-            packed = packed[:len(packed) // 2]
+            packed = packed[: len(packed) // 2]
         elif how == "flip":
             for i in range(20, min(len(packed) - 8, 60)):
                 packed[i] ^= 0xA5
         elif how == "crc":
             packed[-8] ^= 0xFF  # the trailer's CRC-32
         Path(f"{p}.gz").write_bytes(bytes(packed))
+
     return damage
 
 
@@ -187,12 +202,14 @@ def _set_label(role: str, index: int, value: int):
         raw = bytearray(p.read_bytes())
         raw[8 + index] = value
         p.write_bytes(bytes(raw))
+
     return damage
 
 
 def _remove(role: str):
     def damage(folder):
         _raw(folder, role).unlink()
+
     return damage
 
 
@@ -201,12 +218,14 @@ def _drop_images(role: str, count: int):
         p = _raw(folder, role)
         X = data.read_idx(p)
         write_idx(p, X[:-count], "images")
+
     return damage
 
 
 def _copy(src: str, dst: str):
     def damage(folder):
         _raw(folder, dst).write_bytes(_raw(folder, src).read_bytes())
+
     return damage
 
 
@@ -216,9 +235,15 @@ IDX_PROBLEMS = {
     "truncated-header": (_truncate("X_train", 12), r"truncated IDX image header"),
     "too-short": (_truncate("y_train", 5), r"only 5 bytes, too short to be an IDX file"),
     "trailing-bytes": (_append("X_test", b"\0" * 7), r"7 unexpected bytes after the 100 images"),
-    "wrong-magic-images": (_set_magic("X_train", 0x00000803 + 0x1000), r"not an MNIST IDX file \(magic number 0x00001803"),
+    "wrong-magic-images": (
+        _set_magic("X_train", 0x00000803 + 0x1000),
+        r"not an MNIST IDX file \(magic number 0x00001803",
+    ),
     "wrong-magic-labels": (_set_magic("y_test", 0xDEADBEEF), r"not an MNIST IDX file \(magic number 0xdeadbeef"),
-    "labels-in-images-file": (_copy("y_train", "X_train"), r"train-images-idx3-ubyte: holds labels but its name says images"),
+    "labels-in-images-file": (
+        _copy("y_train", "X_train"),
+        r"train-images-idx3-ubyte: holds labels but its name says images",
+    ),
     "corrupt-gzip": (_gzip_then("X_train", "flip"), r"corrupt gzip data"),
     "truncated-gzip": (_gzip_then("y_train", "truncate"), r"corrupt gzip data"),
     "gzip-crc-mismatch": (_gzip_then("X_test", "crc"), r"corrupt gzip data .*CRC"),

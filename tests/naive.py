@@ -84,15 +84,23 @@ def gather(X, idx) -> np.ndarray:
 def activate(name: str, Z) -> np.ndarray:
     """The hidden activation, elementwise."""
     Z = _f64(Z)
-    return {"identity": lambda z: z, "logistic": lambda z: 1.0 / (1.0 + np.exp(-z)),
-            "tanh": np.tanh, "relu": lambda z: np.maximum(z, 0.0)}[name](Z)
+    return {
+        "identity": lambda z: z,
+        "logistic": lambda z: 1.0 / (1.0 + np.exp(-z)),
+        "tanh": np.tanh,
+        "relu": lambda z: np.maximum(z, 0.0),
+    }[name](Z)
 
 
 def derivative(name: str, A) -> np.ndarray:
     """f'(z) written through the activation's output a = f(z)."""
     A = _f64(A)
-    return {"identity": np.ones_like(A), "logistic": A * (1.0 - A), "tanh": 1.0 - A * A,
-            "relu": (A > 0).astype(np.float64)}[name]
+    return {
+        "identity": np.ones_like(A),
+        "logistic": A * (1.0 - A),
+        "tanh": 1.0 - A * A,
+        "relu": (A > 0).astype(np.float64),
+    }[name]
 
 
 #: Largest slope of each activation: how far an error in z can move f(z).
@@ -105,8 +113,7 @@ def output(head: str, Z) -> np.ndarray:
     if head == "softmax":
         e = np.exp(Z - Z.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
-    return {"logistic": lambda z: 1.0 / (1.0 + np.exp(-z)), "identity": lambda z: z,
-            "exp": np.exp}[head](Z)
+    return {"logistic": lambda z: 1.0 / (1.0 + np.exp(-z)), "identity": lambda z: z, "exp": np.exp}[head](Z)
 
 
 def sample_loss(head: str, z, label, t) -> float:
@@ -121,8 +128,7 @@ def sample_loss(head: str, z, label, t) -> float:
         return float(sum(max(zj, 0.0) + math.log1p(math.exp(-abs(zj))) - tj * zj for zj, tj in zip(z, t)))
     if head == "identity":
         return float(0.5 * np.sum((z - t) ** 2))
-    return float(sum(math.exp(zj) - tj * zj + (tj * math.log(tj) if tj > 0 else 0.0) - tj
-                     for zj, tj in zip(z, t)))
+    return float(sum(math.exp(zj) - tj * zj + (tj * math.log(tj) if tj > 0 else 0.0) - tj for zj, tj in zip(z, t)))
 
 
 def loss(head: str, Z, labels, values, weights) -> tuple[float, int, np.ndarray]:
@@ -222,11 +228,30 @@ def rule_step(kind: str, p, g, state: dict, rate: float, decay: float, hyper: di
 def adam_rate(lr: float, t: int, hyper: dict) -> float:
     """Adam's step size at step t = 1, 2, ...: the bias correction folded into the rate."""
     b1, b2 = hyper.get("momentum", 0.9), hyper.get("beta2", 0.999)
-    return lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+    return lr * math.sqrt(1 - b2**t) / (1 - b1**t)
 
 
-def train_steps(X, labels, values, weights, perm, start, stop, batch_size, lrs, coefs, intercepts,
-                activation, head, kind="sgd", hyper=None, weight_decay=0.0, l2=0.0, state=None, t0=0):
+def train_steps(
+    X,
+    labels,
+    values,
+    weights,
+    perm,
+    start,
+    stop,
+    batch_size,
+    lrs,
+    coefs,
+    intercepts,
+    activation,
+    head,
+    kind="sgd",
+    hyper=None,
+    weight_decay=0.0,
+    l2=0.0,
+    state=None,
+    t0=0,
+):
     """Mini-batch steps over ``perm[start:stop]`` (the last batch may be short), in float64.
 
     Returns ``(coefs, intercepts, loss_sum, correct)``: loss (with the L2 penalty
@@ -239,15 +264,16 @@ def train_steps(X, labels, values, weights, perm, start, stop, batch_size, lrs, 
     coefs, intercepts = [_f64(W) for W in coefs], [_f64(b) for b in intercepts]
     total, correct = 0.0, 0
     for k, lo in enumerate(range(start, stop, batch_size)):
-        idx = perm[lo:min(lo + batch_size, stop)]
+        idx = perm[lo : min(lo + batch_size, stop)]
         m = len(idx)
         Xb = gather(X, idx)
         w = _f64(weights)[idx]
         A = forward(Xb, coefs, intercepts, activation)
-        batch_loss, right, dZ = loss(head, A[-1], None if head != "softmax" else labels[idx],
-                                     None if head == "softmax" else values[idx], w)
+        batch_loss, right, dZ = loss(
+            head, A[-1], None if head != "softmax" else labels[idx], None if head == "softmax" else values[idx], w
+        )
         sw = w.sum()
-        batch_loss += 0.5 * l2 * sum(np.sum(W ** 2) for W in coefs) * m / sw
+        batch_loss += 0.5 * l2 * sum(np.sum(W**2) for W in coefs) * m / sw
         gW, gb, _ = backward(Xb, A, coefs, activation, dZ)
         rate = adam_rate(lrs[k], t0 + k + 1, hyper) if kind == "adam" else lrs[k]
         decay = weight_decay + l2 / sw
@@ -293,11 +319,14 @@ def assert_within(actual, expected, bound, what: str) -> None:
     err = np.abs(actual - expected)
     bad = ~(err <= bound)
     if bad.any():
-        i = np.unravel_index(np.argmax(np.where(bad, np.nan_to_num(err / np.maximum(bound, 1e-300), nan=np.inf), -1)),
-                             err.shape)
-        raise AssertionError(f"{what}: {int(bad.sum())} of {bad.size} elements outside the rounding bound; "
-                             f"worst at {tuple(int(j) for j in i)}: got {actual[i]!r}, expected {expected[i]!r}, "
-                             f"bound {bound[i]:.3g}")
+        i = np.unravel_index(
+            np.argmax(np.where(bad, np.nan_to_num(err / np.maximum(bound, 1e-300), nan=np.inf), -1)), err.shape
+        )
+        raise AssertionError(
+            f"{what}: {int(bad.sum())} of {bad.size} elements outside the rounding bound; "
+            f"worst at {tuple(int(j) for j in i)}: got {actual[i]!r}, expected {expected[i]!r}, "
+            f"bound {bound[i]:.3g}"
+        )
 
 
 def layer_bound(inputs, W, b, activation, last: bool, u: float) -> np.ndarray:
@@ -353,8 +382,12 @@ def loss_bounds(head, Z, labels, values, weights, u) -> tuple[float, np.ndarray]
     m, c = Z.shape
     w = _f64(weights)
     sw = w.sum()
-    per = np.array([sample_loss(head, Z[i], None if labels is None else labels[i],
-                                None if values is None else values[i]) for i in range(m)])
+    per = np.array(
+        [
+            sample_loss(head, Z[i], None if labels is None else labels[i], None if values is None else values[i])
+            for i in range(m)
+        ]
+    )
     if head == "softmax":
         zy = Z[np.arange(m), labels]
         err = np.abs(zy - Z.max(axis=1)) + np.abs(per) + 2 * c + 4
@@ -407,8 +440,9 @@ def step_bound(before, after_ref, rate, grad, u) -> np.ndarray:
 TRAIN_REL = 3e-4
 
 
-def assert_train_close(coefs, intercepts, ref_coefs, ref_intercepts, before_coefs, before_intercepts,
-                       steps: int, u: float, what: str = "") -> None:
+def assert_train_close(
+    coefs, intercepts, ref_coefs, ref_intercepts, before_coefs, before_intercepts, steps: int, u: float, what: str = ""
+) -> None:
     """Parameters after ``steps`` steps in the kernel's precision vs float64 training.
 
     Per parameter array: TRAIN_REL times the largest change float64 made to it,

@@ -35,8 +35,9 @@ def digits(n: int, seed: int = 0) -> np.ndarray:
     for i in range(n):
         for _ in range(3):
             (x0, y0), (x1, y1) = rng.uniform(5, 22, (2, 2))
-            t = np.clip(((xx - x0) * (x1 - x0) + (yy - y0) * (y1 - y0))
-                        / max((x1 - x0) ** 2 + (y1 - y0) ** 2, 1e-6), 0, 1)
+            t = np.clip(
+                ((xx - x0) * (x1 - x0) + (yy - y0) * (y1 - y0)) / max((x1 - x0) ** 2 + (y1 - y0) ** 2, 1e-6), 0, 1
+            )
             dist = np.hypot(xx - x0 - t * (x1 - x0), yy - y0 - t * (y1 - y0))
             X[i] = np.maximum(X[i], np.clip(2.0 - dist, 0, 1))
     return X.reshape(n, 784)
@@ -55,9 +56,10 @@ def run(backend_name, X, seed, epoch, spec):
 
 def naive_augment(x, key, spec):
     """One image by the letter of the definition in fastnn.augment: Python floats, per pixel."""
+
     def u(j):
         z = splitmix64((key + (j + 1) * GOLDEN) % 2**64)
-        return 2 * ((z >> 11) * 2.0 ** -53) - 1
+        return 2 * ((z >> 11) * 2.0**-53) - 1
 
     c = 13.5
     theta = math.radians(spec.rotation * u(0))
@@ -81,9 +83,16 @@ def naive_augment(x, key, spec):
             if spec.elastic:
                 for comp in range(2):
                     base = 6 + comp * K * K
-                    d = spec.alpha * s * sum(g(r - grid[i]) * g(q - grid[j]) * u(base + i * K + j)
-                                             for i in range(K) for j in range(K)
-                                             if abs(r - grid[i]) <= 3 * s and abs(q - grid[j]) <= 3 * s)
+                    d = (
+                        spec.alpha
+                        * s
+                        * sum(
+                            g(r - grid[i]) * g(q - grid[j]) * u(base + i * K + j)
+                            for i in range(K)
+                            for j in range(K)
+                            if abs(r - grid[i]) <= 3 * s and abs(q - grid[j]) <= 3 * s
+                        )
+                    )
                     if comp == 0:
                         sx += d
                     else:
@@ -229,11 +238,22 @@ def test_augmenting_other_than_28x28_images_is_refused(backend_name):
         train(X, y, TrainConfig(hidden=4, epochs=1, backend=backend_name, augment="elastic"))
 
 
-@pytest.mark.parametrize("bad", [
-    dict(augment="rotate"), dict(augment=None), dict(augment_rotation=-1), dict(augment_rotation=200),
-    dict(augment_scale=1.0), dict(augment_scale=float("nan")), dict(augment_shear=-0.1),
-    dict(augment_shift=29), dict(augment_alpha=-1), dict(augment_sigma=0.5), dict(augment_sigma=True),
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(augment="rotate"),
+        dict(augment=None),
+        dict(augment_rotation=-1),
+        dict(augment_rotation=200),
+        dict(augment_scale=1.0),
+        dict(augment_scale=float("nan")),
+        dict(augment_shear=-0.1),
+        dict(augment_shift=29),
+        dict(augment_alpha=-1),
+        dict(augment_sigma=0.5),
+        dict(augment_sigma=True),
+    ],
+)
 def test_invalid_augmentation_options_raise_fastnn_error(bad):
     with pytest.raises(FastnnError):
         TrainConfig(**bad).validate()

@@ -74,8 +74,12 @@ def model_file(mnist, tmp_path_factory):
     from fastnn.training import train
 
     n = 20000
-    net, _ = train(mnist.X_train[:n], mnist.y_train[:n],
-                   TrainConfig(backend="numpy", hidden=128, epochs=4, lr=0.5, seed=0), n_classes=10)
+    net, _ = train(
+        mnist.X_train[:n],
+        mnist.y_train[:n],
+        TrainConfig(backend="numpy", hidden=128, epochs=4, lr=0.5, seed=0),
+        n_classes=10,
+    )
     net.class_names = tuple(mnist.class_names)
     test_accuracy = float((net.predict(mnist.X_test) == mnist.y_test).mean())
     path = tmp_path_factory.mktemp("browser") / "model.npz"
@@ -85,9 +89,14 @@ def model_file(mnist, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(model_file):
-    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "serve.py"), str(model_file), "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "serve.py"), str(model_file), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     match = re.search(r"(http://\S+/)", proc.stdout.readline())
     if match is None:
         proc.kill()
@@ -122,9 +131,11 @@ def draw(page, image: np.ndarray) -> None:
 
 def wait_settled(page) -> None:
     """Until the prediction on screen is that of the last stroke (no request out or queued)."""
-    page.wait_for_function("() => { const s = window.fastnnState; "
-                           "return s && s.drawn > 0 && s.shown === s.drawn && !s.busy && !s.queued; }",
-                           timeout=20000)
+    page.wait_for_function(
+        "() => { const s = window.fastnnState; "
+        "return s && s.drawn > 0 && s.shown === s.drawn && !s.busy && !s.queued; }",
+        timeout=20000,
+    )
 
 
 def test_drawing_a_digit_shows_its_label(browser, server, mnist):
@@ -150,8 +161,12 @@ def test_drawing_a_digit_shows_its_label(browser, server, mnist):
         assert abs(sum(probs) - 1) < 0.01 and str(int(np.argmax(probs))) == shown
         assert page.locator("#bars li.top").count() == 1
         # the 28x28 the network saw is on the page, with ink in it, centred like MNIST
-        seen = np.array(page.evaluate("() => Array.from(document.getElementById('seen').getContext('2d')"
-                                      ".getImageData(0, 0, 28, 28).data)"), dtype=float)[::4].reshape(28, 28)
+        seen = np.array(
+            page.evaluate(
+                "() => Array.from(document.getElementById('seen').getContext('2d').getImageData(0, 0, 28, 28).data)"
+            ),
+            dtype=float,
+        )[::4].reshape(28, 28)
         assert seen.max() > 200
         rows, cols = np.indices(seen.shape)
         assert abs((rows * seen).sum() / seen.sum() - 14) < 1.5 and abs((cols * seen).sum() / seen.sum() - 14) < 1.5
@@ -175,7 +190,10 @@ def test_page_works_with_the_network_cut_off_from_the_internet(browser, server, 
     """Every request the page makes goes to the server itself (no CDN): others are counted and blocked."""
     context = browser.new_context()
     foreign = []
-    context.route(re.compile(r"^(?!" + re.escape(server) + ").*"), lambda route: (foreign.append(route.request.url), route.abort()))
+    context.route(
+        re.compile(r"^(?!" + re.escape(server) + ").*"),
+        lambda route: (foreign.append(route.request.url), route.abort()),
+    )
     page = context.new_page()
     page.goto(server)
     draw(page, mnist.X_test[1])
@@ -194,12 +212,33 @@ def test_report_html_images_load(browser, mnist, tmp_path):
     lines += [f"{y}," + ",".join(map(str, x)) for y, x in zip(mnist.y_train[:600], X)]
     csv.write_text("\n".join(lines) + "\n")
     out = tmp_path / "run"
-    assert fastnn_main(["train", "--backend", "numpy", "--data", str(csv), "--epochs", "3", "--hidden", "32",
-                        "--dev-size", "200", "--out", str(out), "--quiet"]) == 0
+    assert (
+        fastnn_main(
+            [
+                "train",
+                "--backend",
+                "numpy",
+                "--data",
+                str(csv),
+                "--epochs",
+                "3",
+                "--hidden",
+                "32",
+                "--dev-size",
+                "200",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     page = browser.new_page()
     page.goto((out / "report.html").as_uri())
-    images = page.evaluate("() => Array.from(document.images).map(i => "
-                           "({ok: i.complete && i.naturalWidth > 0, w: i.naturalWidth, alt: i.alt}))")
+    images = page.evaluate(
+        "() => Array.from(document.images).map(i => "
+        "({ok: i.complete && i.naturalWidth > 0, w: i.naturalWidth, alt: i.alt}))"
+    )
     figures = json.loads((out / "metrics.json").read_text())["figures"]
     assert len(images) == len(figures) >= 5 and all(i["ok"] for i in images), images  # first_layer.png too
     assert "dev accuracy" in page.inner_text("h1 + p")

@@ -20,10 +20,10 @@ from conftest import prototype_data
 RECIPES = {
     "sgd-constant": dict(hidden=24, optimizer="sgd", lr=0.2),
     "momentum-step-deep": dict(hidden=(24, 16), activation="tanh", optimizer="momentum", schedule="step", lr=0.1),
-    "nesterov-onecycle-decay-augment": dict(hidden=20, optimizer="nesterov", schedule="onecycle", lr=0.3,
-                                            weight_decay=1e-3, augment="affine"),
-    "adam-cosine-early-stopping": dict(hidden=(20, 12), optimizer="adam", schedule="cosine", lr=0.01,
-                                       patience=2),
+    "nesterov-onecycle-decay-augment": dict(
+        hidden=20, optimizer="nesterov", schedule="onecycle", lr=0.3, weight_decay=1e-3, augment="affine"
+    ),
+    "adam-cosine-early-stopping": dict(hidden=(20, 12), optimizer="adam", schedule="cosine", lr=0.01, patience=2),
 }
 
 
@@ -49,6 +49,7 @@ def _interrupted_after(k, X, y, X_dev, y_dev, config, path):
     def progress(row):
         if row["epoch"] == k:
             raise Interrupted
+
     with pytest.raises(Interrupted):
         train(X, y, config, X_dev=X_dev, y_dev=y_dev, checkpoint_path=path, progress=progress)
 
@@ -182,6 +183,7 @@ def test_a_stop_request_ends_the_run_within_the_epoch_keeping_the_finished_ones(
         return len(calls) > 3  # the first check of epoch 2 (epoch 1 has 2 checks, and the check after it)
 
     from fastnn.training import Interrupted
+
     with pytest.raises(Interrupted, match="stopped in epoch 2"):
         train(X, y, config, X_dev=X_dev, y_dev=y_dev, checkpoint_path=path, stop=stop)
     assert checkpoint.load(path)[0]["epochs_done"] == 1

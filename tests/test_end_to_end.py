@@ -31,10 +31,15 @@ def test_train_script_on_mnist_reaches_95_percent_in_two_epochs(tmp_path):
     out = tmp_path / "run"
     env = dict(os.environ, MPLBACKEND="Agg", CI="1")
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, str(TRAIN_SCRIPT), "--data", "mnist", "--epochs", "2",
-                           "--out", str(out)],
-                          capture_output=True, text=True, timeout=600, env=env, cwd=ROOT,
-                          stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [sys.executable, str(TRAIN_SCRIPT), "--data", "mnist", "--epochs", "2", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
     seconds = time.perf_counter() - t0
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
@@ -47,8 +52,10 @@ def test_train_script_on_mnist_reaches_95_percent_in_two_epochs(tmp_path):
     assert test_cm.shape == (10, 10) and test_cm.sum() == 10000 == metrics["test"]["n"]
     assert metrics["test"]["accuracy"] == pytest.approx(np.trace(test_cm) / 10000, abs=1e-12)
     assert np.array(metrics["dev"]["confusion_matrix"]).sum() == 5000
-    summary = (f"dev {metrics['dev']['accuracy']:.4f}, test {metrics['test']['accuracy']:.4f}, "
-               f"epochs {metrics['epoch_seconds']}, wall {seconds:.1f} s")
+    summary = (
+        f"dev {metrics['dev']['accuracy']:.4f}, test {metrics['test']['accuracy']:.4f}, "
+        f"epochs {metrics['epoch_seconds']}, wall {seconds:.1f} s"
+    )
     assert metrics["dev"]["accuracy"] >= 0.95, summary
     assert metrics["test"]["accuracy"] >= 0.95, summary
     for name in ("model.npz", "history.png", "confusion_matrix.png", "prediction.png", "misclassified.png"):

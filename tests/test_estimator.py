@@ -61,13 +61,27 @@ def max_difference(a, b) -> float:
 
 SAME_AS_SKLEARN = {
     "nesterov": ("clf", dict(solver="sgd", learning_rate_init=0.1)),
-    "momentum+invscaling": ("clf", dict(solver="sgd", nesterovs_momentum=False, learning_rate="invscaling",
-                                        learning_rate_init=0.5)),
-    "plain-sgd+adaptive": ("clf", dict(solver="sgd", momentum=0, learning_rate="adaptive", tol=0.05,
-                                       n_iter_no_change=2, max_iter=40, learning_rate_init=0.1)),
+    "momentum+invscaling": (
+        "clf",
+        dict(solver="sgd", nesterovs_momentum=False, learning_rate="invscaling", learning_rate_init=0.5),
+    ),
+    "plain-sgd+adaptive": (
+        "clf",
+        dict(
+            solver="sgd",
+            momentum=0,
+            learning_rate="adaptive",
+            tol=0.05,
+            n_iter_no_change=2,
+            max_iter=40,
+            learning_rate_init=0.1,
+        ),
+    ),
     "adam+2-layers+tanh+alpha": ("clf", dict(hidden_layer_sizes=(20, 10), activation="tanh", alpha=0.01)),
-    "binary+early-stopping": ("binary", dict(early_stopping=True, activation="logistic", tol=1e-3,
-                                             n_iter_no_change=3, max_iter=60)),
+    "binary+early-stopping": (
+        "binary",
+        dict(early_stopping=True, activation="logistic", tol=1e-3, n_iter_no_change=3, max_iter=60),
+    ),
     "sample-weights": ("weighted", dict(solver="sgd", learning_rate_init=0.1)),
     "multilabel": ("multilabel", dict(solver="sgd", activation="logistic", learning_rate_init=0.1)),
     "squared-error+early-stopping": ("reg", dict(learning_rate_init=0.01, early_stopping=True, max_iter=40)),
@@ -107,8 +121,9 @@ def test_a_random_state_draws_scikit_learns_initial_weights(digits):
     X, y = digits
     for activation in ("relu", "logistic"):
         ours = MLPClassifier((7, 5), activation, max_iter=1, random_state=11, solver="sgd", learning_rate_init=1e-12)
-        theirs = sk.MLPClassifier((7, 5), activation, max_iter=1, random_state=11, solver="sgd",
-                                  learning_rate_init=1e-12)
+        theirs = sk.MLPClassifier(
+            (7, 5), activation, max_iter=1, random_state=11, solver="sgd", learning_rate_init=1e-12
+        )
         assert max_difference(ours.fit(X, y), theirs.fit(X, y)) < 1e-12
 
 
@@ -134,8 +149,9 @@ def test_lbfgs_gradient_matches_central_differences():
             clf = MLPClassifier(10, activation, solver="lbfgs", alpha=1e-5, max_iter=1, random_state=1).fit(X, y)
             net = clf._net
             Y = clf._label_binarizer.transform(y).astype(bool)
-            objective = FullBatch(net, X, clf._targets(net.head, Y, rng.uniform(0.5, 2, 5), np.float64),
-                                  clf.alpha, "numpy")
+            objective = FullBatch(
+                net, X, clf._targets(net.head, Y, rng.uniform(0.5, 2, 5), np.float64), clf.alpha, "numpy"
+            )
             theta = objective.pack()
             _, grad = objective(theta)
             eps, numeric = 1e-5, np.empty_like(theta)
@@ -147,6 +163,7 @@ def test_lbfgs_gradient_matches_central_differences():
 
 
 # --- fastnn's rules ----------------------------------------------------------------------------
+
 
 def test_partial_fit_call_k_trains_exactly_fits_epoch_k(digits):
     X, y = digits
@@ -196,12 +213,12 @@ def test_sparse_X_fits_and_predicts_as_its_dense_rows(digits):
 
 def test_auto_backend_is_numpy_for_small_fits_and_numba_for_mnist_sized_ones():
     pick = auto.training_backend
-    assert pick("auto", 150, [4, 100, 3], "adam", 200, 150) == "numpy"            # iris
-    assert pick("auto", 1797, [64, 100, 10], "adam", 200, 200) == "numpy"         # digits
+    assert pick("auto", 150, [4, 100, 3], "adam", 200, 150) == "numpy"  # iris
+    assert pick("auto", 1797, [64, 100, 10], "adam", 200, 200) == "numpy"  # digits
     assert pick("auto", 1797, [64, 100, 10], "lbfgs", 200, 200) == "numpy"
-    assert pick("auto", 60000, [784, 100, 100, 10], "sgd", 200, 200) == "numba"   # bench_mnist
+    assert pick("auto", 60000, [784, 100, 100, 10], "sgd", 200, 200) == "numba"  # bench_mnist
     assert pick("auto", 60000, [784, 100, 100, 10], "sgd", 10, 200) == "numba"
-    assert pick("auto", 20000, [20, 10, 1], "sgd", 200, 1) == "numba"             # one row per step
+    assert pick("auto", 20000, [20, 10, 1], "sgd", 200, 1) == "numba"  # one row per step
     assert pick("numpy", 60000, [784, 100, 100, 10], "sgd", 200, 200) == "numpy"  # asked for
     assert auto.prediction_backend("auto") == "numpy" and auto.prediction_backend("numba") == "numba"
 
@@ -213,7 +230,7 @@ def test_small_numpy_fits_run_blas_on_one_thread():
         return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
 
     before = blas_threads()
-    with auto.blas_threads_for("numpy", 200, [64, 100, 10]):      # digits
+    with auto.blas_threads_for("numpy", 200, [64, 100, 10]):  # digits
         assert blas_threads() == {1}
     with auto.blas_threads_for("numpy", 200, [784, 100, 100, 10]):  # MNIST's products keep every thread
         assert blas_threads() == before
@@ -226,15 +243,19 @@ def test_small_numpy_fits_run_blas_on_one_thread():
 @pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
 def test_numba_backend_fits_what_the_numpy_backend_fits(digits, solver, dtype):
     X, y = digits
-    fits = {backend: MLPClassifier((16, 8), solver=solver, backend=backend, max_iter=5, random_state=0,
-                                   learning_rate_init=0.01).fit(X.astype(dtype), y)
-            for backend in ("numpy", "numba")}
+    fits = {
+        backend: MLPClassifier(
+            (16, 8), solver=solver, backend=backend, max_iter=5, random_state=0, learning_rate_init=0.01
+        ).fit(X.astype(dtype), y)
+        for backend in ("numpy", "numba")
+    }
     tolerance = 1e-4 if dtype == np.float32 else 1e-10
     assert max_difference(fits["numpy"], fits["numba"]) < tolerance
     assert fits["numpy"].loss_ == pytest.approx(fits["numba"].loss_, rel=tolerance)
 
 
 # --- fastnn's extras ---------------------------------------------------------------------------
+
 
 def test_balanced_class_weight_is_the_same_as_its_sample_weights(digits):
     X, y = digits
@@ -284,8 +305,12 @@ def test_step_schedules_run_over_max_iter_epochs(schedule):
 
 def test_step_schedules_train_and_differ_from_a_constant_rate(digits):
     X, y = digits
-    fits = {s: MLPClassifier(solver="sgd", learning_rate=s, learning_rate_init=0.1, max_iter=10, tol=0,
-                             random_state=0).fit(X, y) for s in ("constant", "cosine", "onecycle")}
+    fits = {
+        s: MLPClassifier(solver="sgd", learning_rate=s, learning_rate_init=0.1, max_iter=10, tol=0, random_state=0).fit(
+            X, y
+        )
+        for s in ("constant", "cosine", "onecycle")
+    }
     assert fits["cosine"].score(X, y) > 0.95 and fits["onecycle"].score(X, y) > 0.95
     assert max_difference(fits["constant"], fits["cosine"]) > 1e-3
 
@@ -321,15 +346,23 @@ def test_augmentation_needs_a_stochastic_solver_and_the_configs_ranges():
 
 def test_bad_parameters_raise_the_same_errors_as_scikit_learn(digits):
     X, y = digits
-    for bad in (dict(alpha=-1), dict(solver="newton"), dict(batch_size=0), dict(momentum=2),
-                dict(n_iter_no_change=0), dict(hidden_layer_sizes=(10, 0)), dict(learning_rate="warm")):
+    for bad in (
+        dict(alpha=-1),
+        dict(solver="newton"),
+        dict(batch_size=0),
+        dict(momentum=2),
+        dict(n_iter_no_change=0),
+        dict(hidden_layer_sizes=(10, 0)),
+        dict(learning_rate="warm"),
+    ):
         errors = []
         for cls in (MLPClassifier, sk.MLPClassifier):
             with pytest.raises(ValueError) as info:
                 cls(**bad).fit(X, y)
             # the allowed strings are listed from a set: compare them as a set
-            errors.append((type(info.value), re.sub(r"\{.*?\}", lambda m: str(sorted(m[0][1:-1].split(", "))),
-                                                     str(info.value))))
+            errors.append(
+                (type(info.value), re.sub(r"\{.*?\}", lambda m: str(sorted(m[0][1:-1].split(", "))), str(info.value)))
+            )
         if bad != dict(learning_rate="warm"):  # fastnn lists its own two schedules among the options
             assert errors[0] == errors[1], bad
 
@@ -354,12 +387,15 @@ def test_diverging_fit_keeps_the_best_weights_or_says_so(digits):
 
 def test_warnings_name_the_line_that_called_fit(digits):
     X, y = digits
-    diverging = dict(solver="sgd", learning_rate_init=10.0, activation="identity", early_stopping=True,
-                     random_state=0, max_iter=50)
-    cases = [(MLPClassifier(solver="lbfgs", max_iter=2), "lbfgs failed to converge"),
-             (MLPClassifier(max_iter=2), "Maximum iterations"),
-             (MLPClassifier(max_iter=2, batch_size=10_000), "batch_size"),
-             (MLPRegressor(**diverging), "Training diverged")]
+    diverging = dict(
+        solver="sgd", learning_rate_init=10.0, activation="identity", early_stopping=True, random_state=0, max_iter=50
+    )
+    cases = [
+        (MLPClassifier(solver="lbfgs", max_iter=2), "lbfgs failed to converge"),
+        (MLPClassifier(max_iter=2), "Maximum iterations"),
+        (MLPClassifier(max_iter=2, batch_size=10_000), "batch_size"),
+        (MLPRegressor(**diverging), "Training diverged"),
+    ]
     for est, message in cases:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

@@ -122,8 +122,9 @@ def test_onnxruntime_matches_fastnn_for_every_shape(hidden, activation, head, n_
     assert_agrees(net, got, X)
     ops = [node.op_type for node in model.graph.node]
     assert ops.count("Gemm") == len(hidden) + 1
-    assert ops.count({"relu": "Relu", "tanh": "Tanh", "logistic": "Sigmoid", "identity": "Identity"}[activation]) \
-        >= len(hidden)
+    assert ops.count(
+        {"relu": "Relu", "tanh": "Tanh", "logistic": "Sigmoid", "identity": "Identity"}[activation]
+    ) >= len(hidden)
 
 
 @pytest.mark.parametrize("n", [1, 7, 300])
@@ -172,16 +173,30 @@ def test_the_model_carries_its_shape_labels_version_and_a_dynamic_batch(tmp_path
     assert [o.name for o in model.graph.output] == ["label", "probabilities"]
 
 
-@pytest.mark.parametrize("head, n_outputs, names", [
-    ("softmax", 3, ["label", "probabilities"]), ("logistic", 1, ["label", "probabilities"]),
-    ("logistic", 3, ["label", "probabilities"]), ("identity", 2, ["predictions"]), ("exp", 2, ["predictions"])])
+@pytest.mark.parametrize(
+    "head, n_outputs, names",
+    [
+        ("softmax", 3, ["label", "probabilities"]),
+        ("logistic", 1, ["label", "probabilities"]),
+        ("logistic", 3, ["label", "probabilities"]),
+        ("identity", 2, ["predictions"]),
+        ("exp", 2, ["predictions"]),
+    ],
+)
 def test_each_head_has_its_outputs(head, n_outputs, names):
     model = to_onnx(random_network((5,), head=head, n_outputs=n_outputs, d=6))
     assert [o.name for o in model.graph.output] == names == list(outputs(head))
 
 
-@pytest.mark.parametrize("classes", [np.array(["cat", "dög", "emu"]), np.array([-1.5, 0.25, 7.0]),
-                                     np.array([3, 10, 42]), np.array([True, False, True])])
+@pytest.mark.parametrize(
+    "classes",
+    [
+        np.array(["cat", "dög", "emu"]),
+        np.array([-1.5, 0.25, 7.0]),
+        np.array([3, 10, 42]),
+        np.array([True, False, True]),
+    ],
+)
 def test_models_with_other_features_and_labels_export_too(tmp_path, classes):
     X = inputs(90, d=13)
     net = Network.from_params(random_network((5,), n_outputs=3, d=13).params, classes=classes)
@@ -205,8 +220,7 @@ def test_a_binary_logistic_network_labels_by_the_sign_of_its_output(classes):
 
 
 def test_a_model_with_string_labels_exports_the_same_after_a_save_and_load(tmp_path):
-    net = Network.from_params(random_network((6,), n_outputs=3, d=9).params,
-                              classes=np.array(["zero", "one", "two"]))
+    net = Network.from_params(random_network((6,), n_outputs=3, d=9).params, classes=np.array(["zero", "one", "two"]))
     fastnn.save_network(net, tmp_path / "m.npz")
     loaded, _ = fastnn.load_network(tmp_path / "m.npz")
     X = inputs(50, d=9)
@@ -238,8 +252,9 @@ def test_the_command_exports_a_model_file_and_refuses_a_bad_one(tmp_path, capsys
     fastnn.save_network(net, tmp_path / "model.npz")
     assert main([str(tmp_path / "model.npz"), "-o", str(tmp_path / "m.onnx")]) == 0
     out = capsys.readouterr().out
-    assert out == (f"wrote {tmp_path / 'm.onnx'} (784-20-10-10 tanh/softmax, float32, "
-                   f"input normalised features, opset 17)\n")
+    assert out == (
+        f"wrote {tmp_path / 'm.onnx'} (784-20-10-10 tanh/softmax, float32, input normalised features, opset 17)\n"
+    )
     X = inputs()
     assert_agrees(net, run(tmp_path / "m.onnx", X), X)
 
@@ -265,9 +280,19 @@ def test_without_the_onnx_package_the_error_says_what_to_install(monkeypatch):
 def test_the_script_runs_from_a_checkout(tmp_path):
     net = random_network((12,))
     fastnn.save_network(net, tmp_path / "model.npz")
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "export.py"), str(tmp_path / "model.npz"),
-                             "-o", str(tmp_path / "s.onnx"), "--raw-pixels"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "export.py"),
+            str(tmp_path / "model.npz"),
+            "-o",
+            str(tmp_path / "s.onnx"),
+            "--raw-pixels",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     raw = np.round(inputs(50, dtype=np.float64) * 255)
     assert_agrees(net, run(tmp_path / "s.onnx", raw.astype(np.float32)), (raw / 255).astype(np.float32))

@@ -30,17 +30,25 @@ def test_importing_fastnn_loads_no_heavy_dependency(module):
 
 
 def test_the_public_api_is_all_there_and_still_lazy():
-    code = "import fastnn\nmissing = [n for n in fastnn.__all__\n           if n not in ('MLPClassifier', 'MLPRegressor') and not hasattr(fastnn, n)]\n" \
-           "assert not missing, missing"
+    code = (
+        "import fastnn\nmissing = [n for n in fastnn.__all__\n           if n not in ('MLPClassifier', 'MLPRegressor') and not hasattr(fastnn, n)]\n"
+        "assert not missing, missing"
+    )
     assert loaded_after(code) == []
     # Every public name resolves (the estimators import scikit-learn on first use).
-    proc = subprocess.run([sys.executable, "-c", "import fastnn; [getattr(fastnn, n) for n in fastnn.__all__]"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import fastnn; [getattr(fastnn, n) for n in fastnn.__all__]"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
 
 
 def test_pandas_is_imported_when_a_csv_is_read(tmp_path):
     csv = tmp_path / "train.csv"
     csv.write_text("label," + ",".join(f"pixel{i}" for i in range(784)) + "\n" + ",".join(["1"] * 785) + "\n")
-    code = f"import fastnn\nX, y = fastnn.read_kaggle_csv({str(csv)!r})\nassert X.shape == (1, 784) and y.tolist() == [1]"
+    code = (
+        f"import fastnn\nX, y = fastnn.read_kaggle_csv({str(csv)!r})\nassert X.shape == (1, 784) and y.tolist() == [1]"
+    )
     assert "pandas" in loaded_after(code)

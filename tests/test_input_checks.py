@@ -42,8 +42,18 @@ def test_train_steps_refuses_labels_beyond_the_classes(backend):
     net = init_network(784, 8, 10, 0)
     perm = np.arange(200, dtype=np.int64)
     with pytest.raises(ValueError, match=r"^labels must lie in \[0, 10\), found 0\.\.10$"):
-        backend.train_steps(net, X, make_targets("softmax", y, 10), perm, 0, 200, 50, np.full(4, 0.1),
-                            make_optimizer("sgd", net.layout), backend.make_workspace(net, 50))
+        backend.train_steps(
+            net,
+            X,
+            make_targets("softmax", y, 10),
+            perm,
+            0,
+            200,
+            50,
+            np.full(4, 0.1),
+            make_optimizer("sgd", net.layout),
+            backend.make_workspace(net, 50),
+        )
 
 
 def test_train_steps_refuses_a_permutation_index_beyond_the_data(backend):
@@ -52,16 +62,36 @@ def test_train_steps_refuses_a_permutation_index_beyond_the_data(backend):
     perm = np.arange(100, dtype=np.int64)
     perm[50] = 100
     with pytest.raises(IndexError, match="permutation index out of range"):
-        backend.train_steps(net, X, make_targets("softmax", y, 10), perm, 0, 100, 50, np.full(2, 0.1),
-                            make_optimizer("sgd", net.layout), backend.make_workspace(net, 50))
+        backend.train_steps(
+            net,
+            X,
+            make_targets("softmax", y, 10),
+            perm,
+            0,
+            100,
+            50,
+            np.full(2, 0.1),
+            make_optimizer("sgd", net.layout),
+            backend.make_workspace(net, 50),
+        )
 
 
 def test_train_steps_refuses_a_learning_rate_per_step_of_the_wrong_count(backend):
     X, y = prototype_data(n=100)
     net = init_network(784, 8, 10, 0)
     with pytest.raises(ValueError, match="expected 2 learning rates, one per batch"):
-        backend.train_steps(net, X, make_targets("softmax", y, 10), np.arange(100), 0, 100, 50, np.full(3, 0.1),
-                            make_optimizer("sgd", net.layout), backend.make_workspace(net, 50))
+        backend.train_steps(
+            net,
+            X,
+            make_targets("softmax", y, 10),
+            np.arange(100),
+            0,
+            100,
+            50,
+            np.full(3, 0.1),
+            make_optimizer("sgd", net.layout),
+            backend.make_workspace(net, 50),
+        )
 
 
 def test_network_refuses_class_labels_that_do_not_match_its_outputs():

@@ -103,9 +103,11 @@ def _targets(rng, head, m, c, weighted=False, dtype=F32) -> Targets:
     weights = (rng.random(m) * 2 + 0.25 if weighted else np.ones(m)).astype(dtype)
     if head == "softmax":
         return Targets(rng.integers(0, c, m).astype(np.int64), np.zeros((0, c), dtype), weights)
-    values = {"logistic": lambda: (rng.random((m, c)) < 0.5).astype(float),
-              "identity": lambda: rng.standard_normal((m, c)),
-              "exp": lambda: rng.poisson(1.5, (m, c)).astype(float)}[head]()
+    values = {
+        "logistic": lambda: (rng.random((m, c)) < 0.5).astype(float),
+        "identity": lambda: rng.standard_normal((m, c)),
+        "exp": lambda: rng.poisson(1.5, (m, c)).astype(float),
+    }[head]()
     return Targets(np.zeros(0, np.int64), values.astype(dtype), weights)
 
 
@@ -230,8 +232,9 @@ def test_forward_rejects_a_batch_whose_width_does_not_match_the_first_layer(back
 
 
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
-@pytest.mark.parametrize("head, c", [("softmax", 10), ("softmax", 2), ("logistic", 1), ("logistic", 5),
-                                     ("identity", 3), ("exp", 2)])
+@pytest.mark.parametrize(
+    "head, c", [("softmax", 10), ("softmax", 2), ("logistic", 1), ("logistic", 5), ("identity", 3), ("exp", 2)]
+)
 @pytest.mark.parametrize("m", [1, 37])
 def test_loss_matches_float64_reference(backend, head, c, m, weighted):
     rng = _rng("loss", head, c, m, weighted)
@@ -240,14 +243,27 @@ def test_loss_matches_float64_reference(backend, head, c, m, weighted):
     dZ = np.full((m + 3, c), np.nan, F32)[:m]
     loss, right = backend.loss(head, Z, targets, dZ)
     assert type(loss) is float and type(right) is int
-    naive.check_loss(head, Z, targets.labels if head == "softmax" else None,
-                     targets.values if head != "softmax" else None, targets.weights, loss, right, dZ, U32)
+    naive.check_loss(
+        head,
+        Z,
+        targets.labels if head == "softmax" else None,
+        targets.values if head != "softmax" else None,
+        targets.weights,
+        loss,
+        right,
+        dZ,
+        U32,
+    )
 
 
 @pytest.mark.parametrize("case", ["one huge logit", "huge negative", "all equal", "span beyond float32"])
 def test_softmax_loss_is_finite_and_right_for_extreme_logits(backend, case):
-    Z = {"one huge logit": [[3e38, 0.0, -1.0]], "huge negative": [[-3e38, 0.0, 1.0]],
-         "all equal": [[7.0, 7.0, 7.0]], "span beyond float32": [[3e38, -3e38, 0.0]]}[case]
+    Z = {
+        "one huge logit": [[3e38, 0.0, -1.0]],
+        "huge negative": [[-3e38, 0.0, 1.0]],
+        "all equal": [[7.0, 7.0, 7.0]],
+        "span beyond float32": [[3e38, -3e38, 0.0]],
+    }[case]
     Z = np.array(Z, F32)
     targets = Targets(np.array([1]), np.zeros((0, 3), F32), np.ones(1, F32))
     dZ = np.empty_like(Z)
@@ -274,8 +290,12 @@ def _backward(backend, net, Xb, dZ):
     m = len(Xb)
     ws.deltas(m)[-1][...] = dZ
     backend.backward(net, Xb, ws)
-    return A, [d.copy() for d in ws.deltas(m)], [g.copy() for g in ws.grads.coefs], \
-        [g.copy() for g in ws.grads.intercepts]
+    return (
+        A,
+        [d.copy() for d in ws.deltas(m)],
+        [g.copy() for g in ws.grads.coefs],
+        [g.copy() for g in ws.grads.intercepts],
+    )
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
@@ -330,8 +350,12 @@ def test_predict_matches_float64_reference(backend, shape, n, activation):
     X = _inputs(rng, n, shape[0])
     out = np.full((n, shape[-1]), np.nan, F32)
     backend.predict(net, X, out)
-    naive.assert_within(out, naive.predict(X, *_naive_net(net), activation),
-                        naive.predict_bound(X, *_naive_net(net), activation, U32), "outputs")
+    naive.assert_within(
+        out,
+        naive.predict(X, *_naive_net(net), activation),
+        naive.predict_bound(X, *_naive_net(net), activation, U32),
+        "outputs",
+    )
 
 
 def test_predict_writes_into_a_non_contiguous_output(backend):
@@ -340,8 +364,12 @@ def test_predict_writes_into_a_non_contiguous_output(backend):
     X = _inputs(rng, 50, 784)
     out = _layout(np.full((50, 10), np.nan, F32), "strided")
     backend.predict(net, X, out)
-    naive.assert_within(out, naive.predict(X, *_naive_net(net), "relu"),
-                        naive.predict_bound(X, *_naive_net(net), "relu", U32), "outputs")
+    naive.assert_within(
+        out,
+        naive.predict(X, *_naive_net(net), "relu"),
+        naive.predict_bound(X, *_naive_net(net), "relu", U32),
+        "outputs",
+    )
 
 
 # --- whole chunks of training ---------------------------------------------------------
@@ -349,9 +377,39 @@ def test_predict_writes_into_a_non_contiguous_output(backend):
 # sizes, activation, head, optimizer, (n, batch, start, stop), lr, weighted, weight decay, l2
 TRAIN_CASES = {
     "h128-sgd-partial-last": ((784, 128, 10), "relu", "softmax", "sgd", (150, 32, 0, 150), 0.1, False, 0.0, 0.0),
-    "h800-nesterov-mid-chunk": ((784, 800, 10), "relu", "softmax", "nesterov", (150, 32, 40, 113), 0.05, False, 1e-3, 0.0),
-    "deep4-tanh-adam-weighted": ((50, 33, 17, 9, 5), "tanh", "softmax", "adam", (120, 16, 0, 120), 0.01, True, 0.0, 1e-2),
-    "13-37-logistic-momentum": ((784, 13, 37, 10), "logistic", "softmax", "momentum", (90, 32, 0, 90), 0.3, False, 0.0, 0.0),
+    "h800-nesterov-mid-chunk": (
+        (784, 800, 10),
+        "relu",
+        "softmax",
+        "nesterov",
+        (150, 32, 40, 113),
+        0.05,
+        False,
+        1e-3,
+        0.0,
+    ),
+    "deep4-tanh-adam-weighted": (
+        (50, 33, 17, 9, 5),
+        "tanh",
+        "softmax",
+        "adam",
+        (120, 16, 0, 120),
+        0.01,
+        True,
+        0.0,
+        1e-2,
+    ),
+    "13-37-logistic-momentum": (
+        (784, 13, 37, 10),
+        "logistic",
+        "softmax",
+        "momentum",
+        (90, 32, 0, 90),
+        0.3,
+        False,
+        0.0,
+        0.0,
+    ),
     "binary-logistic-head": ((30, 9, 1), "relu", "logistic", "sgd", (80, 16, 0, 80), 0.2, True, 0.0, 1e-3),
     "multilabel": ((30, 12, 8, 4), "tanh", "logistic", "adam", (80, 20, 0, 80), 0.01, False, 0.0, 0.0),
     "regression-identity": ((20, 11, 3), "relu", "identity", "momentum", (60, 16, 0, 60), 0.02, True, 0.0, 1e-2),
@@ -389,8 +447,24 @@ def _check_against_naive_training(net, loss, right, problem, u=U32, what=""):
     before, X, targets, perm, start, stop, bs, lrs, kind, wd, l2 = problem
     coefs, intercepts = _naive_net(before)
     ref_W, ref_b, ref_loss, ref_right = naive.train_steps(
-        X, targets.labels, targets.values, targets.weights, perm, start, stop, bs, lrs, coefs, intercepts,
-        before.activation, before.head, kind, {"momentum": 0.9, "beta2": 0.999, "eps": 1e-8}, wd, l2)
+        X,
+        targets.labels,
+        targets.values,
+        targets.weights,
+        perm,
+        start,
+        stop,
+        bs,
+        lrs,
+        coefs,
+        intercepts,
+        before.activation,
+        before.head,
+        kind,
+        {"momentum": 0.9, "beta2": 0.999, "eps": 1e-8},
+        wd,
+        l2,
+    )
     naive.assert_train_close(net.coefs, net.intercepts, ref_W, ref_b, coefs, intercepts, len(lrs), u, what)
     assert loss == pytest.approx(ref_loss, rel=1e-5 if u == U32 else 1e-12)
     # Loss and right are measured before each update, on outputs within rounding of
@@ -414,8 +488,18 @@ def test_train_steps_refuses_a_workspace_made_for_another_network(backend):
     net, X, targets, perm, start, stop, bs, lrs, kind, wd, l2 = _train_problem("h128-sgd-partial-last")
     other = _network(_rng("other"), (784, 64, 10))
     with pytest.raises(ValueError, match="workspace was made for"):
-        backend.train_steps(net, X, targets, perm, start, stop, bs, lrs, make_optimizer(kind, net.layout),
-                            backend.make_workspace(other, bs))
+        backend.train_steps(
+            net,
+            X,
+            targets,
+            perm,
+            start,
+            stop,
+            bs,
+            lrs,
+            make_optimizer(kind, net.layout),
+            backend.make_workspace(other, bs),
+        )
 
 
 # --- float64 ----------------------------------------------------------------------
@@ -439,8 +523,18 @@ def test_kernels_refuse_inputs_of_another_dtype_than_the_network(backend, kernel
         elif kernel == "predict":
             backend.predict(net, X64, np.empty((len(X), 10), F32))
         else:
-            backend.train_steps(net, X64, targets, perm, start, stop, bs, lrs, make_optimizer(kind, net.layout),
-                                backend.make_workspace(net, bs))
+            backend.train_steps(
+                net,
+                X64,
+                targets,
+                perm,
+                start,
+                stop,
+                bs,
+                lrs,
+                make_optimizer(kind, net.layout),
+                backend.make_workspace(net, bs),
+            )
 
 
 # --- numba against numpy, thread counts -------------------------------------------------
@@ -454,14 +548,24 @@ def test_numba_matches_numpy_kernel_by_kernel(nb, np_backend):
     Xb = _inputs(rng, 37, shape[0])
     coefs, intercepts = _naive_net(net)
     outs = {B.NAME: _forward(B, net, Xb)[1][-1] for B in (nb, np_backend)}
-    naive.assert_within(outs["numba"], outs["numpy"], 2 * naive.predict_bound(Xb, coefs, intercepts, "tanh", U32),
-                        "outputs")
+    naive.assert_within(
+        outs["numba"], outs["numpy"], 2 * naive.predict_bound(Xb, coefs, intercepts, "tanh", U32), "outputs"
+    )
     for case in ("h128-sgd-partial-last", "deep4-tanh-adam-weighted", "regression-identity"):
         problem = _train_problem(case)
         a, loss_a, right_a = _run_train_steps(nb, problem)
         b, loss_b, right_b = _run_train_steps(np_backend, problem)
-        naive.assert_train_close(a.coefs, a.intercepts, b.coefs, b.intercepts, problem[0].coefs,
-                                 problem[0].intercepts, len(problem[7]), U32, f"{case} ")
+        naive.assert_train_close(
+            a.coefs,
+            a.intercepts,
+            b.coefs,
+            b.intercepts,
+            problem[0].coefs,
+            problem[0].intercepts,
+            len(problem[7]),
+            U32,
+            f"{case} ",
+        )
         assert loss_a == pytest.approx(loss_b, rel=1e-5) and abs(right_a - right_b) <= 1
 
 
@@ -481,8 +585,9 @@ def test_numba_results_do_not_depend_on_the_thread_count(nb, numba_threads, thre
             _check_against_naive_training(trained, loss, right, problem, what=f"{t} threads: ")
             results[t] = trained
     one, most = results[min(thread_counts)], results[max(thread_counts)]
-    naive.assert_train_close(one.coefs, one.intercepts, most.coefs, most.intercepts, net.coefs, net.intercepts,
-                             len(problem[7]), U32)
+    naive.assert_train_close(
+        one.coefs, one.intercepts, most.coefs, most.intercepts, net.coefs, net.intercepts, len(problem[7]), U32
+    )
 
 
 _MANY_THREADS = """
@@ -511,8 +616,13 @@ def test_numba_with_more_threads_than_cores_trains_the_same_network():
     still train correctly, and within rounding of one thread."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_NUM")}
     env["NUMBA_NUM_THREADS"] = "8"
-    proc = subprocess.run([sys.executable, "-c", _MANY_THREADS.format(tests=os.path.dirname(__file__))],
-                          capture_output=True, text=True, env=env, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-c", _MANY_THREADS.format(tests=os.path.dirname(__file__))],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     import json
 
@@ -550,8 +660,9 @@ def test_reference_gradient_matches_central_differences(np_backend, activation, 
     analytic = [g + (l2 / sw) * W for g, W in zip(ws.grads.coefs, net.coefs)] + list(ws.grads.intercepts)
 
     def objective():
-        return naive.mean_loss(Xb, targets.labels, targets.values, targets.weights, coefs, intercepts,
-                               activation, head, l2)
+        return naive.mean_loss(
+            Xb, targets.labels, targets.values, targets.weights, coefs, intercepts, activation, head, l2
+        )
 
     for p, grad in zip(coefs + intercepts, analytic):
         numeric = np.empty_like(p)
@@ -624,7 +735,11 @@ def test_tolerances_reject_plausible_mistakes():
         "gradient of the sum, not the mean": (loss, right, dZ * m),
         "label off by one": naive.loss("softmax", Z, (targets.labels + 1) % 10, None, targets.weights),
         "sample weights ignored": unweighted,
-        "onehot not subtracted": (loss, right, dZ + np.eye(10)[targets.labels] * (targets.weights / targets.weights.sum())[:, None]),
+        "onehot not subtracted": (
+            loss,
+            right,
+            dZ + np.eye(10)[targets.labels] * (targets.weights / targets.weights.sum())[:, None],
+        ),
         "loss overflowed": (math.inf, right, dZ),
     }
     for name, (bad_loss, bad_right, bad_dZ) in loss_mistakes.items():
@@ -652,9 +767,23 @@ def test_tolerances_reject_plausible_mistakes():
     hyper = {"momentum": 0.9}
 
     def train(**change):
-        args = dict(X=X, labels=targets.labels, values=targets.values, weights=targets.weights, perm=perm,
-                    start=start, stop=stop, batch_size=bs, lrs=lrs, coefs=c0, intercepts=i0,
-                    activation=before.activation, head=before.head, kind=kind, hyper=hyper)
+        args = dict(
+            X=X,
+            labels=targets.labels,
+            values=targets.values,
+            weights=targets.weights,
+            perm=perm,
+            start=start,
+            stop=stop,
+            batch_size=bs,
+            lrs=lrs,
+            coefs=c0,
+            intercepts=i0,
+            activation=before.activation,
+            head=before.head,
+            kind=kind,
+            hyper=hyper,
+        )
         args.update(change)
         return naive.train_steps(**args)
 

@@ -37,8 +37,7 @@ def _imports_at_load(name: str, path: Path, modules: dict) -> set[str]:
 
 
 def test_no_module_is_much_over_400_lines():
-    long = {name: n for name, path in _modules().items()
-            if (n := len(path.read_text().splitlines())) > MAX_LINES}
+    long = {name: n for name, path in _modules().items() if (n := len(path.read_text().splitlines())) > MAX_LINES}
     assert not long, long
 
 
@@ -54,7 +53,7 @@ def test_no_import_cycle_inside_the_package():
         state[node] = 1
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                raise AssertionError("import cycle: " + " -> ".join(trail[trail.index(nxt):] + [nxt]))
+                raise AssertionError("import cycle: " + " -> ".join(trail[trail.index(nxt) :] + [nxt]))
             if nxt not in state:
                 visit(nxt, trail + [nxt])
         state[node] = 2
@@ -71,9 +70,11 @@ def test_the_pixel_rule_has_one_home():
     for name, path in _modules().items():
         if name == "fastnn.pixels":
             continue
-        offenders.extend(f"{name}: {ast.unparse(node)}" for node in ast.walk(ast.parse(path.read_text()))
-                         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
-                         and node.value.value in (784, 28))
+        offenders.extend(
+            f"{name}: {ast.unparse(node)}"
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and node.value.value in (784, 28)
+        )
     assert not offenders, offenders
 
 

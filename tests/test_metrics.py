@@ -30,8 +30,9 @@ def test_matches_sklearn(seed):
 
     assert report["n"] == len(y_true)
     assert report["accuracy"] == pytest.approx(skm.accuracy_score(y_true, y_pred))
-    np.testing.assert_array_equal(confusion_matrix(y_true, y_pred, c),
-                                  skm.confusion_matrix(y_true, y_pred, labels=labels))
+    np.testing.assert_array_equal(
+        confusion_matrix(y_true, y_pred, c), skm.confusion_matrix(y_true, y_pred, labels=labels)
+    )
     assert report["confusion_matrix"] == skm.confusion_matrix(y_true, y_pred, labels=labels).tolist()
 
     p, r, f, s = skm.precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
@@ -45,7 +46,8 @@ def test_matches_sklearn(seed):
 
     for average, suffix in (("macro", ""), ("weighted", "_weighted")):
         p, r, f, _ = skm.precision_recall_fscore_support(
-            y_true, y_pred, labels=labels, average=average, zero_division=0)
+            y_true, y_pred, labels=labels, average=average, zero_division=0
+        )
         assert report["precision" + suffix] == pytest.approx(p, abs=1e-12)
         assert report["recall" + suffix] == pytest.approx(r, abs=1e-12)
         assert report["f1" + suffix] == pytest.approx(f, abs=1e-12)
@@ -75,15 +77,18 @@ def test_report_is_plain_json():
     assert json.loads(json.dumps(report)) == report
 
 
-@pytest.mark.parametrize("y_true, y_pred, c, message", [
-    ([0, 1, 2], [0, 1], 3, "length"),
-    ([0, 1, 3], [0, 1, 2], 3, "0..2"),
-    ([0, 1, 2], [0, -1, 2], 3, "0..2"),
-    ([0.0, 1.0], [0, 1], 2, "integer"),
-    ([[0, 1]], [[0, 1]], 2, "1-D"),
-    ([], [], 2, "zero samples"),
-    ([0, 1], [0, 1], 0, "n_classes"),
-])
+@pytest.mark.parametrize(
+    "y_true, y_pred, c, message",
+    [
+        ([0, 1, 2], [0, 1], 3, "length"),
+        ([0, 1, 3], [0, 1, 2], 3, "0..2"),
+        ([0, 1, 2], [0, -1, 2], 3, "0..2"),
+        ([0.0, 1.0], [0, 1], 2, "integer"),
+        ([[0, 1]], [[0, 1]], 2, "1-D"),
+        ([], [], 2, "zero samples"),
+        ([0, 1], [0, 1], 0, "n_classes"),
+    ],
+)
 def test_bad_input(y_true, y_pred, c, message):
     with pytest.raises(FastnnError, match=message):
         confusion_matrix(y_true, y_pred, c)

@@ -47,11 +47,31 @@ D, H, C = 784, 12, 10
 # helpers
 # ----------------------------------------------------------------------------
 
-def make_network(seed: int = 0, hidden=(H,), n_outputs: int = C, *, activation="relu", head="softmax",
-                 dtype=np.float32, classes=None, class_names=None, d: int = D) -> Network:
+
+def make_network(
+    seed: int = 0,
+    hidden=(H,),
+    n_outputs: int = C,
+    *,
+    activation="relu",
+    head="softmax",
+    dtype=np.float32,
+    classes=None,
+    class_names=None,
+    d: int = D,
+) -> Network:
     """A network with non-trivial values in every parameter (biases too)."""
-    net = init_network(d, hidden, n_outputs, seed, activation=activation, head=head, dtype=dtype,
-                       classes=classes, class_names=class_names)
+    net = init_network(
+        d,
+        hidden,
+        n_outputs,
+        seed,
+        activation=activation,
+        head=head,
+        dtype=dtype,
+        classes=classes,
+        class_names=class_names,
+    )
     rng = np.random.default_rng(seed + 100)
     for b in net.intercepts:
         b[...] = rng.standard_normal(b.shape)
@@ -67,9 +87,18 @@ def good_parts(net: Network) -> tuple[dict, dict]:
     names = _param_names(len(net.coefs))
     arrays = dict(zip(names, (a for pair in net.params.blocks() for a in pair)))
     arrays["classes"] = np.asarray(net.classes)
-    meta = {"format": FORMAT, "version": VERSION, "sizes": list(net.sizes), "activation": net.activation,
-            "head": net.head, "dtype": net.dtype.name, "class_names": list(net.class_names),
-            "class_labels": None, "sha256": _digest(arrays, names), "metadata": {}}
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "sizes": list(net.sizes),
+        "activation": net.activation,
+        "head": net.head,
+        "dtype": net.dtype.name,
+        "class_names": list(net.class_names),
+        "class_labels": None,
+        "sha256": _digest(arrays, names),
+        "metadata": {},
+    }
     return arrays, meta
 
 
@@ -123,14 +152,24 @@ def v1_digest(arrays: dict) -> str:
 def v1_parts(seed: int = 0, d: int = D, h: int = H, c: int = C) -> tuple[dict, dict]:
     """A fastnn 0.1 model's members and metadata: ``W1 (d, h)``, ``b1``, ``W2 (h, c)``, ``b2``, float32."""
     rng = np.random.default_rng(seed)
-    arrays = {"W1": (rng.standard_normal((d, h)) * np.sqrt(2 / d)).astype(np.float32),
-              "b1": rng.standard_normal(h).astype(np.float32),
-              "W2": (rng.standard_normal((h, c)) * np.sqrt(2 / h)).astype(np.float32),
-              "b2": rng.standard_normal(c).astype(np.float32),
-              "classes": np.arange(c)}
-    meta = {"format": FORMAT, "version": 1, "n_features": d, "hidden": h, "n_classes": c,
-            "class_names": [str(k) for k in range(c)], "class_labels": None,
-            "sha256": v1_digest(arrays), "metadata": {"dataset": "mnist", "config": {"hidden": h}}}
+    arrays = {
+        "W1": (rng.standard_normal((d, h)) * np.sqrt(2 / d)).astype(np.float32),
+        "b1": rng.standard_normal(h).astype(np.float32),
+        "W2": (rng.standard_normal((h, c)) * np.sqrt(2 / h)).astype(np.float32),
+        "b2": rng.standard_normal(c).astype(np.float32),
+        "classes": np.arange(c),
+    }
+    meta = {
+        "format": FORMAT,
+        "version": 1,
+        "n_features": d,
+        "hidden": h,
+        "n_classes": c,
+        "class_names": [str(k) for k in range(c)],
+        "class_labels": None,
+        "sha256": v1_digest(arrays),
+        "metadata": {"dataset": "mnist", "config": {"hidden": h}},
+    }
     return arrays, meta
 
 
@@ -152,6 +191,7 @@ def v1_reference_proba(arrays: dict, X: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------
 # round trips
 # ----------------------------------------------------------------------------
+
 
 def assert_same_network(loaded: Network, net: Network) -> None:
     assert loaded.describe() == net.describe() and loaded.dtype == net.dtype
@@ -187,9 +227,17 @@ def test_networks_of_any_depth_and_activation_round_trip(tmp_path, hidden, activ
     np.testing.assert_array_equal(loaded.predict_proba(X), net.predict_proba(X))
 
 
-@pytest.mark.parametrize("head, n_outputs, classes", [
-    ("softmax", 4, ["a", "b", "c", "d"]), ("logistic", 1, ["no", "yes"]), ("logistic", 3, [10, 20, 30]),
-    ("identity", 2, None), ("exp", 3, None)], ids=["softmax", "binary", "multilabel", "identity", "exp"])
+@pytest.mark.parametrize(
+    "head, n_outputs, classes",
+    [
+        ("softmax", 4, ["a", "b", "c", "d"]),
+        ("logistic", 1, ["no", "yes"]),
+        ("logistic", 3, [10, 20, 30]),
+        ("identity", 2, None),
+        ("exp", 3, None),
+    ],
+    ids=["softmax", "binary", "multilabel", "identity", "exp"],
+)
 def test_every_head_round_trips_with_its_classes(tmp_path, head, n_outputs, classes):
     net = make_network(4, (9, 5), n_outputs, activation="tanh", head=head, classes=classes, d=20)
     loaded, _ = load_network(save_network(net, tmp_path / "head.npz"))
@@ -216,20 +264,31 @@ def test_model_file_is_an_npz_without_pickles_recording_its_shape(tmp_path):
     net = make_network(0, (16, 8), activation="tanh")
     path = save_network(net, tmp_path / "model.npz")
     with zipfile.ZipFile(path) as zf:
-        assert sorted(zf.namelist()) == sorted(f"{k}.npy" for k in (
-            "coef_0", "intercept_0", "coef_1", "intercept_1", "coef_2", "intercept_2", "classes", "meta"))
+        assert sorted(zf.namelist()) == sorted(
+            f"{k}.npy"
+            for k in ("coef_0", "intercept_0", "coef_1", "intercept_1", "coef_2", "intercept_2", "classes", "meta")
+        )
         assert all(info.compress_type == zipfile.ZIP_STORED for info in zf.infolist())
     with np.load(path, allow_pickle=False) as npz:  # would raise if any member were an object array
         meta = json.loads(npz["meta"].tobytes().decode())
     assert (meta["format"], meta["version"]) == (FORMAT, VERSION)
-    assert (meta["sizes"], meta["activation"], meta["head"], meta["dtype"]) == ([D, 16, 8, C], "tanh",
-                                                                                "softmax", "float32")
+    assert (meta["sizes"], meta["activation"], meta["head"], meta["dtype"]) == (
+        [D, 16, 8, C],
+        "tanh",
+        "softmax",
+        "float32",
+    )
 
 
 def test_network_summary_is_the_shape_from_the_network_itself():
     summary = network_summary(make_network(0, (16, 8), 3, activation="logistic", dtype=np.float64))
-    assert summary == {"sizes": [D, 16, 8, 3], "hidden": [16, 8], "activation": "logistic",
-                       "head": "softmax", "dtype": "float64"}
+    assert summary == {
+        "sizes": [D, 16, 8, 3],
+        "hidden": [16, 8],
+        "activation": "logistic",
+        "head": "softmax",
+        "dtype": "float64",
+    }
     assert json.loads(json.dumps(summary)) == summary
 
 
@@ -269,6 +328,7 @@ def test_metadata_that_is_not_json_is_refused_at_save_and_nothing_is_written(tmp
 # ----------------------------------------------------------------------------
 # version 1 files (fastnn 0.1)
 # ----------------------------------------------------------------------------
+
 
 def test_a_version_1_file_loads_as_the_relu_softmax_network_it_was(tmp_path):
     arrays, meta = v1_parts()
@@ -321,9 +381,15 @@ def test_a_tampered_version_1_file_fails_its_checksum(tmp_path):
     refused(write_v1(tmp_path / "v1.npz", arrays, meta), "checksum mismatch")
 
 
-@pytest.mark.parametrize("key, value, phrase", [
-    ("hidden", None, "lacks 'hidden'"), ("n_features", 0, "'n_features' must be a positive integer"),
-    ("hidden", [12], "'hidden' must be a positive integer"), ("n_classes", True, "n_classes")])
+@pytest.mark.parametrize(
+    "key, value, phrase",
+    [
+        ("hidden", None, "lacks 'hidden'"),
+        ("n_features", 0, "'n_features' must be a positive integer"),
+        ("hidden", [12], "'hidden' must be a positive integer"),
+        ("n_classes", True, "n_classes"),
+    ],
+)
 def test_a_version_1_file_with_bad_shape_metadata_is_refused(tmp_path, key, value, phrase):
     arrays, meta = v1_parts()
     if value is None:
@@ -342,6 +408,7 @@ def test_a_version_1_file_whose_weights_disagree_with_its_metadata_is_refused(tm
 # ----------------------------------------------------------------------------
 # files that are not intact fastnn models
 # ----------------------------------------------------------------------------
+
 
 def test_missing_model_file(tmp_path):
     refused(tmp_path / "nope.npz", "not found")
@@ -396,8 +463,16 @@ def test_other_format_name_is_refused(tmp_path):
     refused(write_npz(tmp_path / "other.npz", arrays, meta), "not a fastnn model file", "someone-elses-model")
 
 
-@pytest.mark.parametrize("name, shape", [("coef_0", (D, H + 1)), ("intercept_0", (H + 1,)), ("coef_1", (H, C + 1)),
-                                         ("intercept_1", (1, C)), ("classes", (C + 1,))])
+@pytest.mark.parametrize(
+    "name, shape",
+    [
+        ("coef_0", (D, H + 1)),
+        ("intercept_0", (H + 1,)),
+        ("coef_1", (H, C + 1)),
+        ("intercept_1", (1, C)),
+        ("classes", (C + 1,)),
+    ],
+)
 def test_mismatched_shapes_are_refused(tmp_path, name, shape):
     arrays, meta = good_parts(make_network())
     arrays[name] = np.zeros(shape, arrays[name].dtype)
@@ -473,8 +548,11 @@ def test_plain_pickle_file_is_refused_without_unpickling(tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("content", [b"", b"hello, I am not a model\n" * 20, b"PK\x03\x04garbage"],
-                         ids=["empty", "text", "zip-magic-garbage"])
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"hello, I am not a model\n" * 20, b"PK\x03\x04garbage"],
+    ids=["empty", "text", "zip-magic-garbage"],
+)
 def test_non_model_bytes_are_refused(tmp_path, content):
     path = tmp_path / "model.npz"
     path.write_bytes(content)
@@ -489,8 +567,7 @@ def test_a_folder_is_refused(tmp_path):
 def test_single_npy_array_file_is_refused_unread(tmp_path):
     path = tmp_path / "model.npz"
     with open(path, "wb") as fh:  # a header declaring 160 GB: it must not be read, let alone allocated
-        np.lib.format.write_array_header_1_0(fh, {"descr": "<f4", "fortran_order": False,
-                                                  "shape": (200_000, 200_000)})
+        np.lib.format.write_array_header_1_0(fh, {"descr": "<f4", "fortran_order": False, "shape": (200_000, 200_000)})
     refused(path, "single NumPy array")
 
 
@@ -513,8 +590,7 @@ def test_deeply_nested_metadata_is_refused_not_a_recursion_error(tmp_path):
     refused(write_npz(tmp_path / "m.npz", arrays, raw_meta=b"[" * 200_000), "not valid JSON")
 
 
-@pytest.mark.parametrize("meta_json", [b"[1, 2, 3]", b"\"fastnn-model\"", b"null"],
-                         ids=["list", "string", "null"])
+@pytest.mark.parametrize("meta_json", [b"[1, 2, 3]", b'"fastnn-model"', b"null"], ids=["list", "string", "null"])
 def test_metadata_that_is_not_a_json_object_is_refused(tmp_path, meta_json):
     arrays, _ = good_parts(make_network())
     refused(write_npz(tmp_path / "m.npz", arrays, raw_meta=meta_json), "metadata")
@@ -527,10 +603,22 @@ def test_metadata_missing_a_required_key_is_refused(tmp_path, key):
     refused(write_npz(tmp_path / "m.npz", arrays, meta), f"lacks {key!r}")
 
 
-@pytest.mark.parametrize("key, value", [
-    ("sizes", [D]), ("sizes", [D, 0, C]), ("sizes", [D, 12.0, C]), ("sizes", f"{D}-{H}-{C}"),
-    ("activation", "swish"), ("head", "softmax2"), ("dtype", "float16"), ("class_names", "0123456789"),
-    ("class_labels", ["a", "b"]), ("metadata", []), ("sha256", 7)])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("sizes", [D]),
+        ("sizes", [D, 0, C]),
+        ("sizes", [D, 12.0, C]),
+        ("sizes", f"{D}-{H}-{C}"),
+        ("activation", "swish"),
+        ("head", "softmax2"),
+        ("dtype", "float16"),
+        ("class_names", "0123456789"),
+        ("class_labels", ["a", "b"]),
+        ("metadata", []),
+        ("sha256", 7),
+    ],
+)
 def test_metadata_with_a_bad_value_is_refused_naming_the_key(tmp_path, key, value):
     arrays, meta = good_parts(make_network())
     meta[key] = value
@@ -625,7 +713,7 @@ def test_a_file_whose_end_record_understates_its_members_is_refused(tmp_path):
             zf.writestr(f"m{k}.npy", b"")
     raw = bytearray(path.read_bytes())
     at = raw.rfind(b"PK\x05\x06")
-    raw[at + 8:at + 12] = (2).to_bytes(2, "little") * 2
+    raw[at + 8 : at + 12] = (2).to_bytes(2, "little") * 2
     path.write_bytes(bytes(raw))
     refused(path, "members", "over the limit")
 
@@ -638,8 +726,11 @@ def test_a_directory_over_its_size_bound_is_refused_before_it_is_parsed(tmp_path
 def test_an_absurd_layer_count_is_refused_from_the_metadata(tmp_path):
     arrays, meta = good_parts(make_network())
     meta["sizes"] = [D] + [1] * 10_000 + [C]
-    refused_within(write_npz(tmp_path / "deep.npz", arrays, meta), 8 * 2**20,
-                   f"'sizes' must be a list of 2 to {MAX_LAYERS + 1} positive integers")
+    refused_within(
+        write_npz(tmp_path / "deep.npz", arrays, meta),
+        8 * 2**20,
+        f"'sizes' must be a list of 2 to {MAX_LAYERS + 1} positive integers",
+    )
 
 
 def test_the_deepest_allowed_network_round_trips(tmp_path):
@@ -653,8 +744,11 @@ def test_huge_widths_in_the_metadata_allocate_nothing(tmp_path, monkeypatch):
     arrays, meta = good_parts(make_network())
     meta["sizes"] = [1_000_000, 1_000_000, C]
     reads = record_reads(monkeypatch)
-    refused_within(write_npz(tmp_path / "wide.npz", arrays, meta), 8 * 2**20,
-                   "coef_0 has shape (784, 12), expected (1000000, 1000000)")
+    refused_within(
+        write_npz(tmp_path / "wide.npz", arrays, meta),
+        8 * 2**20,
+        "coef_0 has shape (784, 12), expected (1000000, 1000000)",
+    )
     assert reads == ["meta"]
 
 
@@ -679,6 +773,7 @@ def test_an_encrypted_member_is_refused(tmp_path):
 # ----------------------------------------------------------------------------
 # saving where it cannot be written
 # ----------------------------------------------------------------------------
+
 
 def test_save_below_a_regular_file_raises_and_leaves_nothing(tmp_path):
     blocker = tmp_path / "not-a-folder"

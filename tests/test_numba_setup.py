@@ -30,10 +30,29 @@ def run_train(tmp_path: Path, env_extra: dict) -> dict:
     env.update(env_extra)
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "train.py"), "--backend", "numba", "--data",
-         str(tiny_csv(tmp_path / "train.csv")), "--epochs", "1", "--hidden", "8", "--dev-size", "50",
-         "--no-plots", "--quiet", "--out", str(out)],
-        capture_output=True, text=True, env=env, timeout=600)
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "train.py"),
+            "--backend",
+            "numba",
+            "--data",
+            str(tiny_csv(tmp_path / "train.csv")),
+            "--epochs",
+            "1",
+            "--hidden",
+            "8",
+            "--dev-size",
+            "50",
+            "--no-plots",
+            "--quiet",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads((out / "metrics.json").read_text())
 
@@ -62,8 +81,9 @@ def test_an_unwritable_compile_cache_does_not_break_training(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     home = tmp_path / "home"
-    metrics = run_train(tmp_path, {"NUMBA_CACHE_DIR": str(blocker / "cache"), "HOME": str(home),
-                                   "XDG_CACHE_HOME": str(home / ".cache")})
+    metrics = run_train(
+        tmp_path, {"NUMBA_CACHE_DIR": str(blocker / "cache"), "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache")}
+    )
     assert metrics["dev"]["n"] == 50
     # The kernels were cached in the next writable place instead.
     assert any((home / ".cache" / "fastnn" / "numba").rglob("*.nbi"))
@@ -78,11 +98,13 @@ def run_python(code: str, env_extra: dict) -> str:
 
 
 def test_threading_layer_starts_the_pool_without_compiling_anything():
-    code = ("import numba.core.event as ev\n"
-            "from fastnn.backends._numba_setup import threading_layer\n"
-            "with ev.install_recorder('numba:compile') as rec:\n"
-            "    layer = threading_layer()\n"
-            "print(layer, len(rec.buffer))")
+    code = (
+        "import numba.core.event as ev\n"
+        "from fastnn.backends._numba_setup import threading_layer\n"
+        "with ev.install_recorder('numba:compile') as rec:\n"
+        "    layer = threading_layer()\n"
+        "print(layer, len(rec.buffer))"
+    )
     layer, compiles = run_python(code, {}).split()
     assert layer in ("omp", "tbb", "workqueue") and compiles == "0"
 
@@ -98,10 +120,28 @@ def test_a_cold_compile_cache_is_announced_once_and_then_cached(tmp_path):
         env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
         env.update(cache, CI="1")
         return subprocess.run(
-            [sys.executable, str(ROOT / "scripts" / "train.py"), "--backend", "numba", "--data",
-             str(tiny_csv(tmp_path / "train.csv")), "--epochs", "1", "--hidden", "8", "--dev-size", "50",
-             "--no-plots", "--out", str(tmp_path / out)],
-            capture_output=True, text=True, env=env, timeout=600)
+            [
+                sys.executable,
+                str(ROOT / "scripts" / "train.py"),
+                "--backend",
+                "numba",
+                "--data",
+                str(tiny_csv(tmp_path / "train.csv")),
+                "--epochs",
+                "1",
+                "--hidden",
+                "8",
+                "--dev-size",
+                "50",
+                "--no-plots",
+                "--out",
+                str(tmp_path / out),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+        )
 
     first = train("first")
     assert first.returncode == 0, first.stderr
@@ -111,7 +151,6 @@ def test_a_cold_compile_cache_is_announced_once_and_then_cached(tmp_path):
     assert run_python(KERNELS_CACHED, cache) == "True"
     second = train("second")
     assert second.returncode == 0 and second.stderr == "", second.stderr
-
 
 
 def test_the_compile_cache_is_keyed_on_every_kernel_source_file(tmp_path, monkeypatch):

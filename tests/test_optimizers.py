@@ -30,9 +30,9 @@ def test_adam_folds_its_bias_correction_into_each_steps_rate():
     opt = make_optimizer("adam", Layout((3, 2)), momentum=0.9, beta2=0.999)
     rates = opt.rates(np.full(3, 0.01))
     t = np.arange(1, 4)
-    np.testing.assert_allclose(rates, 0.01 * np.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t), rtol=1e-15)
+    np.testing.assert_allclose(rates, 0.01 * np.sqrt(1 - 0.999**t) / (1 - 0.9**t), rtol=1e-15)
     opt.advance(3)
-    assert opt.rates([0.01])[0] == pytest.approx(0.01 * math.sqrt(1 - 0.999 ** 4) / (1 - 0.9 ** 4))
+    assert opt.rates([0.01])[0] == pytest.approx(0.01 * math.sqrt(1 - 0.999**4) / (1 - 0.9**4))
 
 
 @pytest.mark.parametrize("kind", ["sgd", "momentum", "nesterov"])
@@ -94,8 +94,7 @@ def test_backends_agree_over_training_chunks_with_each_optimizer_and_a_schedule(
         net = init_network(784, (40, 24), 10, 0)
         opt = make_optimizer(kind, net.layout, weight_decay=1e-4)
         ws = be.make_workspace(net, 100)
-        out = [be.train_steps(net, X, targets, perm, 0, 600, 100, lrs[6 * k:6 * k + 6], opt, ws)
-               for k in range(2)]
+        out = [be.train_steps(net, X, targets, perm, 0, 600, 100, lrs[6 * k : 6 * k + 6], opt, ws) for k in range(2)]
         results.append((out, net, opt.t))
     (out_a, net_a, t_a), (out_b, net_b, t_b) = results
     assert t_a == t_b == 12

@@ -11,11 +11,21 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def _history(n_epochs, with_steps=True, with_dev=True):
-    epochs = [{"epoch": e, "train_loss": 1.0 / e, "train_accuracy": 1 - 0.5 / e, "seconds": 0.1,
-               **({"dev_accuracy": 1 - 0.6 / e} if with_dev else {})}
-              for e in range(1, n_epochs + 1)]
-    steps = [{"step": s, "epoch": (s - 1) // 4 + 1, "train_loss": 2.0 / s}
-             for s in range(1, 4 * n_epochs + 1)] if with_steps else []
+    epochs = [
+        {
+            "epoch": e,
+            "train_loss": 1.0 / e,
+            "train_accuracy": 1 - 0.5 / e,
+            "seconds": 0.1,
+            **({"dev_accuracy": 1 - 0.6 / e} if with_dev else {}),
+        }
+        for e in range(1, n_epochs + 1)
+    ]
+    steps = (
+        [{"step": s, "epoch": (s - 1) // 4 + 1, "train_loss": 2.0 / s} for s in range(1, 4 * n_epochs + 1)]
+        if with_steps
+        else []
+    )
     return {"epochs": epochs, "steps": steps}
 
 
@@ -31,8 +41,9 @@ def _check_png(path, folder, size=None):
     return width, height
 
 
-@pytest.mark.parametrize("history", [_history(5), _history(1), _history(3, with_steps=False, with_dev=False),
-                                     {"epochs": [], "steps": []}])
+@pytest.mark.parametrize(
+    "history", [_history(5), _history(1), _history(3, with_steps=False, with_dev=False), {"epochs": [], "steps": []}]
+)
 def test_plot_history(tmp_path, history):
     out = plots.plot_history(history, tmp_path / "history.png")
     assert out == tmp_path / "history.png"
@@ -82,8 +93,7 @@ def test_plot_misclassified(tmp_path):
     assert width > 0 and height > 0
     out.unlink()
     y_pred[:] = (y_true + 1) % 10  # 40 mistakes, 25 shown in a 5x5 grid
-    out = plots.plot_misclassified(X, y_true, y_pred, tmp_path / "many.png",
-                                   class_names=[f"d{k}" for k in range(10)])
+    out = plots.plot_misclassified(X, y_true, y_pred, tmp_path / "many.png", class_names=[f"d{k}" for k in range(10)])
     _check_png(out, tmp_path, size=(700, 850))
 
 
@@ -97,8 +107,7 @@ def test_plot_misclassified_bad_input(tmp_path):
     with pytest.raises(FastnnError, match="one label per image"):
         plots.plot_misclassified(np.zeros((5, 784)), np.arange(4), np.arange(5), tmp_path / "x.png")
     with pytest.raises(FastnnError, match="max_images"):
-        plots.plot_misclassified(np.zeros((5, 784)), np.arange(5), np.arange(5), tmp_path / "x.png",
-                                 max_images=0)
+        plots.plot_misclassified(np.zeros((5, 784)), np.arange(5), np.arange(5), tmp_path / "x.png", max_images=0)
 
 
 def test_first_layer_images_are_each_units_weights_on_one_symmetric_scale():
@@ -129,10 +138,16 @@ def test_plot_first_layer_draws_all_zero_weights_without_a_warning(tmp_path, rec
     assert [str(w.message) for w in recwarn] == []
 
 
-@pytest.mark.parametrize("weights, match", [
-    (np.zeros((100, 8)), r"\(784, units\)"), (np.zeros((784, 0)), r"\(784, units\)"),
-    (np.zeros(784), r"\(784, units\)"), (np.zeros((784, 3), int), "float"),
-    (np.full((784, 3), np.nan), "NaN or infinite")])
+@pytest.mark.parametrize(
+    "weights, match",
+    [
+        (np.zeros((100, 8)), r"\(784, units\)"),
+        (np.zeros((784, 0)), r"\(784, units\)"),
+        (np.zeros(784), r"\(784, units\)"),
+        (np.zeros((784, 3), int), "float"),
+        (np.full((784, 3), np.nan), "NaN or infinite"),
+    ],
+)
 def test_plot_first_layer_bad_input(tmp_path, weights, match):
     with pytest.raises(FastnnError, match=match):
         plots.plot_first_layer(weights, tmp_path / "w.png")

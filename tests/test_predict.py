@@ -33,8 +33,13 @@ def _logistic_network(head="logistic", n_outputs=1, classes=("dark", "lit")) -> 
     """One hidden unit summing the image's pixels; one output, positive past 50 lit pixels."""
     W1 = np.ones((784, 1), np.float32)
     W2 = np.ones((1, n_outputs), np.float32)
-    return Network([W1, W2], [np.zeros(1, np.float32), np.full(n_outputs, -50.0, np.float32)], "relu", head,
-                   classes=None if classes is None else np.array(classes))
+    return Network(
+        [W1, W2],
+        [np.zeros(1, np.float32), np.full(n_outputs, -50.0, np.float32)],
+        "relu",
+        head,
+        classes=None if classes is None else np.array(classes),
+    )
 
 
 def _image(band: int, value=255, dtype=np.uint8) -> np.ndarray:
@@ -71,14 +76,21 @@ def test_a_single_logistic_output_gives_two_classes_and_their_probabilities():
     np.testing.assert_allclose(probs[:, 1], net.predict_proba(np.stack([dark, _image(0)]).reshape(2, 784) / 255)[:, 0])
 
 
-@pytest.mark.parametrize("head, n_outputs, classes, says", [
-    ("logistic", 3, ("a", "b", "c"), "a 0/1 label for each of its outputs"),
-    ("identity", 2, None, "values, not classes"), ("exp", 1, None, "values, not classes")])
+@pytest.mark.parametrize(
+    "head, n_outputs, classes, says",
+    [
+        ("logistic", 3, ("a", "b", "c"), "a 0/1 label for each of its outputs"),
+        ("identity", 2, None, "values, not classes"),
+        ("exp", 1, None, "values, not classes"),
+    ],
+)
 def test_networks_without_one_class_per_image_are_refused(head, n_outputs, classes, says):
     net = _logistic_network(head, n_outputs, classes)
-    for call in (lambda: predict.predict_image(net, _image(0)),
-                 lambda: predict.predict_batch(net, np.stack([_image(0)])),
-                 lambda: predict.class_probabilities(net, np.zeros((1, 784), np.float32))):
+    for call in (
+        lambda: predict.predict_image(net, _image(0)),
+        lambda: predict.predict_batch(net, np.stack([_image(0)])),
+        lambda: predict.class_probabilities(net, np.zeros((1, 784), np.float32)),
+    ):
         with pytest.raises(FastnnError, match=f"784-1-{n_outputs} relu/{head}\\) gives {says}"):
             call()
 
@@ -86,9 +98,14 @@ def test_networks_without_one_class_per_image_are_refused(head, n_outputs, class
 def test_raw_and_normalised_and_both_shapes_agree():
     net = _band_network()
     raw = _image(1, value=200)
-    variants = [raw, raw.reshape(784), raw / 255.0, (raw / 255.0).reshape(784),
-                raw.astype(np.float32),  # float but clearly raw (max > 1)
-                raw.astype(np.int64)]
+    variants = [
+        raw,
+        raw.reshape(784),
+        raw / 255.0,
+        (raw / 255.0).reshape(784),
+        raw.astype(np.float32),  # float but clearly raw (max > 1)
+        raw.astype(np.int64),
+    ]
     results = [predict.predict_image(net, v) for v in variants]
     for label, probs in results:
         assert label == results[0][0]
@@ -104,18 +121,21 @@ def test_prepare_image_rule():
     assert out.dtype == np.float32 and out.shape == (784,)
 
 
-@pytest.mark.parametrize("image, message", [
-    (np.zeros(100), "shape"),
-    (np.zeros((1, 784)), "shape"),
-    (np.full(784, -1.0), ">= 0"),
-    (np.full(784, -1, np.int16), ">= 0"),
-    (np.full(784, 256.0), "255"),
-    (np.full(784, 300, np.int32), "255"),
-    (np.full(784, np.nan), "NaN"),
-    (np.full(784, np.inf), "NaN or infinite"),
-    (np.full(784, "a"), "dtype"),
-    (np.zeros(784, bool), "dtype"),
-])
+@pytest.mark.parametrize(
+    "image, message",
+    [
+        (np.zeros(100), "shape"),
+        (np.zeros((1, 784)), "shape"),
+        (np.full(784, -1.0), ">= 0"),
+        (np.full(784, -1, np.int16), ">= 0"),
+        (np.full(784, 256.0), "255"),
+        (np.full(784, 300, np.int32), "255"),
+        (np.full(784, np.nan), "NaN"),
+        (np.full(784, np.inf), "NaN or infinite"),
+        (np.full(784, "a"), "dtype"),
+        (np.zeros(784, bool), "dtype"),
+    ],
+)
 def test_bad_images(image, message):
     with pytest.raises(FastnnError, match=message):
         predict.prepare_image(image)
@@ -142,8 +162,9 @@ def test_string_classes_come_back_as_str():
     assert label == "c" and type(label) is str
 
 
-@pytest.mark.parametrize("images", [np.zeros((784,)), np.zeros((2, 28, 27)), np.zeros((0, 784)),
-                                    np.full((2, 784), -3.0)])
+@pytest.mark.parametrize(
+    "images", [np.zeros((784,)), np.zeros((2, 28, 27)), np.zeros((0, 784)), np.full((2, 784), -3.0)]
+)
 def test_bad_batches(images):
     with pytest.raises(FastnnError):
         predict.prepare_images(images)
@@ -176,6 +197,7 @@ def test_show_sample_without_labels_or_path_draws_nothing(tmp_path, monkeypatch)
 
 def test_show_sample_show_uses_pyplot(monkeypatch):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -56,16 +56,21 @@ def random_drawing(kind: str, rng) -> Image.Image:
         bw, bh = rng.integers(20, 40), rng.integers(40, 80)
     bw, bh = min(bw, w - 10), min(bh, h - 10)
     x0, y0 = rng.integers(2, w - bw - 2), rng.integers(2, h - bh - 2)
-    return draw(kind, (int(w), int(h)), (int(x0), int(y0), int(x0 + bw), int(y0 + bh)),
-                width=int(rng.integers(3, 10)), ink=int(rng.integers(0, 80)), paper=int(rng.integers(170, 256)))
+    return draw(
+        kind,
+        (int(w), int(h)),
+        (int(x0), int(y0), int(x0 + bw), int(y0 + bh)),
+        width=int(rng.integers(3, 10)),
+        ink=int(rng.integers(0, 80)),
+        paper=int(rng.integers(170, 256)),
+    )
 
 
 def fit(X, y, classes, config: TrainConfig) -> Network:
     """A network trained on ``X`` and labels ``y`` drawn from ``classes``, labelled with them."""
     classes = np.asarray(classes)
     index = {label: k for k, label in enumerate(classes.tolist())}
-    net, _ = train(X, np.array([index[label] for label in np.asarray(y).tolist()]), config,
-                   n_classes=len(classes))
+    net, _ = train(X, np.array([index[label] for label in np.asarray(y).tolist()]), config, n_classes=len(classes))
     return Network.from_params(net.params, net.activation, classes=classes)
 
 
@@ -76,8 +81,12 @@ def model(tmp_path_factory):
     kinds = list(LABELS) * 40
     X = np.stack([mnist_style(np.asarray(random_drawing(k, rng))).ravel() for k in kinds])
     y = np.array([LABELS[k] for k in kinds])
-    net = fit(X, y, [0, 1, 7], TrainConfig(hidden=(32, 16), activation="tanh", epochs=30, batch_size=16,
-                                           lr=0.2, backend="numpy"))
+    net = fit(
+        X,
+        y,
+        [0, 1, 7],
+        TrainConfig(hidden=(32, 16), activation="tanh", epochs=30, batch_size=16, lr=0.2, backend="numpy"),
+    )
     assert (np.asarray(net.classes)[net.predict(X, "numpy")] == y).all()
     path = save_network(net, tmp_path_factory.mktemp("model") / "model.npz")
     return path, net
@@ -97,6 +106,7 @@ def run(capsys, *argv) -> tuple[int, str, str]:
 
 
 # --- fastnn.images ------------------------------------------------------------------
+
 
 def test_read_image_makes_an_mnist_style_digit(tmp_path):
     draw("ring", size=(300, 200), box=(20, 30, 120, 190), width=12).save(tmp_path / "ring.png")
@@ -142,6 +152,7 @@ def test_16_bit_png_reads_like_8_bit(tmp_path):
 
 
 # --- the script: successes ----------------------------------------------------------
+
 
 @pytest.mark.parametrize("kind, fmt", [("bar", "png"), ("ring", "jpg"), ("hook", "png")])
 def test_image_file_prints_its_label_and_top_probabilities(model, workdir, capsys, kind, fmt):
@@ -203,8 +214,9 @@ def _kaggle_csv(path: Path, X: np.ndarray, y=None) -> Path:
 def pixels(workdir):
     """Six MNIST-style drawings as uint8 rows (784 pixels each) and their labels."""
     kinds = ["hook", "ring", "bar", "ring", "hook", "bar"]
-    X = np.stack([(read_image(_save(draw(k), workdir / "tmp.png")) * 255).round().astype(np.uint8).ravel()
-                  for k in kinds])
+    X = np.stack(
+        [(read_image(_save(draw(k), workdir / "tmp.png")) * 255).round().astype(np.uint8).ravel() for k in kinds]
+    )
     os.remove(workdir / "tmp.png")
     return X, np.array([LABELS[k] for k in kinds])
 
@@ -268,6 +280,7 @@ def test_a_single_logistic_output_model_prints_both_classes(workdir, capsys):
 
 # --- the script: errors -----------------------------------------------------------------
 
+
 def _not_an_image(d):
     (d / "digit.png").write_text("this is text, not a PNG\n")
     return ["MODEL", d / "digit.png"], "is not an image file"
@@ -319,9 +332,22 @@ def _unwritable_out(d):
     return ["MODEL", d / "batch.npy", "--out", d / "no" / "such" / "sub.csv"], "cannot write"
 
 
-@pytest.mark.parametrize("case", [_not_an_image, _wrong_shape, _pickled, _unreadable_model, _missing_model,
-                                  _regression_model, _missing_input, _blank, _bad_csv, _unwritable_out],
-                         ids=lambda f: f.__name__.strip("_"))
+@pytest.mark.parametrize(
+    "case",
+    [
+        _not_an_image,
+        _wrong_shape,
+        _pickled,
+        _unreadable_model,
+        _missing_model,
+        _regression_model,
+        _missing_input,
+        _blank,
+        _bad_csv,
+        _unwritable_out,
+    ],
+    ids=lambda f: f.__name__.strip("_"),
+)
 def test_errors_are_one_line_exit_2_and_write_nothing(model, workdir, capsys, case):
     argv, match = case(workdir)
     argv = [model[0] if a == "MODEL" else a for a in argv]
@@ -335,14 +361,27 @@ def test_errors_are_one_line_exit_2_and_write_nothing(model, workdir, capsys, ca
 
 # --- as a program -------------------------------------------------------------------------
 
+
 def test_script_runs_as_a_program(model, tmp_path):
     _save(draw("bar", size=(90, 200), box=(20, 20, 60, 180)), tmp_path / "one.png")
     (tmp_path / "junk.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     env = {**os.environ, "PYTHONPATH": ""}
-    ok = subprocess.run([sys.executable, str(SCRIPT), str(model[0]), str(tmp_path / "one.png")],
-                        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    ok = subprocess.run(
+        [sys.executable, str(SCRIPT), str(model[0]), str(tmp_path / "one.png")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
     assert ok.returncode == 0 and ok.stdout.startswith("label: 1\n") and ok.stderr == ""
-    bad = subprocess.run([sys.executable, str(SCRIPT), str(model[0]), str(tmp_path / "junk.jpg")],
-                         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, str(SCRIPT), str(model[0]), str(tmp_path / "junk.jpg")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.startswith("error: ") and bad.stderr.count("\n") == 1

@@ -26,8 +26,15 @@ def run():
     splits = {"dev": (X[300:350], y[300:350]), "test": (X[350:], y[350:])}
     config = TrainConfig(hidden=16, epochs=2, backend="numpy")
     net, history = train(X[:300], y[:300], config, X_dev=X[300:350], y_dev=y[300:350], class_names=NAMES)
-    result = RunResult(dataset="protos", config=config, network=net, history=history,
-                       evaluation=evaluate(net, splits, "numpy"), n_train=300, n_dev=50)
+    result = RunResult(
+        dataset="protos",
+        config=config,
+        network=net,
+        history=history,
+        evaluation=evaluate(net, splits, "numpy"),
+        n_train=300,
+        n_dev=50,
+    )
     return result, splits
 
 
@@ -59,16 +66,16 @@ def test_a_report_written_from_python_is_complete_and_consistent(run, tmp_path):
     result, splits = run
     out = write_report(tmp_path / "report", result, splits)
     figures = {**FIGURES, "first_layer": FIRST_LAYER_FIGURE}
-    assert sorted(p.name for p in out.iterdir()) == sorted(["metrics.json", "model.npz", "report.html",
-                                                            *figures.values()])
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["metrics.json", "model.npz", "report.html", *figures.values()]
+    )
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") == len(figures) and "protos" in page
     assert "What the first layer learned" in page and "784-16-10 relu/softmax, float32" in page
     written = json.loads((out / "metrics.json").read_text())
     assert written == {**json.loads(json.dumps(metrics(result))), "figures": figures}
     assert written["config"]["hidden"] == [16] and written["test"]["n"] == 50
-    network = {"sizes": [784, 16, 10], "hidden": [16], "activation": "relu", "head": "softmax",
-               "dtype": "float32"}
+    network = {"sizes": [784, 16, 10], "hidden": [16], "activation": "relu", "head": "softmax", "dtype": "float32"}
     assert written["network"] == network
     net, meta = load_network(out / "model.npz")
     np.testing.assert_array_equal(net.params.flat, result.network.params.flat)
@@ -84,8 +91,15 @@ def test_the_recorded_shape_is_the_networks_not_the_configs(tmp_path):
     given = init_network(784, (24, 12), 10, seed=0, activation="tanh")
     net, history = train(X[:150], y[:150], config, network=given)
     splits = {"dev": (X[150:], y[150:])}
-    result = RunResult(dataset="protos", config=config, network=net, history=history,
-                       evaluation=evaluate(net, splits, "numpy"), n_train=150, n_dev=50)
+    result = RunResult(
+        dataset="protos",
+        config=config,
+        network=net,
+        history=history,
+        evaluation=evaluate(net, splits, "numpy"),
+        n_train=150,
+        n_dev=50,
+    )
     out = write_report(tmp_path / "tuned", result, splits, plots=False)
     written = json.loads((out / "metrics.json").read_text())
     assert written["config"]["hidden"] == [16]
@@ -99,8 +113,15 @@ def test_a_report_on_other_features_draws_no_image_figures(tmp_path):
     config = TrainConfig(hidden=(8,), epochs=1, backend="numpy")
     net, history = train(X[:90], y[:90], config)
     splits = {"dev": (X[90:], y[90:])}
-    result = RunResult(dataset="features", config=config, network=net, history=history,
-                       evaluation=evaluate(net, splits, "numpy"), n_train=90, n_dev=30)
+    result = RunResult(
+        dataset="features",
+        config=config,
+        network=net,
+        history=history,
+        evaluation=evaluate(net, splits, "numpy"),
+        n_train=90,
+        n_dev=30,
+    )
     out = write_report(tmp_path / "small", result, splits)
     figures = json.loads((out / "metrics.json").read_text())["figures"]
     assert not (out / FIRST_LAYER_FIGURE).exists()
@@ -116,7 +137,9 @@ def test_first_layer_figure_is_drawn_without_a_held_out_split(run, tmp_path):
     alone = dataclasses.replace(result, evaluation={})
     out = write_report(tmp_path / "no-split", alone, {})
     assert json.loads((out / "metrics.json").read_text())["figures"] == {
-        "history": FIGURES["history"], "first_layer": FIRST_LAYER_FIGURE}
+        "history": FIGURES["history"],
+        "first_layer": FIRST_LAYER_FIGURE,
+    }
 
 
 def test_a_report_without_plots_has_no_figures(run, tmp_path):
@@ -145,8 +168,15 @@ def test_a_run_with_augmentation_shows_what_training_saw(tmp_path):
     config = TrainConfig(hidden=8, epochs=1, backend="numpy", augment="affine")
     net, history = train(X[:150], y[:150], config)
     splits = {"dev": (X[150:], y[150:])}
-    result = RunResult(dataset="protos", config=config, network=net, history=history,
-                       evaluation=evaluate(net, splits, "numpy"), n_train=150, n_dev=50)
+    result = RunResult(
+        dataset="protos",
+        config=config,
+        network=net,
+        history=history,
+        evaluation=evaluate(net, splits, "numpy"),
+        n_train=150,
+        n_dev=50,
+    )
     out = write_report(tmp_path / "aug", result, splits)
     written = json.loads((out / "metrics.json").read_text())
     assert written["figures"]["augmentation"] == AUGMENTATION_FIGURE

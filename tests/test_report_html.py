@@ -50,17 +50,35 @@ def parse(page: str) -> Page:
 def metrics_for(names=tuple("0123456789"), splits=("dev", "test"), figures=None) -> dict:
     rng = np.random.default_rng(0)
     c = len(names)
-    m = {"dataset": "mnist", "n_train": 55000, "n_dev": 5000, "preset": "default",
-         "config": {"hidden": 256, "epochs": 2, "lr": 0.5, "optimizer": "sgd"},
-         "backend": "numba", "threads": 2, "threading_layer": "omp",
-         "history": {"epochs": [{"epoch": 1, "train_loss": 0.3, "train_accuracy": 0.9, "dev_accuracy": 0.95,
-                                 "seconds": 0.5},
-                                {"epoch": 2, "train_loss": 0.2, "train_accuracy": 0.95, "dev_accuracy": 0.96,
-                                 "seconds": 0.4}], "steps": [], "best_epoch": None, "stopped_early": False},
-         "network": {"sizes": [784, 256, 128, 10], "hidden": [256, 128], "activation": "tanh",
-                     "head": "softmax", "dtype": "float32"},
-         "epoch_seconds": [0.5, 0.4], "train_seconds": 0.9,
-         "platform": {"python": "3.11", "machine": "x86_64", "cpus": 2}}
+    m = {
+        "dataset": "mnist",
+        "n_train": 55000,
+        "n_dev": 5000,
+        "preset": "default",
+        "config": {"hidden": 256, "epochs": 2, "lr": 0.5, "optimizer": "sgd"},
+        "backend": "numba",
+        "threads": 2,
+        "threading_layer": "omp",
+        "history": {
+            "epochs": [
+                {"epoch": 1, "train_loss": 0.3, "train_accuracy": 0.9, "dev_accuracy": 0.95, "seconds": 0.5},
+                {"epoch": 2, "train_loss": 0.2, "train_accuracy": 0.95, "dev_accuracy": 0.96, "seconds": 0.4},
+            ],
+            "steps": [],
+            "best_epoch": None,
+            "stopped_early": False,
+        },
+        "network": {
+            "sizes": [784, 256, 128, 10],
+            "hidden": [256, 128],
+            "activation": "tanh",
+            "head": "softmax",
+            "dtype": "float32",
+        },
+        "epoch_seconds": [0.5, 0.4],
+        "train_seconds": 0.9,
+        "platform": {"python": "3.11", "machine": "x86_64", "cpus": 2},
+    }
     for s in splits:
         y = rng.integers(0, c, 300)
         pred = np.where(rng.random(300) < 0.9, y, rng.integers(0, c, 300))
@@ -75,8 +93,13 @@ def png(path: Path, size=(40, 30), colour=(200, 30, 30)) -> Path:
     return path
 
 
-FIGS = {"history": "history.png", "confusion_matrix": "confusion_matrix.png",
-        "prediction": "prediction.png", "misclassified": "misclassified.png", "first_layer": "first_layer.png"}
+FIGS = {
+    "history": "history.png",
+    "confusion_matrix": "confusion_matrix.png",
+    "prediction": "prediction.png",
+    "misclassified": "misclassified.png",
+    "first_layer": "first_layer.png",
+}
 
 
 def test_every_figure_is_embedded_and_decodes_to_the_file(tmp_path):
@@ -102,8 +125,18 @@ def test_page_has_metrics_per_split_per_class_config_and_history(tmp_path):
         assert f"{m[s]['accuracy']:.4f}" in text and f"{m[s]['f1']:.4f}" in text
         for pc in m[s]["per_class"]:
             assert f"{pc['recall']:.4f}" in text
-    for needle in ("Metrics", "Per class", "Config", "hidden", "256", "optimizer", "sgd", "numba",
-                   "History per epoch", "Confusion matrix"):
+    for needle in (
+        "Metrics",
+        "Per class",
+        "Config",
+        "hidden",
+        "256",
+        "optimizer",
+        "sgd",
+        "numba",
+        "History per epoch",
+        "Confusion matrix",
+    ):
         assert needle in text, needle
     # the confusion matrix as a table: every count of the shown (test) split
     assert sum(m["test"]["confusion_matrix"][0]) == m["test"]["per_class"][0]["support"]
@@ -148,8 +181,12 @@ def test_missing_foreign_or_escaping_figures_are_noted_not_read(tmp_path):
     (tmp_path / "sub").mkdir()
     secret = png(tmp_path.parent / "secret.png")
     (tmp_path / "fake.png").write_bytes(b"GIF89a not a png")
-    figures = {"history": "missing.png", "confusion_matrix": "../secret.png",
-               "misclassified": str(secret), "prediction": "fake.png"}
+    figures = {
+        "history": "missing.png",
+        "confusion_matrix": "../secret.png",
+        "misclassified": str(secret),
+        "prediction": "fake.png",
+    }
     page = render_report_html(metrics_for(figures=figures), tmp_path)
     doc = parse(page)
     assert doc.images == []
@@ -193,8 +230,27 @@ def test_fastnn_train_writes_report_html_beside_the_figures(tmp_path, capsys):
     rows += [f"{label}," + ",".join(map(str, x)) for label, x in zip(y, X)]
     csv.write_text("\n".join(rows) + "\n")
     out = tmp_path / "run"
-    assert fastnn_main(["train", "--backend", "numpy", "--data", str(csv), "--epochs", "2",
-                        "--dev-size", "50", "--hidden", "16", "--out", str(out), "--quiet"]) == 0
+    assert (
+        fastnn_main(
+            [
+                "train",
+                "--backend",
+                "numpy",
+                "--data",
+                str(csv),
+                "--epochs",
+                "2",
+                "--dev-size",
+                "50",
+                "--hidden",
+                "16",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     doc = parse((out / "report.html").read_text(encoding="utf-8"))
     embedded = {base64.b64decode(i["src"].split(",", 1)[1]) for i in doc.images}

@@ -49,8 +49,11 @@ ROOT = Path(__file__).resolve().parent.parent
 def model_file(tmp_path_factory):
     net = init_network(784, 32, 10, seed=3)
     path = tmp_path_factory.mktemp("serve") / "model.npz"
-    save_network(net, path, {"dataset": "mnist", "config": {"hidden": 32}, "backend": "numpy",
-                             "accuracy": {"dev": 0.91, "test": 0.92}})
+    save_network(
+        net,
+        path,
+        {"dataset": "mnist", "config": {"hidden": 32}, "backend": "numpy", "accuracy": {"dev": 0.91, "test": 0.92}},
+    )
     return path
 
 
@@ -96,6 +99,7 @@ def assert_refused(response, status=None):
 
 # ---- the good paths ---------------------------------------------------------------------------
 
+
 def test_page_is_served_with_its_assets_and_no_internet_url(client):
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
@@ -106,7 +110,9 @@ def test_page_is_served_with_its_assets_and_no_internet_url(client):
         r = client.get(asset)
         assert r.status_code == 200 and r.text
         html += r.text
-    assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", html), "the page must not load anything from the internet"
+    assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", html), (
+        "the page must not load anything from the internet"
+    )
     assert "default-src 'self'" in page.headers["content-security-policy"]
 
 
@@ -131,8 +137,9 @@ def test_model_endpoint_without_accuracy_of_a_deeper_network(tmp_path):
 def test_predict_pixels_equals_fastnn_predict_on_the_same_pixels(client, model_file, tmp_path, capsys):
     batch = np.array([digit_pixels(seed) for seed in range(5)], dtype=np.uint8)
     np.save(tmp_path / "batch.npy", batch)
-    assert fastnn_main(["predict", str(model_file), str(tmp_path / "batch.npy"),
-                        "--out", str(tmp_path / "sub.csv")]) == 0
+    assert (
+        fastnn_main(["predict", str(model_file), str(tmp_path / "batch.npy"), "--out", str(tmp_path / "sub.csv")]) == 0
+    )
     cli_labels = [int(line.split(",")[1]) for line in (tmp_path / "sub.csv").read_text().split()[1:]]
     net, _ = load_model(model_file)
     _, probs = predict_batch(net, batch)
@@ -175,57 +182,70 @@ def test_predict_image_is_made_mnist_style_like_fastnn_predict(client, model_fil
 
 # ---- bad requests: each a 4xx with a JSON error, never a 500 --------------------------------------
 
+
 def raw(client, body: bytes, **headers):
     return client.post("/api/predict", content=body, headers={"content-type": "application/json", **headers})
 
 
-@pytest.mark.parametrize("body,why", [
-    (b"", "Expecting value"),
-    (b"not json", "not valid JSON"),
-    (b'{"pixels": [1, 2,', "not valid JSON"),
-    (b"\xff\xfe{}", "not UTF-8"),
-    (b"null", "JSON object"),
-    (b'{"pixels": [NaN]}', "NaN"),
-    (b'{"pixels": [Infinity]}', "Infinity"),
-    (b'{"pixels": [-Infinity]}', "Infinity"),
-    (b"[" * 200_000 + b"]" * 200_000, "nested too deeply"),
-    (b'{"pixels": [' + b"9" * 5000 + b"]}", "not valid JSON"),  # an integer of 5000 digits
-])
+@pytest.mark.parametrize(
+    "body,why",
+    [
+        (b"", "Expecting value"),
+        (b"not json", "not valid JSON"),
+        (b'{"pixels": [1, 2,', "not valid JSON"),
+        (b"\xff\xfe{}", "not UTF-8"),
+        (b"null", "JSON object"),
+        (b'{"pixels": [NaN]}', "NaN"),
+        (b'{"pixels": [Infinity]}', "Infinity"),
+        (b'{"pixels": [-Infinity]}', "Infinity"),
+        (b"[" * 200_000 + b"]" * 200_000, "nested too deeply"),
+        (b'{"pixels": [' + b"9" * 5000 + b"]}", "not valid JSON"),  # an integer of 5000 digits
+    ],
+)
 def test_malformed_bodies_are_400(client, body, why):
     assert why in assert_refused(raw(client, body), 400)
 
 
-@pytest.mark.parametrize("payload,why", [
-    ([1, 2, 3], "JSON object"),
-    ("pixels", "JSON object"),
-    (7, "JSON object"),
-    ({}, "exactly one"),
-    ({"pixel": []}, "exactly one"),
-    ({"pixels": [0] * 784, "image": "data:image/png;base64,"}, "exactly one"),
-    ({"pixels": "0" * 784}, "a string"),
-    ({"pixels": {"0": 1}}, "an object"),
-    ({"pixels": None}, "null"),
-    ({"pixels": []}, "got 0"),
-    ({"pixels": [0] * 783}, "got 783"),
-    ({"pixels": [0] * 785}, "got 785"),
-    ({"pixels": [[0] * 28] * 28}, "got 28"),
-    ({"pixels": [0] * 783 + ["12"]}, "a string"),
-    ({"pixels": [0] * 783 + [True]}, "a boolean"),
-    ({"pixels": [0] * 783 + [None]}, "null"),
-    ({"pixels": [0] * 783 + [[1]]}, "a list"),
-    ({"pixels": [-1] + [0] * 783}, "0..255"),
-    ({"pixels": [256] + [0] * 783}, "0..255"),
-    ({"pixels": [255.5] + [0] * 783}, "0..255"),
-    ({"pixels": [10 ** 40] + [0] * 783}, "0..255"),
-    ({"image": 12}, "data: URL string"),
-    ({"image": ["data:image/png;base64,"]}, "data: URL string"),
-    ({"image": "https://example.com/digit.png"}, "data URL"),
-    ({"image": "data:text/html;base64,PGI+"}, "data URL"),
-    ({"image": "data:image/png;base64,@@@not base64@@@"}, "base64"),
-    ({"image": "data:image/png;base64," + base64.b64encode(b"GIF89a but not really").decode()}, "image"),
-    ({"image": "data:image/png;base64," + base64.b64encode(b"%!PS-Adobe-3.0 EPSF-3.0\n").decode()}, "image"),
-    ({"image": "data:image/svg+xml;base64," + base64.b64encode(b"<svg xmlns='http://www.w3.org/2000/svg'/>").decode()}, "image"),
-])
+@pytest.mark.parametrize(
+    "payload,why",
+    [
+        ([1, 2, 3], "JSON object"),
+        ("pixels", "JSON object"),
+        (7, "JSON object"),
+        ({}, "exactly one"),
+        ({"pixel": []}, "exactly one"),
+        ({"pixels": [0] * 784, "image": "data:image/png;base64,"}, "exactly one"),
+        ({"pixels": "0" * 784}, "a string"),
+        ({"pixels": {"0": 1}}, "an object"),
+        ({"pixels": None}, "null"),
+        ({"pixels": []}, "got 0"),
+        ({"pixels": [0] * 783}, "got 783"),
+        ({"pixels": [0] * 785}, "got 785"),
+        ({"pixels": [[0] * 28] * 28}, "got 28"),
+        ({"pixels": [0] * 783 + ["12"]}, "a string"),
+        ({"pixels": [0] * 783 + [True]}, "a boolean"),
+        ({"pixels": [0] * 783 + [None]}, "null"),
+        ({"pixels": [0] * 783 + [[1]]}, "a list"),
+        ({"pixels": [-1] + [0] * 783}, "0..255"),
+        ({"pixels": [256] + [0] * 783}, "0..255"),
+        ({"pixels": [255.5] + [0] * 783}, "0..255"),
+        ({"pixels": [10**40] + [0] * 783}, "0..255"),
+        ({"image": 12}, "data: URL string"),
+        ({"image": ["data:image/png;base64,"]}, "data: URL string"),
+        ({"image": "https://example.com/digit.png"}, "data URL"),
+        ({"image": "data:text/html;base64,PGI+"}, "data URL"),
+        ({"image": "data:image/png;base64,@@@not base64@@@"}, "base64"),
+        ({"image": "data:image/png;base64," + base64.b64encode(b"GIF89a but not really").decode()}, "image"),
+        ({"image": "data:image/png;base64," + base64.b64encode(b"%!PS-Adobe-3.0 EPSF-3.0\n").decode()}, "image"),
+        (
+            {
+                "image": "data:image/svg+xml;base64,"
+                + base64.b64encode(b"<svg xmlns='http://www.w3.org/2000/svg'/>").decode()
+            },
+            "image",
+        ),
+    ],
+)
 def test_wrong_shapes_types_and_values_are_400(client, payload, why):
     assert why in assert_refused(client.post("/api/predict", json=payload), 400)
 
@@ -244,13 +264,15 @@ def test_a_body_over_the_limit_is_413_declared_or_streamed(client):
             yield b" " * 65536
 
     assert "limit" in assert_refused(client.post("/api/predict", content=chunks()), 413)
-    assert "limit" in assert_refused(raw(client, b"{}", **{"content-length": str(10 ** 12)}), 413)
+    assert "limit" in assert_refused(raw(client, b"{}", **{"content-length": str(10**12)}), 413)
 
 
 def _png_header_only(width: int, height: int) -> bytes:
     """A PNG declaring width x height, 1-bit, with a few bytes of data: a decompression bomb's header."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
     ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
@@ -309,13 +331,15 @@ def test_an_unexpected_failure_is_a_json_500_without_traceback(model_file, monke
 
 def test_local_server_refuses_foreign_host_headers(model_file):
     net, meta = load_model(model_file)
-    with TestClient(create_app(net, meta, allowed_hosts=("127.0.0.1", "localhost")),
-                    base_url="http://127.0.0.1:8000") as c:
+    with TestClient(
+        create_app(net, meta, allowed_hosts=("127.0.0.1", "localhost")), base_url="http://127.0.0.1:8000"
+    ) as c:
         assert c.get("/api/model").status_code == 200
         assert c.get("/api/model", headers={"host": "evil.example:8000"}).status_code == 400
 
 
 # ---- under load: micro-batching and the queue's bound --------------------------------------------
+
 
 def _concurrently(app, bodies: list[dict]) -> list:
     """POST every body to /api/predict at once (one event loop, the app in process); the responses."""
@@ -387,12 +411,12 @@ def test_past_the_queue_bound_the_answer_is_a_json_503_with_retry_after(model_fi
     async def go():
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
-            held = [asyncio.create_task(c.post("/api/predict", json={"pixels": digit_pixels(k)}))
-                    for k in range(4)]
+            held = [asyncio.create_task(c.post("/api/predict", json={"pixels": digit_pixels(k)})) for k in range(4)]
             while app.state.admission.pending < 4:
                 await asyncio.sleep(0.01)
-            refused = await asyncio.gather(*(c.post("/api/predict", json={"pixels": digit_pixels(k)})
-                                             for k in range(6)))
+            refused = await asyncio.gather(
+                *(c.post("/api/predict", json={"pixels": digit_pixels(k)}) for k in range(6))
+            )
             threading.Timer(0.05, gate.event.set).start()
             return await asyncio.gather(*held), refused
 
@@ -420,6 +444,7 @@ def test_the_queue_also_bounds_the_bytes_of_bodies_held(model_file):
 
 
 # ---- the command line --------------------------------------------------------------------------
+
 
 def test_a_model_not_on_784_features_is_refused_at_startup(tmp_path, capsys):
     save_network(init_network(20, 8, 3, seed=0), tmp_path / "small.npz")
@@ -460,8 +485,14 @@ def test_a_port_in_use_is_one_error_line(model_file, capsys):
 def start_server(model: Path, *extra: str):
     """Run ``scripts/serve.py MODEL --port 0`` in a subprocess; returns (process, base URL)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "serve.py"), str(model), "--port", "0", *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "serve.py"), str(model), "--port", "0", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     line = proc.stdout.readline()
     match = re.search(r"(http://\S+/)", line)
     if match is None:

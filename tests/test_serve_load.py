@@ -39,9 +39,15 @@ def server(model_file):
     started = []
 
     def start(*options: str) -> str:
-        proc = subprocess.Popen([sys.executable, "-m", "fastnn", "serve", str(model_file), "--port", "0",
-                                 *options], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                cwd=ROOT, stdin=subprocess.DEVNULL, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fastnn", "serve", str(model_file), "--port", "0", *options],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        )
         started.append(proc)
         match = re.search(r"(http://\S+/)", proc.stdout.readline())
         assert match, proc.stderr.read()
@@ -57,9 +63,27 @@ def server(model_file):
 def load(url: str, tmp_path: Path, *options: str) -> list[dict]:
     """Run the load script with --check against ``url``; its figures per load."""
     figures = tmp_path / "load.json"
-    proc = subprocess.run([sys.executable, str(LOAD), "--url", url, "--check", "--json", str(figures),
-                           "--max-seconds", "60", "--min-total", "0", *options],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(LOAD),
+            "--url",
+            url,
+            "--check",
+            "--json",
+            str(figures),
+            "--max-seconds",
+            "60",
+            "--min-total",
+            "0",
+            *options,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return json.loads(figures.read_text())["loads"]
 

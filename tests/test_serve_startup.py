@@ -23,7 +23,10 @@ def test_the_startup_line_names_the_models_layers_activation_and_head(tmp_path, 
     path = save_network(init_network(784, (64, 32), 10, seed=0, activation="tanh"), tmp_path / "deep.npz")
     assert fastnn_main(["serve", str(path), "--port", "0"]) == 0
     out = capsys.readouterr().out
-    assert re.fullmatch(rf"fastnn serve: http://127\.0\.0\.1:\d+/  \(model {re.escape(str(path))}, "
-                        rf"784-64-32-10 tanh/softmax; Ctrl-C to stop\)\n", out), out
+    assert re.fullmatch(
+        rf"fastnn serve: http://127\.0\.0\.1:\d+/  \(model {re.escape(str(path))}, "
+        rf"784-64-32-10 tanh/softmax; Ctrl-C to stop\)\n",
+        out,
+    ), out
     assert len(served) == 1
     served[0][0].close()

@@ -32,7 +32,8 @@ EXCLUDED = {
         "calls scikit-learn's private MLPClassifier._loss_grad_lbfgs(theta, X, Y, sample_weight, "
         "activations, deltas, coef_grads, intercept_grads) with its own work buffers; fastnn's "
         "full-batch loss and gradient are checked against central differences in "
-        "tests/test_estimator.py::test_lbfgs_gradient_matches_central_differences"),
+        "tests/test_estimator.py::test_lbfgs_gradient_matches_central_differences"
+    ),
 }
 
 
@@ -52,8 +53,18 @@ def outcomes(tmp_path_factory) -> dict[str, list[str]]:
     path = folder / "test_mlp_fastnn.py"
     path.write_text(text.replace(IMPORT, SWAPPED))
     report = folder / "report.xml"
-    command = [sys.executable, "-m", "pytest", "-p", "sklearn.conftest", "-p", "no:cacheprovider", "-q",
-               f"--junitxml={report}", str(path)]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "sklearn.conftest",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        f"--junitxml={report}",
+        str(path),
+    ]
     command += [f"--deselect={path}::{name}" for name in EXCLUDED]
     proc = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=1200)
     assert report.exists(), f"scikit-learn's MLP tests did not run:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"

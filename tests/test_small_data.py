@@ -27,8 +27,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def fastnn(cwd: Path, *argv: str, timeout: float = 300) -> subprocess.CompletedProcess:
     env = dict(os.environ, MPLBACKEND="Agg", CI="1", PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "fastnn", *argv], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd, env=env, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "fastnn", *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 @pytest.mark.parametrize("rows, dev", [(150, 15), (2000, 200)])
@@ -52,9 +59,15 @@ def test_every_command_works_with_its_defaults_on_a_small_csv(tmp_path, rows, de
     assert (tmp_path / "model.onnx").stat().st_size > 0
 
     pytest.importorskip("uvicorn", reason="fastnn serve needs the serve extra")
-    server = subprocess.Popen([sys.executable, "-m", "fastnn", "serve", model, "--port", "0"], cwd=tmp_path,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
-                              env=dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT)))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "fastnn", "serve", model, "--port", "0"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env=dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT)),
+    )
     try:
         url = re.search(r"(http://\S+/)", server.stdout.readline()).group(1)
         body = json.dumps({"pixels": [0] * 300 + [255] * 184 + [0] * 300}).encode()

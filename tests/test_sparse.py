@@ -50,9 +50,9 @@ def test_compressed_rows_hold_every_nonzero_once_in_pixel_order():
     assert indptr[0] == 0 and indptr[-1] == np.count_nonzero(X) and idx.dtype == np.uint16
     back = np.zeros_like(X)
     for i in range(len(X)):
-        cols = idx[indptr[i]:indptr[i + 1]]
+        cols = idx[indptr[i] : indptr[i + 1]]
         assert np.all(np.diff(cols.astype(int)) > 0)
-        back[i, cols] = val[indptr[i]:indptr[i + 1]]
+        back[i, cols] = val[indptr[i] : indptr[i + 1]]
     np.testing.assert_array_equal(back, X)
 
 
@@ -71,13 +71,13 @@ def test_batch_columns_are_the_transpose_of_the_batch_rows(split):
     cend, crow, cval = np.empty(d, np.int64), np.empty(m * d, np.uint16), np.empty(m * d, F32)
     for t in range(split):
         batch_columns(indptr, idx, val, perm, lo, m, d * t // split, d * (t + 1) // split, cend, crow, cval)
-    Xb = X[perm[lo:lo + m]]
+    Xb = X[perm[lo : lo + m]]
     for p in range(d):
-        rows = crow[p * m:cend[p]].astype(int)
+        rows = crow[p * m : cend[p]].astype(int)
         assert np.all(np.diff(rows) > 0)  # batch order: gradient sums run as the dense ones do
         np.testing.assert_array_equal(rows, np.flatnonzero(Xb[:, p]))
-        np.testing.assert_array_equal(cval[p * m:cend[p]], Xb[rows, p])
-    assert cend[5] == 5 * m and cend[6] - 6 * m == (perm[lo:lo + m] == 11).sum()
+        np.testing.assert_array_equal(cval[p * m : cend[p]], Xb[rows, p])
+    assert cend[5] == 5 * m and cend[6] - 6 * m == (perm[lo : lo + m] == 11).sum()
 
 
 @pytest.mark.parametrize("width", [1, 7, 15, 16, 17, 48, 63, 64, 65, 80, 100, 129])
@@ -92,8 +92,8 @@ def test_rows_axpy_sums_each_column_for_every_tile_width(width):
     flat = np.concatenate([np.zeros(11, F32), src.ravel()])  # the matrix at an offset of a flat buffer
     rows_axpy(flat, 11, 140, 5, width, idx, val, 2, 23, out)
     sel, v = idx[2:23].astype(int), val[2:23]
-    exact = v.astype(np.float64) @ src[sel, 5:5 + width].astype(np.float64)
-    bound = naive.gamma(21, naive.unit(F32)) * (np.abs(v).astype(np.float64) @ np.abs(src[sel, 5:5 + width]))
+    exact = v.astype(np.float64) @ src[sel, 5 : 5 + width].astype(np.float64)
+    bound = naive.gamma(21, naive.unit(F32)) * (np.abs(v).astype(np.float64) @ np.abs(src[sel, 5 : 5 + width]))
     naive.assert_within(out[:width], exact, bound, f"width {width}")
     assert np.isnan(out[width:]).all()  # nothing written past the width
 
@@ -130,8 +130,9 @@ def _sgd_chunk(be, net, X, y, perm, bs, lr=0.3, **opt):
     ws = be.make_workspace(net, bs)
     n_steps = math.ceil(len(perm) / bs)
     optimizer = make_optimizer(opt.pop("kind", "sgd"), net.layout, **opt)
-    loss, right = be.train_steps(net, X, make_targets("softmax", y, c), perm, 0, len(perm), bs,
-                                 np.full(n_steps, lr), optimizer, ws)
+    loss, right = be.train_steps(
+        net, X, make_targets("softmax", y, c), perm, 0, len(perm), bs, np.full(n_steps, lr), optimizer, ws
+    )
     return net, loss, right, ws
 
 
@@ -154,9 +155,19 @@ def test_sparse_training_steps_match_float64_sgd_on_hard_batches(sparse_nb, case
     coefs, intercepts = [np.array(W) for W in net.coefs], [np.array(b) for b in net.intercepts]
     ones = np.ones(n)
     ref_W, ref_b, ref_loss, ref_right = naive.train_steps(
-        X, y, None, ones, perm, 0, n, bs, np.full(math.ceil(n / bs), 0.3), coefs, intercepts, "relu", "softmax")
-    naive.assert_train_close(trained.coefs, trained.intercepts, ref_W, ref_b, coefs, intercepts,
-                             math.ceil(n / bs), naive.unit(F32), f"{case}: ")
+        X, y, None, ones, perm, 0, n, bs, np.full(math.ceil(n / bs), 0.3), coefs, intercepts, "relu", "softmax"
+    )
+    naive.assert_train_close(
+        trained.coefs,
+        trained.intercepts,
+        ref_W,
+        ref_b,
+        coefs,
+        intercepts,
+        math.ceil(n / bs),
+        naive.unit(F32),
+        f"{case}: ",
+    )
     assert loss == pytest.approx(ref_loss, rel=1e-5) and abs(right - ref_right) <= 1
     if case == "one-pixel-one-image":
         # Plain SGD moves only the rows of pixels some image lit: here row 9 alone.
@@ -174,10 +185,16 @@ def test_rows_no_image_lit_still_decay_under_every_optimizer(sparse_nb, np_backe
     y = rng.integers(0, 3, 60)
     perm = np.arange(60, dtype=np.int64)
     net = init_network(40, 9, 3, 0)
-    results = [_sgd_chunk(be, net, X, y, perm, 15, 2e-2 if kind == "adam" else 0.2, kind=kind,
-                          weight_decay=1e-2)[0] for be in (np_backend, sparse_nb)]
-    np.testing.assert_allclose(results[1].params.flat, results[0].params.flat, rtol=0,
-                               atol=1e-5 * max(1.0, float(np.abs(results[0].params.flat).max())))
+    results = [
+        _sgd_chunk(be, net, X, y, perm, 15, 2e-2 if kind == "adam" else 0.2, kind=kind, weight_decay=1e-2)[0]
+        for be in (np_backend, sparse_nb)
+    ]
+    np.testing.assert_allclose(
+        results[1].params.flat,
+        results[0].params.flat,
+        rtol=0,
+        atol=1e-5 * max(1.0, float(np.abs(results[0].params.flat).max())),
+    )
     assert np.all(results[1].coefs[0][:10] != net.coefs[0][:10])  # decayed, not skipped
 
 
@@ -193,8 +210,9 @@ def test_a_workspace_refreshed_after_x_changed_in_place_trains_on_the_new_values
     targets = make_targets("softmax", y, 3)
     a, b = net.copy(), net.copy()
     for trained, workspace in ((a, ws), (b, sparse_nb.make_workspace(net, 16))):
-        sparse_nb.train_steps(trained, X, targets, perm, 32, 64, 16, np.full(2, 0.1),
-                              make_optimizer("sgd", net.layout), workspace)
+        sparse_nb.train_steps(
+            trained, X, targets, perm, 32, 64, 16, np.full(2, 0.1), make_optimizer("sgd", net.layout), workspace
+        )
     np.testing.assert_array_equal(a.params.flat, b.params.flat)
 
 
@@ -222,13 +240,21 @@ def test_a_whole_run_on_either_path_learns_what_the_reference_learns(monkeypatch
     the NumPy reference, and predict the same labels for nearly all samples."""
     X, y = prototype_data(n=1200, noise=0.0)
     assert np.count_nonzero(X) < 0.5 * X.size
-    config = dict(hidden=hidden, epochs=2, batch_size=64, lr=2e-3 if optimizer == "adam" else 0.1,
-                  optimizer=optimizer, weight_decay=1e-4, schedule="onecycle")
+    config = dict(
+        hidden=hidden,
+        epochs=2,
+        batch_size=64,
+        lr=2e-3 if optimizer == "adam" else 0.1,
+        optimizer=optimizer,
+        weight_decay=1e-4,
+        schedule="onecycle",
+    )
     ref, _ = train(X, y, TrainConfig(backend="numpy", **config))
     nb = get_backend("numba")
     for density in (-1.0, 1.0):
         monkeypatch.setattr(nb, "SPARSE_MAX_DENSITY", density)
         net, history = train(X, y, TrainConfig(backend="numba", **config))
-        np.testing.assert_allclose(net.params.flat, ref.params.flat, rtol=0,
-                                   atol=1e-4 * max(1.0, float(np.abs(ref.params.flat).max())))
+        np.testing.assert_allclose(
+            net.params.flat, ref.params.flat, rtol=0, atol=1e-4 * max(1.0, float(np.abs(ref.params.flat).max()))
+        )
         assert np.mean(net.predict(X) == ref.predict(X)) >= 0.995

@@ -50,6 +50,7 @@ def tiny(tmp_path_factory) -> Path:
 # Up-front validation: no cluster is started for a bad grid
 # --------------------------------------------------------------------------
 
+
 @pytest.fixture
 def no_cluster(monkeypatch):
     def refuse(*args, **kwargs):
@@ -58,24 +59,27 @@ def no_cluster(monkeypatch):
     monkeypatch.setattr(sweeps.run, "_connect", refuse)
 
 
-@pytest.mark.parametrize("grid, fixed, seeds, message", [
-    ({}, None, 1, "the grid is empty"),
-    ({"hiden": [1]}, None, 1, "'hiden' is not a training option"),
-    ({"hidden": []}, None, 1, "has no values"),
-    ({"hidden": [16, 16]}, None, 1, "lists a value twice"),
-    ({"hidden": [16.5]}, None, 1, "hidden: hidden layer sizes are a positive integer or a list of them"),
-    ({"hidden": ["many"]}, None, 1, "hidden: hidden layer sizes are whole numbers"),
-    ({"hidden": [16, (16,)]}, None, 1, "lists a value twice"),
-    ({"hidden": ["100-0"]}, None, 1, "hidden layer sizes must be integers from 1"),
-    ({"lr": ["fast"]}, None, 1, "lr takes a number"),
-    ({"optimizer": [3]}, None, 1, "optimizer takes str values"),
-    ({"optimizer": ["sgd", "foo"]}, None, 1, "unknown optimizer 'foo'"),
-    ({"lr": [0.1, -1]}, None, 1, "learning rate must be"),
-    ({"lr": [0.1]}, {"lr": 0.5}, 1, "both fixed and varied"),
-    ({"lr": [0.1]}, {"epoch": 2}, 1, "'epoch' is not a training option"),
-    ({"seed": [0, 1]}, None, 2, "seed is in the grid"),
-    ({"lr": [0.1]}, None, 0, "seeds must be a positive integer"),
-])
+@pytest.mark.parametrize(
+    "grid, fixed, seeds, message",
+    [
+        ({}, None, 1, "the grid is empty"),
+        ({"hiden": [1]}, None, 1, "'hiden' is not a training option"),
+        ({"hidden": []}, None, 1, "has no values"),
+        ({"hidden": [16, 16]}, None, 1, "lists a value twice"),
+        ({"hidden": [16.5]}, None, 1, "hidden: hidden layer sizes are a positive integer or a list of them"),
+        ({"hidden": ["many"]}, None, 1, "hidden: hidden layer sizes are whole numbers"),
+        ({"hidden": [16, (16,)]}, None, 1, "lists a value twice"),
+        ({"hidden": ["100-0"]}, None, 1, "hidden layer sizes must be integers from 1"),
+        ({"lr": ["fast"]}, None, 1, "lr takes a number"),
+        ({"optimizer": [3]}, None, 1, "optimizer takes str values"),
+        ({"optimizer": ["sgd", "foo"]}, None, 1, "unknown optimizer 'foo'"),
+        ({"lr": [0.1, -1]}, None, 1, "learning rate must be"),
+        ({"lr": [0.1]}, {"lr": 0.5}, 1, "both fixed and varied"),
+        ({"lr": [0.1]}, {"epoch": 2}, 1, "'epoch' is not a training option"),
+        ({"seed": [0, 1]}, None, 2, "seed is in the grid"),
+        ({"lr": [0.1]}, None, 0, "seeds must be a positive integer"),
+    ],
+)
 def test_a_bad_grid_is_one_error_before_any_cluster(no_cluster, tiny, grid, fixed, seeds, message):
     with pytest.raises(FastnnError, match=message):
         sweeps.sweep(grid, tiny, fixed=fixed, seeds=seeds)
@@ -86,14 +90,22 @@ def test_a_missing_dataset_fails_before_any_cluster(no_cluster, tmp_path):
         sweeps.sweep({"lr": [0.1]}, tmp_path / "missing")
 
 
-@pytest.mark.parametrize("grid, options, message", [
-    ({"lr": [0.1]}, {"dev_size": 5000}, r"dev_size=5000 is larger than the 1199 rows that can be held out"),
-    ({"lr": [0.1]}, {"dev_size": 0.9999}, r"dev_size=0.9999 \(1200 rows\) is larger than"),
-    ({"patience": [0, 3]}, {"dev_size": 0}, r"patience=3 \(early stopping\) needs a dev split to watch, "
-                                            r"but dev_size=0 holds out no rows"),
-])
-def test_the_data_are_checked_against_every_trial_before_any_cluster(no_cluster, tiny, tmp_path, grid,
-                                                                     options, message):
+@pytest.mark.parametrize(
+    "grid, options, message",
+    [
+        ({"lr": [0.1]}, {"dev_size": 5000}, r"dev_size=5000 is larger than the 1199 rows that can be held out"),
+        ({"lr": [0.1]}, {"dev_size": 0.9999}, r"dev_size=0.9999 \(1200 rows\) is larger than"),
+        (
+            {"patience": [0, 3]},
+            {"dev_size": 0},
+            r"patience=3 \(early stopping\) needs a dev split to watch, "
+            r"but dev_size=0 holds out no rows",
+        ),
+    ],
+)
+def test_the_data_are_checked_against_every_trial_before_any_cluster(
+    no_cluster, tiny, tmp_path, grid, options, message
+):
     with pytest.raises(FastnnError, match=message):
         sweeps.sweep(grid, tiny, out=tmp_path / "sweep", **options)
     assert not (tmp_path / "sweep").exists()  # nothing written either
@@ -111,20 +123,28 @@ def test_a_malformed_csv_is_one_error_line_before_any_cluster(no_cluster, tmp_pa
 
 
 def test_grid_from_the_command_line_is_typed_and_expanded_in_order():
-    grid, fixed = sweeps.check_grid(sweeps.parse_grid(["hidden=16,32-8", "lr=0.1,1", "optimizer=sgd"]),
-                                    {"seed": 5})
+    grid, fixed = sweeps.check_grid(sweeps.parse_grid(["hidden=16,32-8", "lr=0.1,1", "optimizer=sgd"]), {"seed": 5})
     assert grid == {"hidden": [(16,), (32, 8)], "lr": [0.1, 1.0], "optimizer": ["sgd"]}
     assert fixed == {"seed": 5, "backend": "numba"}
     trials = sweeps.make_trials(grid, fixed, seeds=2)
     assert [(t["hidden"], t["lr"], t["seed"]) for t in trials] == [
-        ((16,), 0.1, 5), ((16,), 0.1, 6), ((16,), 1.0, 5), ((16,), 1.0, 6),
-        ((32, 8), 0.1, 5), ((32, 8), 0.1, 6), ((32, 8), 1.0, 5), ((32, 8), 1.0, 6)]
+        ((16,), 0.1, 5),
+        ((16,), 0.1, 6),
+        ((16,), 1.0, 5),
+        ((16,), 1.0, 6),
+        ((32, 8), 0.1, 5),
+        ((32, 8), 0.1, 6),
+        ((32, 8), 1.0, 5),
+        ((32, 8), 1.0, 6),
+    ]
     assert type(trials[2]["lr"]) is float
 
 
 def test_importing_fastnn_and_its_command_line_loads_no_dask():
-    code = ("import sys, fastnn, fastnn.cli\nfastnn.cli.build_parser()\nfastnn.sweep\n"
-            "print([m for m in ('dask', 'distributed', 'pandas') if m in sys.modules])")
+    code = (
+        "import sys, fastnn, fastnn.cli\nfastnn.cli.build_parser()\nfastnn.sweep\n"
+        "print([m for m in ('dask', 'distributed', 'pandas') if m in sys.modules])"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
@@ -134,21 +154,49 @@ def test_importing_fastnn_and_its_command_line_loads_no_dask():
 # A LocalCluster: results equal to fastnn train, outputs complete
 # --------------------------------------------------------------------------
 
+
 def _train_one_by_one(tiny, row, out) -> dict:
     from fastnn.cli import main
 
-    argv = ["train", "--data", str(tiny), "--hidden", str(row["hidden"]), "--lr", str(row["lr"]),
-            "--epochs", str(row["epochs"]), "--batch-size", str(row["batch_size"]),
-            "--seed", str(row["seed"]), "--dev-size", str(row["dev_size"]), "--threads", "1",
-            "--out", str(out), "--no-plots", "--quiet"]
+    argv = [
+        "train",
+        "--data",
+        str(tiny),
+        "--hidden",
+        str(row["hidden"]),
+        "--lr",
+        str(row["lr"]),
+        "--epochs",
+        str(row["epochs"]),
+        "--batch-size",
+        str(row["batch_size"]),
+        "--seed",
+        str(row["seed"]),
+        "--dev-size",
+        str(row["dev_size"]),
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+        "--no-plots",
+        "--quiet",
+    ]
     assert main(argv) == 0
     return json.loads((out / "metrics.json").read_text())
 
 
 def test_local_cluster_sweep_equals_training_one_by_one(tiny, tmp_path):
     out = tmp_path / "sweep"
-    table = sweeps.sweep({"hidden": [16, 32], "lr": [0.01, 0.1]}, tiny, fixed=COMMON, dev_size=200,
-                         n_workers=2, threads_per_trial=1, out=out, timeout=TIMEOUT)
+    table = sweeps.sweep(
+        {"hidden": [16, 32], "lr": [0.01, 0.1]},
+        tiny,
+        fixed=COMMON,
+        dev_size=200,
+        n_workers=2,
+        threads_per_trial=1,
+        out=out,
+        timeout=TIMEOUT,
+    )
     assert len(table) == 4 and table["error"].isna().all()
     assert table.attrs["workers"] == 2 and (table["threads"] == 1).all()
     assert table["worker"].str.startswith("tcp://127.0.0.1:").all()
@@ -184,15 +232,43 @@ def test_local_cluster_sweep_equals_training_one_by_one(tiny, tmp_path):
 
 # dask_cluster (conftest.py): a ``dask scheduler`` with two ``dask worker`` processes.
 
+
 def test_sweep_on_a_dask_scheduler_records_a_failing_trial(tiny, tmp_path, dask_cluster):
     out = tmp_path / "sweep"
     proc = subprocess.run(
-        [sys.executable, "-m", "fastnn", "sweep", "--data", str(tiny), "--scheduler", dask_cluster,
-         "--grid", "lr=0.05,1e30", "--seeds", "2", "--hidden", "16", "--epochs", "5", "--batch-size", "32",
-         "--dev-size", "200",
-         "--timeout", str(TIMEOUT), "--out", str(out)],
-        capture_output=True, text=True, timeout=TIMEOUT + 60, cwd=ROOT, stdin=subprocess.DEVNULL,
-        env=dict(os.environ, MPLBACKEND="Agg"))
+        [
+            sys.executable,
+            "-m",
+            "fastnn",
+            "sweep",
+            "--data",
+            str(tiny),
+            "--scheduler",
+            dask_cluster,
+            "--grid",
+            "lr=0.05,1e30",
+            "--seeds",
+            "2",
+            "--hidden",
+            "16",
+            "--epochs",
+            "5",
+            "--batch-size",
+            "32",
+            "--dev-size",
+            "200",
+            "--timeout",
+            str(TIMEOUT),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT + 60,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        env=dict(os.environ, MPLBACKEND="Agg"),
+    )
     assert proc.returncode == 0, proc.stderr
     assert "4 trials (2 failed) on 2 workers" in proc.stdout
     rows = json.loads((out / "sweep.json").read_text())["trials"]
@@ -203,17 +279,43 @@ def test_sweep_on_a_dask_scheduler_records_a_failing_trial(tiny, tmp_path, dask_
         assert row["error"].startswith("training diverged") and row["dev_accuracy"] is None
     assert (out / "best" / "model.npz").is_file()
     # The same configs on the same cluster through the Python API give the same figures.
-    table = sweeps.sweep({"lr": [0.05]}, tiny, dask_cluster, seeds=2,
-                         fixed={"hidden": 16, "epochs": 5, "batch_size": 32}, dev_size=200, timeout=TIMEOUT)
+    table = sweeps.sweep(
+        {"lr": [0.05]},
+        tiny,
+        dask_cluster,
+        seeds=2,
+        fixed={"hidden": 16, "epochs": 5, "batch_size": 32},
+        dev_size=200,
+        timeout=TIMEOUT,
+    )
     assert list(table["dev_accuracy"]) == [r["dev_accuracy"] for r in rows[:2]]
 
 
 def test_a_sweep_whose_every_trial_fails_is_an_error(tiny, tmp_path, dask_cluster, capsys):
     from fastnn.cli import main
 
-    code = main(["sweep", "--data", str(tiny), "--scheduler", dask_cluster, "--grid", "lr=1e30,1e31",
-                 "--hidden", "8", "--epochs", "1", "--dev-size", "200", "--timeout", str(TIMEOUT),
-                 "--out", str(tmp_path / "sweep"), "--quiet"])
+    code = main(
+        [
+            "sweep",
+            "--data",
+            str(tiny),
+            "--scheduler",
+            dask_cluster,
+            "--grid",
+            "lr=1e30,1e31",
+            "--hidden",
+            "8",
+            "--epochs",
+            "1",
+            "--dev-size",
+            "200",
+            "--timeout",
+            str(TIMEOUT),
+            "--out",
+            str(tmp_path / "sweep"),
+            "--quiet",
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: all 2 trials failed; the first: training diverged")

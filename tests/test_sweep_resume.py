@@ -77,27 +77,60 @@ def assert_same_rows(out: Path, reference: pd.DataFrame) -> None:
     table = pd.read_csv(out / "sweep.csv")
     columns = [c for c in reference.columns if c not in RUN_COLUMNS]
     pd.testing.assert_frame_equal(table[columns], reference[columns])
-    assert json.loads((out / "sweep.json").read_text())["best_trial"] == \
-        int(reference["dev_accuracy"].idxmax())
+    assert json.loads((out / "sweep.json").read_text())["best_trial"] == int(reference["dev_accuracy"].idxmax())
 
 
 def sweep_argv(data: Path, out: Path, *extra) -> list[str]:
     grid = ",".join(str(v) for v in GRID["lr"])
-    return [sys.executable, "-m", "fastnn", "sweep", "--data", str(data), "--grid", f"lr={grid}",
-            "--seeds", str(SEEDS), "--hidden", str(FIXED["hidden"]), "--epochs", str(FIXED["epochs"]),
-            "--batch-size", str(FIXED["batch_size"]), "--out", str(out), "--no-plots", "--quiet", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "fastnn",
+        "sweep",
+        "--data",
+        str(data),
+        "--grid",
+        f"lr={grid}",
+        "--seeds",
+        str(SEEDS),
+        "--hidden",
+        str(FIXED["hidden"]),
+        "--epochs",
+        str(FIXED["epochs"]),
+        "--batch-size",
+        str(FIXED["batch_size"]),
+        "--out",
+        str(out),
+        "--no-plots",
+        "--quiet",
+        *extra,
+    ]
 
 
 def launch(argv) -> subprocess.Popen:
     """A command in its own session and process group, as a shell runs a foreground job."""
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                            stdin=subprocess.DEVNULL, start_new_session=True,
-                            env=dict(os.environ, MPLBACKEND="Agg", CI="1"))
+    return subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        env=dict(os.environ, MPLBACKEND="Agg", CI="1"),
+    )
 
 
 def run(argv) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT, cwd=ROOT,
-                          stdin=subprocess.DEVNULL, env=dict(os.environ, MPLBACKEND="Agg", CI="1"))
+    return subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        env=dict(os.environ, MPLBACKEND="Agg", CI="1"),
+    )
 
 
 def rows_in(out: Path) -> int:
@@ -133,8 +166,11 @@ def interrupted_message(err: str, out: Path) -> int:
     """The one line an interrupted sweep prints; returns the number of trials it says it kept."""
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in err, err
-    match = re.fullmatch(rf"interrupted: (\d+) of {TRIALS} trials are in {re.escape(str(out))}/sweep.csv; "
-                         rf"fastnn sweep --resume {re.escape(str(out))} runs the other (\d+)", lines[0])
+    match = re.fullmatch(
+        rf"interrupted: (\d+) of {TRIALS} trials are in {re.escape(str(out))}/sweep.csv; "
+        rf"fastnn sweep --resume {re.escape(str(out))} runs the other (\d+)",
+        lines[0],
+    )
     assert match, lines[0]
     kept, other = map(int, match.groups())
     assert kept + other == TRIALS
@@ -145,8 +181,8 @@ def interrupted_message(err: str, out: Path) -> int:
 # Ctrl-C
 # --------------------------------------------------------------------------
 
-def test_ctrl_c_keeps_the_finished_trials_stops_the_local_cluster_and_resume_completes(noisy, tmp_path,
-                                                                                    reference):
+
+def test_ctrl_c_keeps_the_finished_trials_stops_the_local_cluster_and_resume_completes(noisy, tmp_path, reference):
     import psutil
 
     out = tmp_path / "sweep"
@@ -194,12 +230,12 @@ def test_ctrl_c_of_a_client_on_a_dask_scheduler_and_resume_there(noisy, tmp_path
 
     with Client(dask_cluster, timeout=30) as client:
         # The interrupted client's trials are dropped: none stays queued on the cluster.
-        wait_for(lambda: client.run_on_scheduler(trials_on_the_scheduler) == [], "the trials to be dropped",
-                 timeout=60)
+        wait_for(lambda: client.run_on_scheduler(trials_on_the_scheduler) == [], "the trials to be dropped", timeout=60)
     # Even the best network so far lost (deleted by hand): its trial runs again, to the same row.
     shutil.rmtree(out / ".best-so-far")
-    resumed = run([sys.executable, "-m", "fastnn", "sweep", "--resume", str(out), "--scheduler",
-                   dask_cluster, "--quiet"])
+    resumed = run(
+        [sys.executable, "-m", "fastnn", "sweep", "--resume", str(out), "--scheduler", dask_cluster, "--quiet"]
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert_same_rows(out, reference)
     assert (out / "best" / "model.npz").is_file()
@@ -209,8 +245,8 @@ def test_ctrl_c_of_a_client_on_a_dask_scheduler_and_resume_there(noisy, tmp_path
 # A worker process killed mid-trial
 # --------------------------------------------------------------------------
 
-def test_a_worker_killed_mid_trial_is_replaced_and_the_trial_runs_elsewhere(noisy, tmp_path, dask_cluster,
-                                                                          reference):
+
+def test_a_worker_killed_mid_trial_is_replaced_and_the_trial_runs_elsewhere(noisy, tmp_path, dask_cluster, reference):
     from distributed import Client
 
     def executing(dask_worker):  # runs on a worker (a local function: sent by value)
@@ -223,9 +259,9 @@ def test_a_worker_killed_mid_trial_is_replaced_and_the_trial_runs_elsewhere(nois
     with Client(dask_cluster, timeout=30) as client:
         proc = launch(sweep_argv(noisy, out, "--scheduler", dask_cluster))
         try:
+
             def a_running_trial():
-                running = {address: (pid, keys) for address, (pid, keys) in client.run(executing).items()
-                           if keys}
+                running = {address: (pid, keys) for address, (pid, keys) in client.run(executing).items() if keys}
                 return next(iter(running.items()), None)
 
             address, (pid, keys) = wait_for(a_running_trial, "a trial running on a worker", proc)
@@ -248,6 +284,7 @@ def test_a_worker_killed_mid_trial_is_replaced_and_the_trial_runs_elsewhere(nois
 # The timeout, and the Python API
 # --------------------------------------------------------------------------
 
+
 def test_a_timed_out_sweep_keeps_its_finished_trials_and_resumes_from_python(noisy, tmp_path, dask_cluster):
     # Two trials of 2 epochs finish well within the timeout; two of 400 (1.6 s at least, at 4 ms
     # an epoch) cannot.
@@ -255,9 +292,12 @@ def test_a_timed_out_sweep_keeps_its_finished_trials_and_resumes_from_python(noi
     out = tmp_path / "sweep"
     with pytest.raises(FastnnError) as info:
         sweeps.sweep(grid, noisy, dask_cluster, seeds=2, fixed=fixed, out=out, plots=False, timeout=1.0)
-    match = re.fullmatch(rf"the sweep did not finish within 1 s: (\d+) of 4 trials are in "
-                         rf"{re.escape(str(out))}/sweep.csv; fastnn.sweeps.resume\('{re.escape(str(out))}'\) "
-                         rf"runs the other \d+", str(info.value))
+    match = re.fullmatch(
+        rf"the sweep did not finish within 1 s: (\d+) of 4 trials are in "
+        rf"{re.escape(str(out))}/sweep.csv; fastnn.sweeps.resume\('{re.escape(str(out))}'\) "
+        rf"runs the other \d+",
+        str(info.value),
+    )
     assert match, str(info.value)
     kept = pd.read_csv(out / "sweep.csv")
     assert len(kept) == int(match.group(1)) and set(kept["epochs"]) <= {2}
@@ -274,6 +314,7 @@ def test_a_timed_out_sweep_keeps_its_finished_trials_and_resumes_from_python(noi
 # The folder's own rules (no cluster)
 # --------------------------------------------------------------------------
 
+
 def _plan(data: Path):
     return sweeps.make_plan(GRID, data, seeds=SEEDS, fixed=FIXED)
 
@@ -281,8 +322,14 @@ def _plan(data: Path):
 def _finished(trial: int, plan, dev_accuracy: float) -> dict:
     row = {"trial": trial, **plan.trials()[trial], "dev_size": plan.dev_size}
     row.update(dict.fromkeys(sweeps.RESULT_COLUMNS))
-    row.update(dev_accuracy=dev_accuracy, test_accuracy=dev_accuracy, epochs_run=3, threads=1,
-               worker="tcp://127.0.0.1:1", train_seconds=0.5)
+    row.update(
+        dev_accuracy=dev_accuracy,
+        test_accuracy=dev_accuracy,
+        epochs_run=3,
+        threads=1,
+        worker="tcp://127.0.0.1:1",
+        train_seconds=0.5,
+    )
     return {"row": row, "network": None, "history": None}
 
 
@@ -305,8 +352,11 @@ def test_resume_refuses_a_sweep_csv_that_does_not_match_its_plan(noisy, tmp_path
     folder.record(_finished(2, plan, 0.7))
     csv = tmp_path / "sweep" / "sweep.csv"
     csv.write_text(csv.read_text().replace(",0.1,", ",0.5,"))
-    with pytest.raises(FastnnError, match=r"sweep.csv, line 2: trial 2's settings differ from those in "
-                                          r"sweep-plan.json"):
+    with pytest.raises(
+        FastnnError,
+        match=r"sweep.csv, line 2: trial 2's settings differ from those in "
+        r"sweep-plan.json",
+    ):
         sweeps.resume(tmp_path / "sweep")
 
 

@@ -20,8 +20,22 @@ from fastnn.modelfile import load_network
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Long enough epochs (~0.1-0.3 s) to be interrupted between them, short enough for CI.
-OPTIONS = ["--hidden", "96,48", "--epochs", "8", "--batch-size", "32", "--optimizer", "nesterov",
-           "--schedule", "onecycle", "--lr", "0.05", "--no-plots", "--quiet"]
+OPTIONS = [
+    "--hidden",
+    "96,48",
+    "--epochs",
+    "8",
+    "--batch-size",
+    "32",
+    "--optimizer",
+    "nesterov",
+    "--schedule",
+    "onecycle",
+    "--lr",
+    "0.05",
+    "--no-plots",
+    "--quiet",
+]
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +46,9 @@ def csv(tmp_path_factory) -> Path:
     protos = rng.integers(0, 256, (10, 784))
     X = np.clip(protos[y] * rng.uniform(0.5, 1, (3000, 1)) + rng.normal(0, 60, (3000, 784)), 0, 255)
     path = tmp_path_factory.mktemp("data") / "train.csv"
-    pd.DataFrame(np.column_stack([y, X.astype(int)]),
-                 columns=["label"] + [f"pixel{i}" for i in range(784)]).to_csv(path, index=False)
+    pd.DataFrame(np.column_stack([y, X.astype(int)]), columns=["label"] + [f"pixel{i}" for i in range(784)]).to_csv(
+        path, index=False
+    )
     return path
 
 
@@ -42,15 +57,37 @@ def _env():
 
 
 def _train(*args, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "fastnn", "train", *map(str, args)], capture_output=True,
-                          text=True, env=_env(), timeout=600, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "fastnn", "train", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=600,
+        **kwargs,
+    )
 
 
 def _interrupt(csv, out: Path, backend: str, sig, after_epochs: int = 2) -> subprocess.CompletedProcess:
     """Start a run, send ``sig`` once its checkpoint holds ``after_epochs`` epochs; its result."""
-    proc = subprocess.Popen([sys.executable, "-m", "fastnn", "train", "--data", str(csv), "--backend", backend,
-                             "--out", str(out), *OPTIONS], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=_env())
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fastnn",
+            "train",
+            "--data",
+            str(csv),
+            "--backend",
+            backend,
+            "--out",
+            str(out),
+            *OPTIONS,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
         try:
@@ -80,8 +117,9 @@ def uninterrupted(csv, tmp_path_factory) -> dict:
 
 @pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
-def test_an_interrupted_run_resumes_to_the_uninterrupted_network_bit_for_bit(csv, tmp_path, uninterrupted,
-                                                                              backend, sig, status):
+def test_an_interrupted_run_resumes_to_the_uninterrupted_network_bit_for_bit(
+    csv, tmp_path, uninterrupted, backend, sig, status
+):
     out = tmp_path / "run"
     stopped = _interrupt(csv, out, backend, sig)
     assert stopped.returncode == status, stopped.stderr
@@ -99,8 +137,9 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_network_bit_for_bit(csv
 
 def test_an_earlier_report_stays_intact_until_the_new_run_finishes(csv, tmp_path):
     out = tmp_path / "run"
-    first = _train("--data", csv, "--backend", "numpy", "--out", out, "--hidden", "8", "--epochs", "1",
-                   "--no-plots", "--quiet")
+    first = _train(
+        "--data", csv, "--backend", "numpy", "--out", out, "--hidden", "8", "--epochs", "1", "--no-plots", "--quiet"
+    )
     assert first.returncode == 0, first.stderr
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     stopped = _interrupt(csv, out, "numpy", signal.SIGINT)
@@ -111,8 +150,11 @@ def test_an_earlier_report_stays_intact_until_the_new_run_finishes(csv, tmp_path
     assert load_network(out / "model.npz")[0].hidden == (96, 48)
 
 
-@pytest.mark.parametrize("extra", [["--epochs", "3"], ["--data", "mnist"], ["--preset", "best"],
-                                   ["--dev-size", "100"], ["--out", "elsewhere"]], ids=str)
+@pytest.mark.parametrize(
+    "extra",
+    [["--epochs", "3"], ["--data", "mnist"], ["--preset", "best"], ["--dev-size", "100"], ["--out", "elsewhere"]],
+    ids=str,
+)
 def test_resume_refuses_options_that_would_change_the_run(csv, tmp_path, extra):
     out = tmp_path / "run"
     stopped = _interrupt(csv, out, "numpy", signal.SIGINT)

@@ -21,9 +21,10 @@ import naive
 
 # A few hundred steps: 3000 samples, 32 per batch (94 steps an epoch, the last one 24), 3 epochs;
 # one hidden ReLU layer, and two tanh layers.
-RUNS = {"one-hidden": dict(hidden=64, epochs=3, batch_size=32, lr=0.1, seed=1, log_every=10),
-        "two-hidden-tanh": dict(hidden=(64, 32), activation="tanh", epochs=3, batch_size=32, lr=0.1,
-                                seed=1, log_every=10)}
+RUNS = {
+    "one-hidden": dict(hidden=64, epochs=3, batch_size=32, lr=0.1, seed=1, log_every=10),
+    "two-hidden-tanh": dict(hidden=(64, 32), activation="tanh", epochs=3, batch_size=32, lr=0.1, seed=1, log_every=10),
+}
 
 # Measured over that run: numba and numpy weights differ by at most 2e-7 (weights up to
 # ~0.7, so 3e-7 relative), step losses by 1e-6 relative, accuracies not at all.  The
@@ -48,8 +49,10 @@ def prototypes(make_data):
 def runs(prototypes, request):
     """A RUN trained once with each backend: backend name -> (network, history)."""
     X, y, X_dev, y_dev = prototypes
-    return {name: train(X, y, TrainConfig(**RUNS[request.param], backend=name), X_dev=X_dev, y_dev=y_dev)
-            for name in ("numpy", "numba")}
+    return {
+        name: train(X, y, TrainConfig(**RUNS[request.param], backend=name), X_dev=X_dev, y_dev=y_dev)
+        for name in ("numpy", "numba")
+    }
 
 
 # --- agreement, learning, determinism ---------------------------------------------
@@ -68,8 +71,7 @@ def test_backends_agree_over_a_training_run(runs):
         assert abs(ra["dev_accuracy"] - rb["dev_accuracy"]) * 600 <= 1
         assert ra["train_loss"] == pytest.approx(rb["train_loss"], rel=LOSS_REL)
     assert [s["step"] for s in ha.steps] == [s["step"] for s in hb.steps]
-    np.testing.assert_allclose([s["train_loss"] for s in ha.steps], [s["train_loss"] for s in hb.steps],
-                               rtol=LOSS_REL)
+    np.testing.assert_allclose([s["train_loss"] for s in ha.steps], [s["train_loss"] for s in hb.steps], rtol=LOSS_REL)
 
 
 @pytest.mark.parametrize("name", ["numpy", "numba"])
@@ -100,9 +102,11 @@ def test_same_seed_and_backend_give_bit_identical_runs(backend, prototypes):
 
 def _spy_backend(real, calls):
     """The real backend, with train_steps recording what the loop asks it to do."""
+
     def train_steps(net, X, targets, perm, start, stop, batch_size, *rest):
         calls.append((perm.copy(), start, stop, batch_size))
         return real.train_steps(net, X, targets, perm, start, stop, batch_size, *rest)
+
     spy = types.SimpleNamespace(**{k: getattr(real, k) for k in dir(real) if not k.startswith("__")})
     spy.train_steps = train_steps
     return spy
@@ -115,13 +119,14 @@ def test_each_epoch_visits_every_sample_exactly_once(backend, monkeypatch):
     monkeypatch.setattr(training, "get_backend", lambda name: _spy_backend(get_backend(name), calls))
     rng = np.random.default_rng(0)
     X, y = rng.random((n, 8), dtype=np.float32), rng.integers(0, 3, n)
-    train(X, y, TrainConfig(hidden=4, epochs=epochs, batch_size=bs, lr=0.1, seed=seed, log_every=3,
-                            backend=backend.NAME))
+    train(
+        X, y, TrainConfig(hidden=4, epochs=epochs, batch_size=bs, lr=0.1, seed=seed, log_every=3, backend=backend.NAME)
+    )
     per_epoch = math.ceil(n / (3 * bs))
     assert len(calls) == epochs * per_epoch
     orders = []
     for e in range(epochs):
-        chunks = calls[e * per_epoch:(e + 1) * per_epoch]
+        chunks = calls[e * per_epoch : (e + 1) * per_epoch]
         perm = chunks[0][0]
         np.testing.assert_array_equal(perm, naive.permutation(n, seed, e))
         starts, stops = [c[1] for c in chunks], [c[2] for c in chunks]
@@ -133,8 +138,11 @@ def test_each_epoch_visits_every_sample_exactly_once(backend, monkeypatch):
     assert not np.array_equal(orders[0], orders[1])
 
 
-@pytest.mark.parametrize("hidden, activation, optimizer", [(9, "relu", "sgd"), ((9, 7), "tanh", "nesterov"),
-                                                           ((9, 7, 5), "logistic", "adam")], ids=str)
+@pytest.mark.parametrize(
+    "hidden, activation, optimizer",
+    [(9, "relu", "sgd"), ((9, 7), "tanh", "nesterov"), ((9, 7, 5), "logistic", "adam")],
+    ids=str,
+)
 def test_training_is_float64_training_over_each_epochs_shuffle(backend, hidden, activation, optimizer):
     """Two epochs of 203 samples in batches of 16 (the last has 11) against float64
     training over naive.permutation(n, seed, epoch), with a cosine schedule: a sample
@@ -143,8 +151,17 @@ def test_training_is_float64_training_over_each_epochs_shuffle(backend, hidden, 
     n, d, c, bs, lr, seed, epochs = 203, 30, 4, 16, 0.02 if optimizer == "adam" else 0.2, 6, 2
     rng = np.random.default_rng(1)
     X, y = rng.random((n, d), dtype=np.float32), rng.integers(0, c, n)
-    config = TrainConfig(hidden=hidden, activation=activation, optimizer=optimizer, schedule="cosine",
-                         epochs=epochs, batch_size=bs, lr=lr, seed=seed, backend=backend.NAME)
+    config = TrainConfig(
+        hidden=hidden,
+        activation=activation,
+        optimizer=optimizer,
+        schedule="cosine",
+        epochs=epochs,
+        batch_size=bs,
+        lr=lr,
+        seed=seed,
+        backend=backend.NAME,
+    )
     net, history = train(X, y, config)
     start = init_network(d, hidden, c, seed, activation=activation)
     coefs, intercepts = [np.array(W) for W in start.coefs], [np.array(b) for b in start.intercepts]
@@ -154,10 +171,25 @@ def test_training_is_float64_training_over_each_epochs_shuffle(backend, hidden, 
     lrs = learning_rates("cosine", lr, steps * epochs)
     W, b, state = coefs, intercepts, {}
     for e in range(epochs):
-        W, b, loss, correct = naive.train_steps(X, y, None, np.ones(n), naive.permutation(n, seed, e), 0, n, bs,
-                                                lrs[e * steps:(e + 1) * steps], W, b, activation, "softmax",
-                                                optimizer, {"momentum": 0.9, "beta2": 0.999, "eps": 1e-8},
-                                                state=state, t0=e * steps)
+        W, b, loss, correct = naive.train_steps(
+            X,
+            y,
+            None,
+            np.ones(n),
+            naive.permutation(n, seed, e),
+            0,
+            n,
+            bs,
+            lrs[e * steps : (e + 1) * steps],
+            W,
+            b,
+            activation,
+            "softmax",
+            optimizer,
+            {"momentum": 0.9, "beta2": 0.999, "eps": 1e-8},
+            state=state,
+            t0=e * steps,
+        )
         assert history.epochs[e]["train_loss"] == pytest.approx(loss / n, rel=LOSS_REL)
         assert abs(history.epochs[e]["train_accuracy"] * n - correct) <= 1
     naive.assert_train_close(net.coefs, net.intercepts, W, b, coefs, intercepts, epochs * steps, naive.unit(np.float32))
@@ -166,18 +198,22 @@ def test_training_is_float64_training_over_each_epochs_shuffle(backend, hidden, 
 # --- history records ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("log_every, steps", [
-    (0, []),
-    (3, [3, 6, 9, 10, 13, 16, 19, 20]),  # 10 steps an epoch; the last chunk of an epoch is short
-    (5, [5, 10, 15, 20]),
-    (50, [10, 20]),  # more than an epoch: one record per epoch
-])
+@pytest.mark.parametrize(
+    "log_every, steps",
+    [
+        (0, []),
+        (3, [3, 6, 9, 10, 13, 16, 19, 20]),  # 10 steps an epoch; the last chunk of an epoch is short
+        (5, [5, 10, 15, 20]),
+        (50, [10, 20]),  # more than an epoch: one record per epoch
+    ],
+)
 def test_log_every_records_the_loss_of_each_chunk(backend, log_every, steps):
     n, bs = 1000, 100
     rng = np.random.default_rng(2)
     X, y = rng.random((n, 6), dtype=np.float32), rng.integers(0, 3, n)
-    _, history = train(X, y, TrainConfig(hidden=5, epochs=2, batch_size=bs, lr=0.1, log_every=log_every,
-                                         backend=backend.NAME))
+    _, history = train(
+        X, y, TrainConfig(hidden=5, epochs=2, batch_size=bs, lr=0.1, log_every=log_every, backend=backend.NAME)
+    )
     assert [s["step"] for s in history.steps] == steps
     assert [r["epoch"] for r in history.epochs] == [1, 2]
     for e in (1, 2):
@@ -186,7 +222,8 @@ def test_log_every_records_the_loss_of_each_chunk(backend, log_every, steps):
             ends = [s["step"] for s in rows]
             sizes = np.diff([(e - 1) * 10] + ends) * bs
             assert sum(s["train_loss"] * k for s, k in zip(rows, sizes)) / n == pytest.approx(
-                history.epochs[e - 1]["train_loss"], rel=1e-12)
+                history.epochs[e - 1]["train_loss"], rel=1e-12
+            )
 
 
 def test_zero_epochs_return_the_initial_network_and_an_empty_history(backend):
@@ -208,12 +245,30 @@ def test_a_diverging_run_raises_and_names_the_loss(backend):
         train(X, y, TrainConfig(hidden=8, epochs=3, batch_size=20, lr=1e30, backend=backend.NAME))
 
 
-@pytest.mark.parametrize("bad", [
-    dict(hidden=0), dict(hidden=-3), dict(hidden=2.5), dict(hidden="8"),
-    dict(lr=0.0), dict(lr=-0.1), dict(lr=math.nan), dict(lr=math.inf), dict(lr="0.1"),
-    dict(batch_size=0), dict(batch_size=-1), dict(epochs=-1), dict(epochs=1.5), dict(log_every=-1),
-    dict(seed=-1), dict(seed=0.5), dict(backend="torch"), dict(backend=None),
-], ids=repr)
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(hidden=0),
+        dict(hidden=-3),
+        dict(hidden=2.5),
+        dict(hidden="8"),
+        dict(lr=0.0),
+        dict(lr=-0.1),
+        dict(lr=math.nan),
+        dict(lr=math.inf),
+        dict(lr="0.1"),
+        dict(batch_size=0),
+        dict(batch_size=-1),
+        dict(epochs=-1),
+        dict(epochs=1.5),
+        dict(log_every=-1),
+        dict(seed=-1),
+        dict(seed=0.5),
+        dict(backend="torch"),
+        dict(backend=None),
+    ],
+    ids=repr,
+)
 def test_invalid_config_raises_fastnn_error(bad):
     rng = np.random.default_rng(5)
     X, y = rng.random((20, 4), dtype=np.float32), rng.integers(0, 2, 20)
@@ -230,11 +285,16 @@ def _bad_data():
     neg[5] = -1
     big[5] = 3
     return {
-        "NaN in X": (nan, y, {}), "inf in X": (inf, y, {}),
-        "negative label": (X, neg, {}), "label >= n_classes": (X, big, dict(n_classes=3)),
-        "fewer labels than rows": (X, y[:-1], {}), "labels as a column": (X, y[:, None], {}),
-        "empty": (X[:0], y[:0], {}), "1-D inputs": (X[:, 0], y, {}),
-        "fractional labels": (X, y + 0.5, {}), "text inputs": (X.astype(str), y, {}),
+        "NaN in X": (nan, y, {}),
+        "inf in X": (inf, y, {}),
+        "negative label": (X, neg, {}),
+        "label >= n_classes": (X, big, dict(n_classes=3)),
+        "fewer labels than rows": (X, y[:-1], {}),
+        "labels as a column": (X, y[:, None], {}),
+        "empty": (X[:0], y[:0], {}),
+        "1-D inputs": (X[:, 0], y, {}),
+        "fractional labels": (X, y + 0.5, {}),
+        "text inputs": (X.astype(str), y, {}),
         "no features": (X[:, :0], y, {}),
     }
 

@@ -19,7 +19,7 @@ def table_after(page: str, caption: str) -> list[list[str]]:
     lines = (GUIDE / page).read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(caption))
     rows = []
-    for line in lines[start + 1:]:
+    for line in lines[start + 1 :]:
         if line.startswith("|"):
             cells = [re.sub(r"[*`]", "", c).strip() for c in line.strip().strip("|").split("|")]
             if not set("".join(cells)) <= set("-: "):  # the header's rule
@@ -35,8 +35,7 @@ def number(cell: str) -> float:
 
 def seconds_per_epoch(page: str, captions: dict[str, str], column: int = 1, unit: str = "s/epoch"):
     """One bar chart per table: each implementation's ``column`` (seconds per epoch by default)."""
-    fig, axes = plt.subplots(1, len(captions), figsize=(4.6 * len(captions), 2.9), layout="constrained",
-                             squeeze=False)
+    fig, axes = plt.subplots(1, len(captions), figsize=(4.6 * len(captions), 2.9), layout="constrained", squeeze=False)
     for ax, (title, caption) in zip(axes[0], captions.items()):
         rows = table_after(page, caption)
         names = [r[0].replace(" MLPClassifier", "").replace(" CPU", "") for r in rows]

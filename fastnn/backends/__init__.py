@@ -23,8 +23,18 @@ BACKENDS = tuple(_MODULES)
 #: The backend used wherever none is named: training, prediction, the CLI and the estimator.
 DEFAULT_BACKEND = "numba"
 
-KERNELS = ("permutation", "gather", "forward", "loss", "backward", "update", "make_workspace",
-           "train_steps", "predict", "augment")
+KERNELS = (
+    "permutation",
+    "gather",
+    "forward",
+    "loss",
+    "backward",
+    "update",
+    "make_workspace",
+    "train_steps",
+    "predict",
+    "augment",
+)
 
 #: What every backend exports besides its kernels: its thread controls, and whether its first
 #: training call will wait for a compile (so callers can say so without naming backends).

@@ -44,8 +44,9 @@ def _check_target_rows(head: str, targets, n: int, c: int, dtype) -> None:
     _check_dtype("sample weights", weights, dtype)
     if head == "softmax":
         if np.shape(labels) != (n,) or np.asarray(labels).dtype != np.int64:
-            raise ValueError(f"the softmax head needs {n} int64 labels, got {np.asarray(labels).dtype} "
-                             f"{np.shape(labels)}")
+            raise ValueError(
+                f"the softmax head needs {n} int64 labels, got {np.asarray(labels).dtype} {np.shape(labels)}"
+            )
         if n and (labels.min() < 0 or labels.max() >= c):
             raise ValueError(f"labels must lie in [0, {c}), found {labels.min()}..{labels.max()}")
     else:
@@ -54,8 +55,9 @@ def _check_target_rows(head: str, targets, n: int, c: int, dtype) -> None:
         _check_dtype("targets", values, dtype)
 
 
-def check_network_call(net, *, X=None, Xb=None, ws=None, out=None, targets=None, perm=None,
-                       start=0, stop=0, batch_size=1, lrs=None) -> int:
+def check_network_call(
+    net, *, X=None, Xb=None, ws=None, out=None, targets=None, perm=None, start=0, stop=0, batch_size=1, lrs=None
+) -> int:
     """Refuse arrays that do not fit ``net`` (and each other); returns the number of batches
     of ``batch_size`` in ``[start, stop)``."""
     layout, dtype = net.params.layout, net.params.dtype

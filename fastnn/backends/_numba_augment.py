@@ -36,12 +36,9 @@ def _tile_source() -> str:
     Named locals let LLVM's SLP vectorizer keep the accumulators in registers (a loop
     over an array row reloads and stores them per ``k``: see :mod:`._numba_sparse`).
     """
-    lines = ["def _rows32(src, k0, k1, w, wo, out, o):",
-             "    zero = np.float32(0.0)"]
+    lines = ["def _rows32(src, k0, k1, w, wo, out, o):", "    zero = np.float32(0.0)"]
     lines += [f"    a{j} = zero" for j in range(WIDTH)]
-    lines += ["    for k in range(k0, k1):",
-              "        x = w[wo + k - k0]",
-              "        row = src[k]"]
+    lines += ["    for k in range(k0, k1):", "        x = w[wo + k - k0]", "        row = src[k]"]
     lines += [f"        a{j} += x * row[{j}]" for j in range(WIDTH)]
     lines += [f"    out[o + {j}] = a{j}" for j in range(WIDTH)]
     return "\n".join(lines) + "\n"
@@ -185,8 +182,13 @@ def augment(X, seed: int, epoch: int, spec, out, ws=None) -> None:
     n = X.shape[0]
     if X.ndim != 2 or X.shape[1] != _aug.SIDE * _aug.SIDE:
         raise ValueError(f"augmentation takes (n, {_aug.SIDE * _aug.SIDE}) images, got shape {X.shape}")
-    if not (isinstance(out, np.ndarray) and out.shape == X.shape and out.dtype in (np.float32, np.float64)
-            and out.flags.c_contiguous and out.flags.writeable):
+    if not (
+        isinstance(out, np.ndarray)
+        and out.shape == X.shape
+        and out.dtype in (np.float32, np.float64)
+        and out.flags.c_contiguous
+        and out.flags.writeable
+    ):
         raise ValueError(f"out must be a writable C-contiguous float array of shape {X.shape}")
     X = np.ascontiguousarray(X, dtype=out.dtype)
     if np.shares_memory(X, out):
@@ -198,8 +200,21 @@ def augment(X, seed: int, epoch: int, spec, out, ws=None) -> None:
     n_chunks = max(1, min(n, numba.get_num_threads()))
     counts = np.zeros(n + 1, np.int64)
     with vectorizing():
-        augment_rows(X, out, counts, np.uint64(_aug.epoch_key(seed, epoch)), n_chunks,
-                      float(spec.rotation), float(spec.shear), float(spec.scale), float(spec.shift),
-                      spec.elastic, float(spec.alpha) * float(spec.sigma), A, lo, hi)
+        augment_rows(
+            X,
+            out,
+            counts,
+            np.uint64(_aug.epoch_key(seed, epoch)),
+            n_chunks,
+            float(spec.rotation),
+            float(spec.shear),
+            float(spec.scale),
+            float(spec.shift),
+            spec.elastic,
+            float(spec.alpha) * float(spec.sigma),
+            A,
+            lo,
+            hi,
+        )
     if ws is not None:
         ws.adopt(out, counts, n_chunks)

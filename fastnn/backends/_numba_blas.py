@@ -68,10 +68,22 @@ def _make_gemm(routine, dtype):
                     C[c_off + i * ldc + j] *= beta
             return
         chars, ints, scal = _fortran_args_jit(ta, tb, m, n, k, alpha, beta, lda, ldb, ldc, dtype)
-        routine(chars[0:].ctypes, chars[1:].ctypes, ints[0:].ctypes, ints[1:].ctypes, ints[2:].ctypes,
-                scal[0:].ctypes, B[b_off:].ctypes, ints[3:].ctypes,
-                A[a_off:].ctypes, ints[4:].ctypes, scal[1:].ctypes,
-                C[c_off:].ctypes, ints[5:].ctypes)
+        routine(
+            chars[0:].ctypes,
+            chars[1:].ctypes,
+            ints[0:].ctypes,
+            ints[1:].ctypes,
+            ints[2:].ctypes,
+            scal[0:].ctypes,
+            B[b_off:].ctypes,
+            ints[3:].ctypes,
+            A[a_off:].ctypes,
+            ints[4:].ctypes,
+            scal[1:].ctypes,
+            C[c_off:].ctypes,
+            ints[5:].ctypes,
+        )
+
     return _gemm
 
 
@@ -90,6 +102,7 @@ def _call_overload(ta, tb, m, n, k, alpha, A, a_off, lda, B, b_off, ldb, beta, C
 
     def call(ta, tb, m, n, k, alpha, A, a_off, lda, B, b_off, ldb, beta, C, c_off, ldc):
         impl(ta, tb, m, n, k, alpha, A, a_off, lda, B, b_off, ldb, beta, C, c_off, ldc)
+
     return call
 
 
@@ -107,8 +120,24 @@ def gemm(ta, tb, m, n, k, alpha, A, a_off, lda, B, b_off, ldb, beta, C, c_off, l
     crashed when a fresh process loaded it; numba 0.68.)
     """
     i64, f64 = np.int64, np.float64
-    _call(i64(ta), i64(tb), i64(m), i64(n), i64(k), f64(alpha), A.ravel(), i64(a_off), i64(lda),
-          B.ravel(), i64(b_off), i64(ldb), f64(beta), C.ravel(), i64(c_off), i64(ldc))
+    _call(
+        i64(ta),
+        i64(tb),
+        i64(m),
+        i64(n),
+        i64(k),
+        f64(alpha),
+        A.ravel(),
+        i64(a_off),
+        i64(lda),
+        B.ravel(),
+        i64(b_off),
+        i64(ldb),
+        f64(beta),
+        C.ravel(),
+        i64(c_off),
+        i64(ldc),
+    )
 
 
 def _scipy_blas_controllers():

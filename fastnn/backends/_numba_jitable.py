@@ -32,4 +32,5 @@ def _like(a, value):
 
     def impl(a, value):
         return dtype(value)
+
     return impl

@@ -88,9 +88,9 @@ def backward_all(net, b, rows, gathered, M, V, rate, decay, rule, fused, m):
         first_layer_part(net, b, rows, gathered, M, V, rate, decay, rule, fused, m, np.int64(p), parts)
     c = net.sizes[L]
     bo = net.table[L - 1, 1]
-    column_sums(b.D, b.offs[L - 1], c, m, b.G[bo:bo + c])
+    column_sums(b.D, b.offs[L - 1], c, m, b.G[bo : bo + c])
     if rule.kind != STORE:
-        apply_rule(net.P[bo:bo + c], b.G[bo:bo + c], M[bo:bo + c], V[bo:bo + c], rate, 0.0, rule)
+        apply_rule(net.P[bo : bo + c], b.G[bo : bo + c], M[bo : bo + c], V[bo : bo + c], rate, 0.0, rule)
 
 
 @kernel(parallel=True)
@@ -146,10 +146,10 @@ def _predict_chunk(X, lo, m, net, buf, out):
         n_in, n_out = net.sizes[u - 1], net.sizes[u]
         dst = out.ravel() if u == L else buf[(u - 1) % 2]
         dst_off = lo * n_out if u == L else 0
-        gemm(N, N, m, n_out, n_in, 1.0, src, src_off, n_in, net.P, net.table[u - 1, 0], n_out, 0.0,
-             dst, dst_off, n_out)
-        bias_activate(dst, dst_off, n_out, m, net.P, net.table[u - 1, 1], np.int64(0), n_out,
-                      net.act if u < L else IDENTITY)
+        gemm(N, N, m, n_out, n_in, 1.0, src, src_off, n_in, net.P, net.table[u - 1, 0], n_out, 0.0, dst, dst_off, n_out)
+        bias_activate(
+            dst, dst_off, n_out, m, net.P, net.table[u - 1, 1], np.int64(0), n_out, net.act if u < L else IDENTITY
+        )
         src, src_off = dst, dst_off
 
 
@@ -170,6 +170,6 @@ def update(net, G, M, V, rate, decay, rule):
     for u in range(L):
         w, bo = net.table[u, 0], net.table[u, 1]
         n_w = net.sizes[u] * net.sizes[u + 1]
-        apply_rule(net.P[w:w + n_w], G[w:w + n_w], M[w:w + n_w], V[w:w + n_w], rate, decay, rule)
+        apply_rule(net.P[w : w + n_w], G[w : w + n_w], M[w : w + n_w], V[w : w + n_w], rate, decay, rule)
         c = net.sizes[u + 1]
-        apply_rule(net.P[bo:bo + c], G[bo:bo + c], M[bo:bo + c], V[bo:bo + c], rate, 0.0, rule)
+        apply_rule(net.P[bo : bo + c], G[bo : bo + c], M[bo : bo + c], V[bo : bo + c], rate, 0.0, rule)

@@ -39,13 +39,14 @@ TILES = (64, 16)
 
 
 def _tile_source(width: int) -> str:
-    lines = [f"def _axpy{width}(src, ld, col, idx, val, k0, k1, out, o):",
-             "    zero = like(out, 0.0)"]
+    lines = [f"def _axpy{width}(src, ld, col, idx, val, k0, k1, out, o):", "    zero = like(out, 0.0)"]
     lines += [f"    a{j} = zero" for j in range(width)]
-    lines += ["    for k in range(k0, k1):",
-              "        x = val[k]",
-              # unsigned offsets: numba's negative-index wraparound would hide that they are consecutive
-              "        b = np.uint64(idx[k]) * ld + col"]
+    lines += [
+        "    for k in range(k0, k1):",
+        "        x = val[k]",
+        # unsigned offsets: numba's negative-index wraparound would hide that they are consecutive
+        "        b = np.uint64(idx[k]) * ld + col",
+    ]
     lines += [f"        a{j} += x * src[b + np.uint64({j})]" for j in range(width)]
     lines += [f"    out[o + np.uint64({j})] = a{j}" for j in range(width)]
     return "\n".join(lines) + "\n"

@@ -38,18 +38,18 @@ STORE = -1
 class Net(NamedTuple):
     """A network as compiled code sees it (see the module)."""
 
-    P: np.ndarray      # flat parameters
+    P: np.ndarray  # flat parameters
     sizes: np.ndarray  # (L + 1,) int64 layer widths, inputs first
     table: np.ndarray  # (L, 2) int64 offsets of each layer's weights and biases in P
-    act: int           # hidden activation code
-    head: int          # output head code
+    act: int  # hidden activation code
+    head: int  # output head code
 
 
 class Rule(NamedTuple):
     """The optimizer's rule and hyperparameters (see :mod:`fastnn.optimizers`)."""
 
     kind: int
-    mu: float          # momentum, or Adam's beta1
+    mu: float  # momentum, or Adam's beta1
     beta2: float
     eps: float
     weight_decay: float
@@ -67,21 +67,21 @@ class Rows(NamedTuple):
 class Buffers(NamedTuple):
     """One batch's working arrays (``m`` rows at most), plus per-thread scratch."""
 
-    Xb: np.ndarray     # (m, d) the gathered batch (dense path only)
-    yb: np.ndarray     # (m,) its labels (softmax head)
-    Yb: np.ndarray     # (m, c) its targets (other heads)
-    wb: np.ndarray     # (m,) its sample weights
-    A: np.ndarray      # every layer's outputs, layer u at offs[u - 1]
-    D: np.ndarray      # their gradients, same places
-    offs: np.ndarray   # (L,) int64
+    Xb: np.ndarray  # (m, d) the gathered batch (dense path only)
+    yb: np.ndarray  # (m,) its labels (softmax head)
+    Yb: np.ndarray  # (m, c) its targets (other heads)
+    wb: np.ndarray  # (m,) its sample weights
+    A: np.ndarray  # every layer's outputs, layer u at offs[u - 1]
+    D: np.ndarray  # their gradients, same places
+    offs: np.ndarray  # (L,) int64
     right: np.ndarray  # (threads,) int64 rows right, per thread (the forward region's rows)
-    G: np.ndarray      # gradients, laid out as the parameters
-    grow: np.ndarray   # (threads, h1) one first-layer gradient row per thread (sparse path)
-    cend: np.ndarray   # (d,) the batch's pixel columns (sparse path): ends,
-    crow: np.ndarray   # (m * d,) batch positions (uint16),
-    cval: np.ndarray   # (m * d,) and values
-    pen: np.ndarray    # (threads,) float64 partial sums of the squared weights (L2 penalty)
-    loss: np.ndarray   # (threads,) float64 weighted loss sums, per thread
+    G: np.ndarray  # gradients, laid out as the parameters
+    grow: np.ndarray  # (threads, h1) one first-layer gradient row per thread (sparse path)
+    cend: np.ndarray  # (d,) the batch's pixel columns (sparse path): ends,
+    crow: np.ndarray  # (m * d,) batch positions (uint16),
+    cval: np.ndarray  # (m * d,) and values
+    pen: np.ndarray  # (threads,) float64 partial sums of the squared weights (L2 penalty)
+    loss: np.ndarray  # (threads,) float64 weighted loss sums, per thread
 
 
 @kernel()
@@ -97,11 +97,11 @@ def part_range(n, p, parts):
 def bias_activate(Z, off, n, m, P, bo, s0, s1, act):
     """``Z[i, s0:s1] = f(Z[i, s0:s1] + b[s0:s1])`` for the rows ``i < m`` of the ``(m, n)``
     matrix at ``Z[off:]``, ``b`` the biases at ``P[bo:]``, ``f`` the activation ``act``."""
-    bias = P[bo + s0:bo + s1]
+    bias = P[bo + s0 : bo + s1]
     w = s1 - s0
     zero, one = like(Z, 0.0), like(Z, 1.0)
     for i in range(m):
-        row = Z[off + i * n + s0:off + i * n + s1]  # row views let LLVM vectorise these loops
+        row = Z[off + i * n + s0 : off + i * n + s1]  # row views let LLVM vectorise these loops
         if act == RELU:
             for j in range(w):
                 v = row[j] + bias[j]
@@ -127,8 +127,8 @@ def activation_grad(A, D, off, n, m, q0, q1, act, db):
     for j in range(w):
         db[j] = zero
     for i in range(m):
-        grad = D[off + i * n + q0:off + i * n + q1]
-        act_ = A[off + i * n + q0:off + i * n + q1]
+        grad = D[off + i * n + q0 : off + i * n + q1]
+        act_ = A[off + i * n + q0 : off + i * n + q1]
         if act == RELU:
             for j in range(w):
                 g = grad[j] if act_[j] > zero else zero
@@ -155,7 +155,7 @@ def column_sums(D, off, n, m, out):
     for j in range(n):
         out[j] = like(out, 0.0)
     for i in range(m):
-        row = D[off + i * n:off + (i + 1) * n]
+        row = D[off + i * n : off + (i + 1) * n]
         for j in range(n):
             out[j] += row[j]
 
@@ -175,8 +175,8 @@ def head_step(head, Z, off, c, m, yb, Yb, wb, weight_sum, D):
     loss = 0.0
     correct = 0
     for i in range(m):
-        z = Z[off + i * c:off + (i + 1) * c]
-        d = D[off + i * c:off + (i + 1) * c]
+        z = Z[off + i * c : off + (i + 1) * c]
+        d = D[off + i * c : off + (i + 1) * c]
         w = wb[i]
         if head == SOFTMAX:
             zmax = z[0]
@@ -292,8 +292,7 @@ def hidden_sparse(rows, perm, lo, m, P, w, n1, A, off):
         for i in range(m):
             r = perm[lo + i]
             at = off + i * n1 + j
-            rows_axpy(P, w, n1, j, cols, rows.idx, rows.val, rows.indptr[r], rows.indptr[r + 1],
-                      A[at:at + cols])
+            rows_axpy(P, w, n1, j, cols, rows.idx, rows.val, rows.indptr[r], rows.indptr[r + 1], A[at : at + cols])
 
 
 @kernel(nogil=True)
@@ -319,8 +318,24 @@ def forward_rows(X, perm, lo, m, net, b, rows, gathered, weight_sum, head, p, n_
         w = net.table[u - 1, 0]
         off = b.offs[u - 1] + i0 * n_out
         if u > 1:
-            gemm(N, N, rows_here, n_out, n_in, 1.0, b.A, b.offs[u - 2] + i0 * n_in, n_in, net.P, w, n_out,
-                 0.0, b.A, off, n_out)
+            gemm(
+                N,
+                N,
+                rows_here,
+                n_out,
+                n_in,
+                1.0,
+                b.A,
+                b.offs[u - 2] + i0 * n_in,
+                n_in,
+                net.P,
+                w,
+                n_out,
+                0.0,
+                b.A,
+                off,
+                n_out,
+            )
         elif rows is not None:
             hidden_sparse(rows, perm, lo + i0, rows_here, net.P, w, n_out, b.A, off)
         elif gathered is not None:
@@ -329,12 +344,12 @@ def forward_rows(X, perm, lo, m, net, b, rows, gathered, weight_sum, head, p, n_
                 for j in range(d):
                     gathered[i, j] = X[src, j]
             gemm(N, N, rows_here, n_out, d, 1.0, gathered, i0 * d, d, net.P, w, n_out, 0.0, b.A, off, n_out)
-        bias_activate(b.A, off, n_out, rows_here, net.P, net.table[u - 1, 1], np.int64(0), n_out,
-                      net.act if u < L else IDENTITY)
+        bias_activate(
+            b.A, off, n_out, rows_here, net.P, net.table[u - 1, 1], np.int64(0), n_out, net.act if u < L else IDENTITY
+        )
     if head >= 0:
         off = b.offs[L - 1] + i0 * c
-        loss, right = head_step(head, b.A, off, c, rows_here, b.yb[i0:i1], b.Yb[i0:i1], b.wb[i0:i1],
-                                weight_sum, b.D)
+        loss, right = head_step(head, b.A, off, c, rows_here, b.yb[i0:i1], b.Yb[i0:i1], b.wb[i0:i1], weight_sum, b.D)
         b.loss[p] = loss
         b.right[p] = right
 
@@ -366,7 +381,7 @@ def first_layer_sparse(b, m, net, M, V, rate, decay, rule, fused, grow, r0, r1):
             rows_axpy(b.D, b.offs[0], n1, np.int64(0), n1, b.crow, b.cval, k0, k1, g)
         at = w0 + r * n1
         if fused:
-            row = net.P[at:at + n1]
+            row = net.P[at : at + n1]
             step = like(row, rate)
             for j in range(n1):
                 row[j] -= step * g[j]
@@ -374,7 +389,7 @@ def first_layer_sparse(b, m, net, M, V, rate, decay, rule, fused, grow, r0, r1):
             for j in range(n1):
                 b.G[at + j] = g[j]
         else:
-            apply_rule(net.P[at:at + n1], g, M[at:at + n1], V[at:at + n1], rate, decay, rule)
+            apply_rule(net.P[at : at + n1], g, M[at : at + n1], V[at : at + n1], rate, decay, rule)
 
 
 @kernel()
@@ -398,7 +413,7 @@ def first_layer_part(net, b, rows, gathered, M, V, rate, decay, rule, fused, m, 
     r0, r1 = part_range(d, p, n_parts)
     if rule.l2 > 0.0:
         w0 = net.table[0, 0]
-        b.pen[p] += sum_squares(net.P[w0 + r0 * n1:w0 + r1 * n1])
+        b.pen[p] += sum_squares(net.P[w0 + r0 * n1 : w0 + r1 * n1])
     if rows is not None:  # the sparse path (the batch's columns are in b)
         first_layer_sparse(b, m, net, M, V, rate, decay, rule, fused, b.grow[p], r0, r1)
     if gathered is not None:
@@ -425,7 +440,14 @@ def backward_part(net, b, M, V, rate, decay, rule, fused, m, u, p, n_parts):
         if rule.kind != STORE:
             apply_rule(net.P[lo:hi], b.G[lo:hi], M[lo:hi], V[lo:hi], rate, decay, rule)
     bo = net.table[u - 1, 1]
-    activation_grad(b.A, b.D, off, n_u, m, q0, q1, net.act, b.G[bo + q0:bo + q1])
+    activation_grad(b.A, b.D, off, n_u, m, q0, q1, net.act, b.G[bo + q0 : bo + q1])
     if rule.kind != STORE:
-        apply_rule(net.P[bo + q0:bo + q1], b.G[bo + q0:bo + q1], M[bo + q0:bo + q1],
-                   V[bo + q0:bo + q1], rate, 0.0, rule)
+        apply_rule(
+            net.P[bo + q0 : bo + q1],
+            b.G[bo + q0 : bo + q1],
+            M[bo + q0 : bo + q1],
+            V[bo + q0 : bo + q1],
+            rate,
+            0.0,
+            rule,
+        )

@@ -84,8 +84,9 @@ if numba.config.DISABLE_JIT:
 
 def _net(net) -> Net:
     layout = net.params.layout
-    return Net(net.params.flat, layout.sizes_array, layout.table, ACTIVATIONS.index(net.activation),
-               HEADS.index(net.head))
+    return Net(
+        net.params.flat, layout.sizes_array, layout.table, ACTIVATIONS.index(net.activation), HEADS.index(net.head)
+    )
 
 
 def _is_sparse(X, batch_size) -> bool:
@@ -94,7 +95,8 @@ def _is_sparse(X, batch_size) -> bool:
     (Pixels and batch positions are stored as ``uint16``, so both must stay below 65536.)
     """
     return bool(X.shape[1] <= 65536 and batch_size <= 65536 and X.size > 0) and bool(
-        np.count_nonzero(X) <= SPARSE_MAX_DENSITY * X.size)
+        np.count_nonzero(X) <= SPARSE_MAX_DENSITY * X.size
+    )
 
 
 # --- the workspace ------------------------------------------------------------------------
@@ -138,11 +140,22 @@ class Workspace:
         n_cols = m * d if sparse else 0
         empty = _aligned.empty
         self.buffers = Buffers(
-            Xb=empty((0 if sparse else m, d), f), yb=empty(m, np.int64), Yb=empty((m, c), f),
-            wb=empty(m, f), A=empty(int(offs[-1]), f), D=empty(int(offs[-1]), f), offs=offs[:-1].copy(),
-            right=np.zeros(threads, np.int64), G=self.grads.flat, grow=empty((threads, sizes[1]), f),
-            cend=empty(d, np.int64), crow=empty(n_cols, np.uint16), cval=empty(n_cols, f),
-            pen=np.zeros(threads, np.float64), loss=np.zeros(threads, np.float64))
+            Xb=empty((0 if sparse else m, d), f),
+            yb=empty(m, np.int64),
+            Yb=empty((m, c), f),
+            wb=empty(m, f),
+            A=empty(int(offs[-1]), f),
+            D=empty(int(offs[-1]), f),
+            offs=offs[:-1].copy(),
+            right=np.zeros(threads, np.int64),
+            G=self.grads.flat,
+            grow=empty((threads, sizes[1]), f),
+            cend=empty(d, np.int64),
+            crow=empty(n_cols, np.uint16),
+            cval=empty(n_cols, f),
+            pen=np.zeros(threads, np.float64),
+            loss=np.zeros(threads, np.float64),
+        )
         self.sparse = sparse
 
     def prepare(self, X, refresh: bool = False) -> None:
@@ -161,7 +174,8 @@ class Workspace:
         which also counted each row's nonzeros into ``counts[1:]``: the density test and the
         compressed rows come from those counts, the rows filled in parallel."""
         sparse = bool(X.shape[1] <= 65536 and self.shape[0] <= 65536 and X.size > 0) and bool(
-            counts.sum() <= SPARSE_MAX_DENSITY * X.size)
+            counts.sum() <= SPARSE_MAX_DENSITY * X.size
+        )
         if sparse:
             indptr = np.cumsum(counts)
             nnz = indptr[-1]
@@ -170,8 +184,7 @@ class Workspace:
             self.rows = Rows(indptr, idx[:nnz], val[:nnz])
         else:
             self.rows = None
-        if (self.buffers is None or sparse != self.sparse
-                or self.buffers.pen.shape[0] != numba.get_num_threads()):
+        if self.buffers is None or sparse != self.sparse or self.buffers.pen.shape[0] != numba.get_num_threads():
             self._allocate(sparse)
         self.source = X
 
@@ -190,7 +203,7 @@ class Workspace:
 
     def _layers(self, flat, m):
         sizes = self.shape[1].sizes[1:]
-        return [flat[o:o + m * s].reshape(m, s) for o, s in zip(self._made().offs, sizes)]
+        return [flat[o : o + m * s].reshape(m, s) for o, s in zip(self._made().offs, sizes)]
 
 
 def make_workspace(net, batch_size: int) -> Workspace:
@@ -222,7 +235,7 @@ def _batch(ws: Workspace, Xb):
     Xb = np.ascontiguousarray(Xb)
     ws.prepare(Xb, refresh=True)
     if not ws.sparse:
-        ws._made().Xb[:len(Xb)] = Xb
+        ws._made().Xb[: len(Xb)] = Xb
     return Xb, np.arange(len(Xb), dtype=np.int64)
 
 
@@ -245,8 +258,18 @@ def loss(head: str, Z, targets, dZ) -> tuple[float, int]:
     values = targets.values if head != "softmax" else np.zeros((m, c), Zf.dtype)
     weights = np.ascontiguousarray(targets.weights)
     weight_sum = float(weights.sum(dtype=np.float64))
-    total, correct = head_step(HEADS.index(head), Zf, 0, c, m, np.ascontiguousarray(labels),
-                               np.ascontiguousarray(values), weights, weight_sum, D)
+    total, correct = head_step(
+        HEADS.index(head),
+        Zf,
+        0,
+        c,
+        m,
+        np.ascontiguousarray(labels),
+        np.ascontiguousarray(values),
+        weights,
+        weight_sum,
+        D,
+    )
     total *= m / weight_sum  # the weighted mean, times the batch's rows (see the reference)
     if not in_place:
         dZ[...] = D.reshape(m, c)
@@ -262,8 +285,19 @@ def backward(net, Xb, ws: Workspace) -> None:
         raise ValueError("backward needs the workspace of a forward pass over the same batch")
     P = net.params.flat
     with _compiled():
-        _regions.backward_all(_net(net), ws.buffers, ws.rows, ws.gathered, P, P, P.dtype.type(0), 0.0,
-                              Rule(STORE, 0.0, 0.0, 0.0, 0.0, 0.0), False, m)
+        _regions.backward_all(
+            _net(net),
+            ws.buffers,
+            ws.rows,
+            ws.gathered,
+            P,
+            P,
+            P.dtype.type(0),
+            0.0,
+            Rule(STORE, 0.0, 0.0, 0.0, 0.0, 0.0),
+            False,
+            m,
+        )
 
 
 def update(params: Params, grads: Params, opt, rate: float, decay: float = 0.0) -> None:
@@ -291,15 +325,17 @@ def _moments(opt, params: Params):
     return flats[0], flats[1]
 
 
-def train_steps(net, X, targets, perm, start: int, stop: int, batch_size: int, lrs, opt,
-                ws: Workspace) -> tuple[float, int]:
+def train_steps(
+    net, X, targets, perm, start: int, stop: int, batch_size: int, lrs, opt, ws: Workspace
+) -> tuple[float, int]:
     """Mini-batch steps over ``perm[start:stop]``; returns (loss sum, rows right).
 
     As the reference's.  ``ws`` keeps ``X``'s compressed rows between calls with
     the same array: see :class:`Workspace` before changing ``X`` in place between calls.
     """
-    n_steps = check_network_call(net, X=X, ws=ws, targets=targets, perm=perm, start=start,
-                                 stop=stop, batch_size=batch_size, lrs=lrs)
+    n_steps = check_network_call(
+        net, X=X, ws=ws, targets=targets, perm=perm, start=start, stop=stop, batch_size=batch_size, lrs=lrs
+    )
     X = np.ascontiguousarray(X)
     ws.prepare(X)
     rates = np.ascontiguousarray(opt.rates(lrs), dtype=net.params.dtype)
@@ -307,8 +343,23 @@ def train_steps(net, X, targets, perm, start: int, stop: int, batch_size: int, l
     labels, values, weights = (np.ascontiguousarray(a) for a in targets)
     with _compiled():
         total, correct = _regions.train_steps(
-            X, labels, values, weights, np.ascontiguousarray(perm, np.int64), start, stop, batch_size,
-            rates, _net(net), ws.buffers, ws.rows, ws.gathered, _rule(opt), M, V)
+            X,
+            labels,
+            values,
+            weights,
+            np.ascontiguousarray(perm, np.int64),
+            start,
+            stop,
+            batch_size,
+            rates,
+            _net(net),
+            ws.buffers,
+            ws.rows,
+            ws.gathered,
+            _rule(opt),
+            M,
+            V,
+        )
     opt.advance(n_steps)
     return float(total), int(correct)
 
@@ -332,6 +383,7 @@ def _outputs(out):
 
 
 # --- threads and compilation ------------------------------------------------------------
+
 
 def set_threads(threads: int | None) -> None:
     """Set the kernels' thread count, at most ``NUMBA_NUM_THREADS`` (``None``: leave it)."""

@@ -75,7 +75,7 @@ def _feistel_domain(keys, k: int) -> np.ndarray:
 
 def gather(X: np.ndarray, idx: np.ndarray, out: np.ndarray) -> None:
     """Copy the rows ``idx`` of ``X`` into the first ``len(idx)`` rows of ``out``."""
-    np.take(X, idx, axis=0, out=out[:len(idx)])
+    np.take(X, idx, axis=0, out=out[: len(idx)])
 
 
 # --- augmentation -------------------------------------------------------------
@@ -96,8 +96,7 @@ def augment(X, seed: int, epoch: int, spec, out, ws=None) -> None:
     if spec.elastic:
         A, _, _ = _aug.elastic_grid(spec.sigma)
         K = A.shape[1]
-    yy, xx = np.meshgrid(np.arange(side, dtype=np.float64) - c, np.arange(side, dtype=np.float64) - c,
-                         indexing="ij")
+    yy, xx = np.meshgrid(np.arange(side, dtype=np.float64) - c, np.arange(side, dtype=np.float64) - c, indexing="ij")
     keys = _aug.sample_keys(seed, epoch, n)
     for lo in range(0, n, 4096):
         hi = min(lo + 4096, n)
@@ -116,8 +115,8 @@ def augment(X, seed: int, epoch: int, spec, out, ws=None) -> None:
         if spec.elastic:
             # D = alpha * sigma * A U A^T, U the K x K grid noise (draws 6.. row by row, x then y)
             scale = spec.alpha * spec.sigma
-            Ux = u[:, 6:6 + K * K].reshape(-1, K, K)
-            Uy = u[:, 6 + K * K:6 + 2 * K * K].reshape(-1, K, K)
+            Ux = u[:, 6 : 6 + K * K].reshape(-1, K, K)
+            Uy = u[:, 6 + K * K : 6 + 2 * K * K].reshape(-1, K, K)
             sx = sx + scale * (A @ Ux @ A.T)
             sy = sy + scale * (A @ Uy @ A.T)
         # Bilinear interpolation, zero outside the image: scipy's order-1 spline in
@@ -238,8 +237,9 @@ def update(params: Params, grads: Params, opt, rate: float, decay: float = 0.0) 
 # --- whole steps ----------------------------------------------------------------
 
 
-def train_steps(net, X, targets: Targets, perm, start: int, stop: int, batch_size: int, lrs,
-                opt, ws: Workspace) -> tuple[float, int]:
+def train_steps(
+    net, X, targets: Targets, perm, start: int, stop: int, batch_size: int, lrs, opt, ws: Workspace
+) -> tuple[float, int]:
     """Mini-batch steps over the samples ``perm[start:stop]`` in batches of ``batch_size``.
 
     ``lrs`` holds one learning rate per batch; ``opt`` (an
@@ -249,15 +249,16 @@ def train_steps(net, X, targets: Targets, perm, start: int, stop: int, batch_siz
     :func:`loss` plus, with ``opt.l2``, the penalty ``l2 ||W||**2 / 2`` scaled
     as the loss) and the number of rows right, measured before each update.
     """
-    n_steps = check_network_call(net, X=X, ws=ws, targets=targets, perm=perm, start=start,
-                                 stop=stop, batch_size=batch_size, lrs=lrs)
+    n_steps = check_network_call(
+        net, X=X, ws=ws, targets=targets, perm=perm, start=start, stop=stop, batch_size=batch_size, lrs=lrs
+    )
     rates = opt.rates(lrs)
     total, correct = 0.0, 0
     # A diverging run overflows; the caller sees it as a non-finite loss and stops with a
     # clear message, so NumPy's RuntimeWarnings would only be noise before it.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for k, lo in enumerate(range(start, stop, batch_size)):
-            idx = perm[lo:min(lo + batch_size, stop)]
+            idx = perm[lo : min(lo + batch_size, stop)]
             m = len(idx)
             Xb, A, D = ws.Xb[:m], ws.activations(m), ws.deltas(m)
             batch = targets.take(idx)
@@ -283,9 +284,9 @@ def predict(net, X, out) -> None:
     check_network_call(net, X=X, out=out)
     last = net.params.layout.n_layers - 1
     for lo in range(0, len(X), 4096):
-        inputs = X[lo:lo + 4096]
+        inputs = X[lo : lo + 4096]
         for i, (W, b) in enumerate(net.params.blocks()):
-            Z = np.matmul(inputs, W, out=out[lo:lo + 4096] if i == last else None)
+            Z = np.matmul(inputs, W, out=out[lo : lo + 4096] if i == last else None)
             Z += b
             if i < last:
                 ACTIVATE[net.activation](Z)
@@ -293,6 +294,7 @@ def predict(net, X, out) -> None:
 
 
 # --- threads -----------------------------------------------------------------
+
 
 def set_threads(threads: int | None) -> None:
     """Cap the threads of BLAS, the reference's only parallel part (``None``: leave them)."""

@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
     parser = argparse.ArgumentParser(
-        prog="fastnn", description="Train, use and ship fast multilayer perceptrons on MNIST-like data.")
+        prog="fastnn", description="Train, use and ship fast multilayer perceptrons on MNIST-like data."
+    )
     parser.add_argument("--version", action="version", version=f"fastnn {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in SUBCOMMANDS:
@@ -54,8 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 def subcommand_parser(name: str, prog: str | None = None) -> argparse.ArgumentParser:
     """The parser of one subcommand alone, for the entry points that run just it."""
     module = _module(name)
-    parser = argparse.ArgumentParser(prog=prog or f"fastnn {name}",
-                                     description=_summary(module))
+    parser = argparse.ArgumentParser(prog=prog or f"fastnn {name}", description=_summary(module))
     module.add_arguments(parser)
     parser.set_defaults(_run=module.run)
     return parser

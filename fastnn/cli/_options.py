@@ -33,16 +33,24 @@ def add_config_options(p, *, skip=(), helps: dict | None = None) -> None:
         if f.name in skip:
             continue
         text = (helps or {}).get(f.name, f.metadata["help"])
-        p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=f.metadata["type"], default=None,
-                       help=f"{text} (default {f.default})".replace("%", "%%"))
+        p.add_argument(
+            "--" + f.name.replace("_", "-"),
+            dest=f.name,
+            type=f.metadata["type"],
+            default=None,
+            help=f"{text} (default {f.default})".replace("%", "%%"),
+        )
 
 
 def given_config(args: argparse.Namespace, *, skip=()) -> dict:
     """The :class:`~fastnn.config.TrainConfig` fields given on the command line, by name."""
     from ..config import TrainConfig
 
-    return {f.name: getattr(args, f.name) for f in fields(TrainConfig)
-            if f.name not in skip and getattr(args, f.name, None) is not None}
+    return {
+        f.name: getattr(args, f.name)
+        for f in fields(TrainConfig)
+        if f.name not in skip and getattr(args, f.name, None) is not None
+    }
 
 
 def add_data_options(p, *, data_note: str = "") -> None:
@@ -50,16 +58,20 @@ def add_data_options(p, *, data_note: str = "") -> None:
     from ..config import DEV_SIZE
     from ..data import AUTO_DEV_MAX
 
-    p.add_argument("--data", default=None,
-                   help=f"mnist, fashion-mnist, a Kaggle-style train.csv, or a folder of IDX files "
-                        f"(default {DEFAULT_DATA}){data_note}")
-    p.add_argument("--dev-size", default=None,
-                   help=f"rows held out for the dev set: a count, a fraction < 1, or auto (default "
-                        f"{DEV_SIZE}: a tenth of the rows, at most {AUTO_DEV_MAX})")
-    p.add_argument("--cache", default=None,
-                   help="dataset cache folder (default: $FASTNN_DATA_DIR or the user cache)")
-    p.add_argument("--source", default=None,
-                   help="a folder holding the dataset's IDX files, tried before downloading")
+    p.add_argument(
+        "--data",
+        default=None,
+        help=f"mnist, fashion-mnist, a Kaggle-style train.csv, or a folder of IDX files "
+        f"(default {DEFAULT_DATA}){data_note}",
+    )
+    p.add_argument(
+        "--dev-size",
+        default=None,
+        help=f"rows held out for the dev set: a count, a fraction < 1, or auto (default "
+        f"{DEV_SIZE}: a tenth of the rows, at most {AUTO_DEV_MAX})",
+    )
+    p.add_argument("--cache", default=None, help="dataset cache folder (default: $FASTNN_DATA_DIR or the user cache)")
+    p.add_argument("--source", default=None, help="a folder holding the dataset's IDX files, tried before downloading")
 
 
 def data_spec(args: argparse.Namespace) -> str:

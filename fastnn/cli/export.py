@@ -17,9 +17,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``fastnn export``."""
     p.add_argument("model", help="a model file written by fastnn (model.npz)")
     p.add_argument("-o", "--out", required=True, help="the ONNX file to write (e.g. model.onnx)")
-    p.add_argument("--raw-pixels", action="store_true",
-                   help="the graph takes raw 0-255 pixels (the /255 folded into the first layer); "
-                        "default: normalised features in [0, 1], as fastnn's predict takes")
+    p.add_argument(
+        "--raw-pixels",
+        action="store_true",
+        help="the graph takes raw 0-255 pixels (the /255 folded into the first layer); "
+        "default: normalised features in [0, 1], as fastnn's predict takes",
+    )
 
 
 def run(args: argparse.Namespace) -> None:
@@ -29,8 +32,10 @@ def run(args: argparse.Namespace) -> None:
 
     net, _ = load_network(args.model)
     out = export_onnx(net, args.out, raw_pixels=args.raw_pixels)
-    print(f"wrote {out} ({net.describe()}, {net.dtype.name}, input "
-          f"{'raw 0-255 pixels' if args.raw_pixels else 'normalised features'}, opset {OPSET})")
+    print(
+        f"wrote {out} ({net.describe()}, {net.dtype.name}, input "
+        f"{'raw 0-255 pixels' if args.raw_pixels else 'normalised features'}, opset {OPSET})"
+    )
 
 
 def main(argv=None) -> int:

@@ -50,8 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``fastnn predict``."""
     p.add_argument("model", help="model file written by fastnn.save_network (e.g. runs/latest/model.npz)")
     p.add_argument("input", help="a PNG/JPEG image, a .npy array (one image or a batch), or a Kaggle CSV")
-    p.add_argument("--out", default=None,
-                   help=f"where to write the ImageId,Label CSV (batches: default {DEFAULT_OUT})")
+    p.add_argument("--out", default=None, help=f"where to write the ImageId,Label CSV (batches: default {DEFAULT_OUT})")
     p.add_argument("--top", type=int, default=3, help="probabilities to print for one image (default %(default)s)")
 
 
@@ -75,8 +74,7 @@ def load_input(path: Path, net) -> tuple[np.ndarray, bool, np.ndarray | None]:
 
 def _need_pixels(d: int, path: Path) -> None:
     if d != N_PIXELS:
-        raise FastnnError(f"the model expects {d} features, but {path.name} holds 28x28 images "
-                          f"({N_PIXELS} pixels)")
+        raise FastnnError(f"the model expects {d} features, but {path.name} holds 28x28 images ({N_PIXELS} pixels)")
 
 
 def _load_npy(path: Path, d: int) -> tuple[np.ndarray, bool]:
@@ -98,8 +96,10 @@ def _load_npy(path: Path, d: int) -> tuple[np.ndarray, bool]:
             return prepare_image(arr)[None, :], True
         if arr.ndim in (2, 3) and arr.shape[1:] in SHAPES:
             return prepare_images(arr), False
-        raise FastnnError(f"{path} holds an array of shape {arr.shape}; expected one image "
-                          f"({N_PIXELS},) or (28, 28), or a batch (n, {N_PIXELS}) or (n, 28, 28)")
+        raise FastnnError(
+            f"{path} holds an array of shape {arr.shape}; expected one image "
+            f"({N_PIXELS},) or (28, 28), or a batch (n, {N_PIXELS}) or (n, 28, 28)"
+        )
     # A model on other features: values as they are, only checked.
     if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
         raise FastnnError(f"{path} holds {arr.dtype} values; expected numbers")
@@ -146,7 +146,7 @@ def predict(args: argparse.Namespace) -> tuple[str, str | None]:
     labels = np.asarray(net.classes)[best]
     table = submission(labels) if (args.out is not None or not single) else None
     if single:
-        order = np.argsort(-probs[0], kind="stable")[:args.top]
+        order = np.argsort(-probs[0], kind="stable")[: args.top]
         lines = [f"label: {_describe(net, int(best[0]))}", "top probabilities:"]
         lines += [f"  {_describe(net, int(k))}: {probs[0, k]:.4f}" for k in order]
     else:

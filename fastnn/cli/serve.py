@@ -39,15 +39,26 @@ MAX_CONNECTIONS = 4096
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``fastnn serve``."""
     p.add_argument("model", help="model file written by fastnn train (e.g. runs/latest/model.npz)")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default %(default)s: this machine only; 0.0.0.0 opens it to the network)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default %(default)s: this machine only; 0.0.0.0 opens it to the network)",
+    )
     p.add_argument("--port", type=int, default=8000, help="port (default %(default)s; 0 picks a free one)")
-    p.add_argument("--queue", type=int, default=MAX_PENDING,
-                   help="predictions held at once, queued or being answered; past it a request gets a JSON "
-                        "503 with Retry-After (default %(default)s)")
-    p.add_argument("--max-batch", type=int, default=MAX_BATCH,
-                   help="most images in one forward pass; concurrent requests share it "
-                        "(default %(default)s; 1 turns the batching off)")
+    p.add_argument(
+        "--queue",
+        type=int,
+        default=MAX_PENDING,
+        help="predictions held at once, queued or being answered; past it a request gets a JSON "
+        "503 with Retry-After (default %(default)s)",
+    )
+    p.add_argument(
+        "--max-batch",
+        type=int,
+        default=MAX_BATCH,
+        help="most images in one forward pass; concurrent requests share it "
+        "(default %(default)s; 1 turns the batching off)",
+    )
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -83,8 +94,9 @@ def run(args: argparse.Namespace) -> None:
         import starlette  # noqa: F401
         import uvicorn
     except ImportError as exc:
-        raise FastnnError(f"fastnn serve needs Starlette and uvicorn ({exc.name} is missing): "
-                          "pip install -e \".[serve]\"") from None
+        raise FastnnError(
+            f'fastnn serve needs Starlette and uvicorn ({exc.name} is missing): pip install -e ".[serve]"'
+        ) from None
     from ..serve import create_app
     from ..serve.admission import Admission
 
@@ -92,9 +104,14 @@ def run(args: argparse.Namespace) -> None:
         if value < 1:
             raise FastnnError(f"{name} must be a positive number, got {value}")
     net, meta = load_model(args.model)
-    app = create_app(net, meta, model_path=args.model,
-                     allowed_hosts=("127.0.0.1", "localhost") if args.host in LOCAL_HOSTS else None,
-                     admission=Admission(max_pending=args.queue), max_batch=args.max_batch)
+    app = create_app(
+        net,
+        meta,
+        model_path=args.model,
+        allowed_hosts=("127.0.0.1", "localhost") if args.host in LOCAL_HOSTS else None,
+        admission=Admission(max_pending=args.queue),
+        max_batch=args.max_batch,
+    )
     sock = _bind(args.host, args.port)
     url = _url(args.host, sock)
     print(f"fastnn serve: {url}  (model {args.model}, {net.describe()}; Ctrl-C to stop)", flush=True)
@@ -102,8 +119,15 @@ def run(args: argparse.Namespace) -> None:
         print(f"fastnn serve: listening on {args.host}: reachable from other machines", file=sys.stderr, flush=True)
     _allow_open_files(MAX_CONNECTIONS + 64)
     # uvicorn counts a connection and its request's task each against limit_concurrency.
-    config = uvicorn.Config(app, log_level="warning", access_log=False, limit_concurrency=2 * MAX_CONNECTIONS,
-                            backlog=BACKLOG, timeout_keep_alive=5, lifespan="off")
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        limit_concurrency=2 * MAX_CONNECTIONS,
+        backlog=BACKLOG,
+        timeout_keep_alive=5,
+        lifespan="off",
+    )
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:

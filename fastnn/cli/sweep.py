@@ -27,32 +27,60 @@ _PLANNED = ("data", "dev_size", "cache", "source", "seeds", "out")
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``fastnn sweep``."""
-    p.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2,...",
-                   help="a training option and its values, e.g. --grid hidden=128,256,100-100 --grid "
-                        "lr=0.1,0.5 (repeatable; any option below, or backend; a network of several "
-                        "hidden layers is one value, its sizes joined by dashes)")
-    p.add_argument("--seeds", type=int, default=None,
-                   help="trials per grid point, with seeds --seed, --seed+1, ... (default 1)")
-    p.add_argument("--resume", default=None, metavar="DIR",
-                   help="finish the interrupted sweep in DIR: run only its missing trials, with the "
-                        "settings it was started with (only the cluster options below may be given)")
+    p.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="FIELD=V1,V2,...",
+        help="a training option and its values, e.g. --grid hidden=128,256,100-100 --grid "
+        "lr=0.1,0.5 (repeatable; any option below, or backend; a network of several "
+        "hidden layers is one value, its sizes joined by dashes)",
+    )
+    p.add_argument(
+        "--seeds", type=int, default=None, help="trials per grid point, with seeds --seed, --seed+1, ... (default 1)"
+    )
+    p.add_argument(
+        "--resume",
+        default=None,
+        metavar="DIR",
+        help="finish the interrupted sweep in DIR: run only its missing trials, with the "
+        "settings it was started with (only the cluster options below may be given)",
+    )
     add_data_options(p, data_note=" (a path must exist on every worker, or use --scatter)")
     fixed = p.add_argument_group("fixed training options (TrainConfig's defaults unless given)")
     add_config_options(fixed, skip=_SKIP, helps={"seed": "the first seed"})
     dask = p.add_argument_group("cluster")
-    dask.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                      help="a running Dask scheduler, e.g. tcp://host:8786 (default: a local cluster "
-                           "sized to this machine, shut down at the end)")
-    dask.add_argument("--threads-per-trial", type=int, default=None,
-                      help="numba threads per trial (default 1 on the local cluster, which then has one "
-                           "worker per core; on a running cluster the worker's share of its cores)")
-    dask.add_argument("--workers", type=int, default=None,
-                      help="worker processes of the local cluster (default cores / --threads-per-trial)")
-    dask.add_argument("--scatter", action="store_true",
-                      help="load the data here and send it once to every worker (for a path the "
-                           "workers cannot read)")
-    dask.add_argument("--timeout", type=float, default=None,
-                      help="give up after this many seconds (the finished trials are kept: --resume)")
+    dask.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="a running Dask scheduler, e.g. tcp://host:8786 (default: a local cluster "
+        "sized to this machine, shut down at the end)",
+    )
+    dask.add_argument(
+        "--threads-per-trial",
+        type=int,
+        default=None,
+        help="numba threads per trial (default 1 on the local cluster, which then has one "
+        "worker per core; on a running cluster the worker's share of its cores)",
+    )
+    dask.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes of the local cluster (default cores / --threads-per-trial)",
+    )
+    dask.add_argument(
+        "--scatter",
+        action="store_true",
+        help="load the data here and send it once to every worker (for a path the workers cannot read)",
+    )
+    dask.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="give up after this many seconds (the finished trials are kept: --resume)",
+    )
     add_output_options(p, default_out="runs/sweep", what="the results")
 
 
@@ -72,8 +100,7 @@ def _compile_note(args: argparse.Namespace, plan) -> None:
     backends = plan.grid.get("backend", [plan.fixed.get("backend", DEFAULT_BACKEND)])
     if all(get_backend(name).kernels_cached() for name in backends):
         return
-    print("fastnn: the workers compile the numba kernels (first run only, ~20-60 s)",
-          file=sys.stderr, flush=True)
+    print("fastnn: the workers compile the numba kernels (first run only, ~20-60 s)", file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -82,33 +109,52 @@ def run(args: argparse.Namespace) -> None:
     from ..config import DEV_SIZE
     from ..sweeps.folder import SweepFolder
 
-    cluster = dict(n_workers=args.workers, scatter=args.scatter, plots=not args.no_plots,
-                   progress=not args.quiet, timeout=args.timeout)
+    cluster = dict(
+        n_workers=args.workers,
+        scatter=args.scatter,
+        plots=not args.no_plots,
+        progress=not args.quiet,
+        timeout=args.timeout,
+    )
     if args.resume is not None:
         if _planned_options(args):
-            raise FastnnError(f"--resume runs the sweep saved in {args.resume} with its own settings; "
-                              f"drop {', '.join(_planned_options(args))} (only the cluster options, "
-                              f"--no-plots and --quiet may be given)")
+            raise FastnnError(
+                f"--resume runs the sweep saved in {args.resume} with its own settings; "
+                f"drop {', '.join(_planned_options(args))} (only the cluster options, "
+                f"--no-plots and --quiet may be given)"
+            )
         folder = SweepFolder.open(args.resume)
         _compile_note(args, folder.plan)
-        table = sweeps.resume(args.resume, args.scheduler, threads_per_trial=args.threads_per_trial,
-                              **cluster)
+        table = sweeps.resume(args.resume, args.scheduler, threads_per_trial=args.threads_per_trial, **cluster)
         out = args.resume
     else:
         if not args.grid:
-            raise FastnnError("give at least one --grid FIELD=V1,V2,... (e.g. --grid hidden=128,256), "
-                              "or --resume DIR")
-        plan = sweeps.make_plan(sweeps.parse_grid(args.grid), data_spec(args),
-                                seeds=1 if args.seeds is None else args.seeds,
-                                fixed=given_config(args, skip=_SKIP),
-                                dev_size=DEV_SIZE if args.dev_size is None else args.dev_size,
-                                cache=args.cache, source=args.source,
-                                threads_per_trial=args.threads_per_trial)
+            raise FastnnError("give at least one --grid FIELD=V1,V2,... (e.g. --grid hidden=128,256), or --resume DIR")
+        plan = sweeps.make_plan(
+            sweeps.parse_grid(args.grid),
+            data_spec(args),
+            seeds=1 if args.seeds is None else args.seeds,
+            fixed=given_config(args, skip=_SKIP),
+            dev_size=DEV_SIZE if args.dev_size is None else args.dev_size,
+            cache=args.cache,
+            source=args.source,
+            threads_per_trial=args.threads_per_trial,
+        )
         _compile_note(args, plan)
         out = out_folder(args)
-        table = sweeps.sweep(plan.grid, plan.data, args.scheduler, seeds=plan.seeds, fixed=plan.fixed,
-                             dev_size=plan.dev_size, threads_per_trial=plan.threads_per_trial,
-                             out=out, cache=plan.cache, source=plan.source, **cluster)
+        table = sweeps.sweep(
+            plan.grid,
+            plan.data,
+            args.scheduler,
+            seeds=plan.seeds,
+            fixed=plan.fixed,
+            dev_size=plan.dev_size,
+            threads_per_trial=plan.threads_per_trial,
+            out=out,
+            cache=plan.cache,
+            source=plan.source,
+            **cluster,
+        )
     _report(table, out, args.quiet)
 
 
@@ -120,11 +166,12 @@ def _report(table, out: str, quiet: bool) -> None:
     if not quiet:
         attrs = table.attrs
         if attrs["workers"]:
-            print(f"fastnn sweep: {len(table)} trials ({int(failed.sum())} failed) on {attrs['workers']} "
-                  f"workers in {attrs['wall_seconds']:.1f} s")
+            print(
+                f"fastnn sweep: {len(table)} trials ({int(failed.sum())} failed) on {attrs['workers']} "
+                f"workers in {attrs['wall_seconds']:.1f} s"
+            )
         else:
-            print(f"fastnn sweep: all {len(table)} trials had finished ({int(failed.sum())} failed); "
-                  f"nothing to run")
+            print(f"fastnn sweep: all {len(table)} trials had finished ({int(failed.sum())} failed); nothing to run")
         print(sweeps.format_summary(table))
         if attrs["best"] is not None:
             print(f"  best: trial {attrs['best']} (by dev accuracy), report in {out}/best/")

@@ -38,17 +38,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..config import PRESET_HELP, PRESETS
 
     add_data_options(p)
-    p.add_argument("--preset", choices=sorted(PRESETS), default="default",
-                   help="a named recipe (explicit options override it): "
-                        + "; ".join(f"'{name}' {PRESET_HELP[name]}" for name in PRESETS).replace("%", "%%"))
+    p.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="default",
+        help="a named recipe (explicit options override it): "
+        + "; ".join(f"'{name}' {PRESET_HELP[name]}" for name in PRESETS).replace("%", "%%"),
+    )
     add_config_options(p)
-    p.add_argument("--threads", type=int, default=None,
-                   help="threads: the numba kernels' (default NUMBA_NUM_THREADS or all cores), or BLAS's for numpy")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads: the numba kernels' (default NUMBA_NUM_THREADS or all cores), or BLAS's for numpy",
+    )
     add_output_options(p, default_out="runs/latest", what="the report")
-    p.add_argument("--resume", default=None, metavar="DIR",
-                   help="finish the interrupted run whose report folder is DIR, from its last finished "
-                        "epoch, with the options it started with (only --threads, --cache, --source, "
-                        "--no-plots and --quiet may be given)")
+    p.add_argument(
+        "--resume",
+        default=None,
+        metavar="DIR",
+        help="finish the interrupted run whose report folder is DIR, from its last finished "
+        "epoch, with the options it started with (only --threads, --cache, --source, "
+        "--no-plots and --quiet may be given)",
+    )
     p.set_defaults(_memory_hint="; try a smaller --hidden or --batch-size")
 
 
@@ -126,14 +138,17 @@ def _resumed(args: argparse.Namespace):
     given += [f"--{name.replace('_', '-')}" for name in given_config(args)]
     given += ["--preset"] if args.preset != "default" else []
     if given:
-        raise FastnnError(f"--resume finishes the run saved in {args.resume} with its own options; "
-                          f"drop {', '.join(given)} (only --threads, --cache, --source, --no-plots and "
-                          f"--quiet may be given)")
+        raise FastnnError(
+            f"--resume finishes the run saved in {args.resume} with its own options; "
+            f"drop {', '.join(given)} (only --threads, --cache, --source, --no-plots and "
+            f"--quiet may be given)"
+        )
     meta, _ = checkpoint.load(args.resume)
     run = meta.get("metadata", {})
     if not isinstance(run, dict) or "data" not in run:
-        raise FastnnError(f"{args.resume}: the checkpoint was not written by fastnn train "
-                          "(resume it from Python with fastnn.resume)")
+        raise FastnnError(
+            f"{args.resume}: the checkpoint was not written by fastnn train (resume it from Python with fastnn.resume)"
+        )
     return checkpoint.config_of(meta), run.get("dev_size"), {**run, "threads": meta.get("threads")}
 
 
@@ -167,9 +182,10 @@ class _StopOnSignals:
 
 def _interrupted(exc, out: str, signum) -> Interrupted:
     """The one line an interrupted run ends with: where it stopped, what is kept, how to go on."""
-    return Interrupted(f"{exc}; every finished epoch is saved in {out}/checkpoint.npz: "
-                       f"fastnn train --resume {out} finishes the run",
-                       exit_status=143 if signum == signal.SIGTERM else 130)
+    return Interrupted(
+        f"{exc}; every finished epoch is saved in {out}/checkpoint.npz: fastnn train --resume {out} finishes the run",
+        exit_status=143 if signum == signal.SIGTERM else 130,
+    )
 
 
 def train_and_report(args: argparse.Namespace):
@@ -178,8 +194,12 @@ def train_and_report(args: argparse.Namespace):
         config, dev_size, run = _resumed(args)
         out_arg = args.resume
         threads = args.threads if args.threads is not None else run.get("threads")
-        data_args = dict(spec=run["data"], cache=args.cache or run.get("cache"),
-                         source=args.source or run.get("source"), preset=run.get("preset", "default"))
+        data_args = dict(
+            spec=run["data"],
+            cache=args.cache or run.get("cache"),
+            source=args.source or run.get("source"),
+            preset=run.get("preset", "default"),
+        )
     else:
         config, dev_size = resolve_options(args)
         out_arg = out_folder(args)
@@ -203,42 +223,69 @@ def _run(args: argparse.Namespace, out, config, dev_size, threads, data_args: di
         threads = _same_threads(backend, threads)
     backend.set_threads(threads)
 
-    data = load_dataset(data_args["spec"], dev_size=dev_size, seed=config.seed,
-                        cache=data_args["cache"], source=data_args["source"])
+    data = load_dataset(
+        data_args["spec"], dev_size=dev_size, seed=config.seed, cache=data_args["cache"], source=data_args["source"]
+    )
     compiling = _compiling(config.backend, config.epochs)
     if compiling and not args.quiet:
         print(COMPILING_NOTE, file=sys.stderr, flush=True)
     close_bar, update = _progress(config.epochs, args.quiet, compiling)
     saved = Path(out) / checkpoint.NAME
-    keep = {"data": data_args["spec"], "dev_size": dev_size, "cache": data_args["cache"],
-            "source": data_args["source"], "preset": data_args["preset"]}
+    keep = {
+        "data": data_args["spec"],
+        "dev_size": dev_size,
+        "cache": data_args["cache"],
+        "source": data_args["source"],
+        "preset": data_args["preset"],
+    }
     t0 = time.perf_counter()
     try:
         with _StopOnSignals() as stop:
             if args.resume is not None:
-                net, history = resume(saved, data.X_train, data.y_train, X_dev=data.X_dev, y_dev=data.y_dev,
-                                      progress=update, checkpoint_metadata=keep, stop=stop)
+                net, history = resume(
+                    saved,
+                    data.X_train,
+                    data.y_train,
+                    X_dev=data.X_dev,
+                    y_dev=data.y_dev,
+                    progress=update,
+                    checkpoint_metadata=keep,
+                    stop=stop,
+                )
             else:
-                net, history = train(data.X_train, data.y_train, config, X_dev=data.X_dev, y_dev=data.y_dev,
-                                     n_classes=len(data.class_names), progress=update,
-                                     class_names=data.class_names, checkpoint_path=saved,
-                                     checkpoint_metadata=keep, stop=stop)
+                net, history = train(
+                    data.X_train,
+                    data.y_train,
+                    config,
+                    X_dev=data.X_dev,
+                    y_dev=data.y_dev,
+                    n_classes=len(data.class_names),
+                    progress=update,
+                    class_names=data.class_names,
+                    checkpoint_path=saved,
+                    checkpoint_metadata=keep,
+                    stop=stop,
+                )
     except Interrupted as exc:
         raise _interrupted(exc, str(out), stop.signum) from None
     finally:
         close_bar()
     train_seconds = time.perf_counter() - t0
 
-    environment = {**backend.thread_info(),
-                   "platform": {"python": platform.python_version(), "machine": platform.machine(),
-                                "cpus": os.cpu_count()}}
-    result = run_result(data, config, net, history, train_seconds=train_seconds, preset=data_args["preset"],
-                        environment=environment)
+    environment = {
+        **backend.thread_info(),
+        "platform": {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count()},
+    }
+    result = run_result(
+        data, config, net, history, train_seconds=train_seconds, preset=data_args["preset"], environment=environment
+    )
     try:
         write_report(out, result, splits_of(data), plots=not args.no_plots)
     except FastnnError as exc:
-        raise FastnnError(f"{exc}; the trained run is kept in {saved}: fastnn train --resume {out} "
-                          f"writes the report without training again") from None
+        raise FastnnError(
+            f"{exc}; the trained run is kept in {saved}: fastnn train --resume {out} "
+            f"writes the report without training again"
+        ) from None
     saved.unlink(missing_ok=True)  # the run is complete: its report replaces the checkpoint
     return metrics(result)
 
@@ -263,13 +310,16 @@ def _threads_note(metrics: dict) -> str:
 
 def _summary(metrics: dict, out: str) -> str:
     secs = metrics["epoch_seconds"]
-    lines = [f"fastnn: {metrics['dataset']} ({metrics['n_train']} train / {metrics['n_dev']} dev), "
-             f"backend {metrics['config']['backend']}"
-             + _threads_note(metrics)]
+    lines = [
+        f"fastnn: {metrics['dataset']} ({metrics['n_train']} train / {metrics['n_dev']} dev), "
+        f"backend {metrics['config']['backend']}" + _threads_note(metrics)
+    ]
     if secs:
         steady = sorted(secs[1:] or secs)[len(secs[1:] or secs) // 2]
-        lines.append(f"  {len(secs)} epochs in {metrics['train_seconds']:.1f} s "
-                     f"(first {secs[0]:.3f} s, median after {steady:.3f} s/epoch)")
+        lines.append(
+            f"  {len(secs)} epochs in {metrics['train_seconds']:.1f} s "
+            f"(first {secs[0]:.3f} s, median after {steady:.3f} s/epoch)"
+        )
     for split in ("dev", "test"):
         if split in metrics:
             r = metrics[split]

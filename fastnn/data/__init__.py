@@ -65,6 +65,7 @@ __all__ = [
 # The dataset container and the transforms every loader shares
 # --------------------------------------------------------------------------
 
+
 @dataclass(frozen=True, eq=False, repr=False)
 class Dataset:
     """A labelled dataset ready for training.
@@ -88,8 +89,10 @@ class Dataset:
     def __repr__(self) -> str:
         # The default repr would print three large arrays.
         test = "none" if self.X_test is None else len(self.X_test)
-        return (f"Dataset({self.name!r}, train={len(self.X_train)}, dev={len(self.X_dev)}, "
-                f"test={test}, classes={len(self.class_names)})")
+        return (
+            f"Dataset({self.name!r}, train={len(self.X_train)}, dev={len(self.X_dev)}, "
+            f"test={test}, classes={len(self.class_names)})"
+        )
 
 
 def normalize(X: np.ndarray) -> np.ndarray:
@@ -122,31 +125,36 @@ def dev_rows(dev_size: int | float | str, n: int) -> int:
             raise FastnnError(
                 f"the data have {n} rows, too few for the default dev split (a tenth of the rows, "
                 f"which needs at least {AUTO_MIN_ROWS}); add rows, or give {option('dev_size', '0')} to "
-                f"train on all {n} without a dev split")
+                f"train on all {n} without a dev split"
+            )
         return min(-(-n // 10), AUTO_DEV_MAX)
     if isinstance(dev_size, (bool, np.bool_)) or not isinstance(dev_size, (int, float, np.integer, np.floating)):
-        raise FastnnError(f"{option('dev_size')} must be a row count, a fraction in (0, 1) or "
-                          f"{AUTO!r}, not {dev_size!r}")
+        raise FastnnError(
+            f"{option('dev_size')} must be a row count, a fraction in (0, 1) or {AUTO!r}, not {dev_size!r}"
+        )
     if isinstance(dev_size, (float, np.floating)):
         if not 0.0 < dev_size < 1.0:
-            raise FastnnError(f"{option('dev_size', f'{dev_size}')} is a float, so it must be a fraction "
-                              f"in (0, 1)")
+            raise FastnnError(f"{option('dev_size', f'{dev_size}')} is a float, so it must be a fraction in (0, 1)")
         k = round(float(dev_size) * n)
     else:
         k = int(dev_size)
     if k < 0:
         raise FastnnError(f"{option('dev_size', str(k))} is negative; use 0 for no dev set")
     if k >= n:
-        shown = option("dev_size", str(dev_size) if isinstance(dev_size, (int, np.integer))
-                       else f"{dev_size:g} ({k} rows)")
-        raise FastnnError(f"{shown} is larger than the {n - 1} rows that can be held out "
-                          f"of the {n} rows of data (at least one row must stay for training); "
-                          f"give a smaller {option('dev_size')}, a fraction such as 0.1, or {AUTO}")
+        shown = option(
+            "dev_size", str(dev_size) if isinstance(dev_size, (int, np.integer)) else f"{dev_size:g} ({k} rows)"
+        )
+        raise FastnnError(
+            f"{shown} is larger than the {n - 1} rows that can be held out "
+            f"of the {n} rows of data (at least one row must stay for training); "
+            f"give a smaller {option('dev_size')}, a fraction such as 0.1, or {AUTO}"
+        )
     return k
 
 
-def train_dev_split(X: np.ndarray, y: np.ndarray, dev_size: int | float | str, seed: int = 0
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def train_dev_split(
+    X: np.ndarray, y: np.ndarray, dev_size: int | float | str, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Hold out ``dev_size`` rows of ``(X, y)``; return ``X_train, y_train, X_dev, y_dev``.
 
     ``dev_size`` is a row count (0 allowed: the dev arrays are then empty), a
@@ -181,18 +189,18 @@ def parse_dev_size(value) -> int | float | str:
         try:
             value = float(text)
         except ValueError:
-            raise FastnnError(f"{option('dev_size')} takes a row count, a fraction below 1 or {AUTO}, "
-                              f"got {value!r}") from None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
-            or value < 0:
+            raise FastnnError(
+                f"{option('dev_size')} takes a row count, a fraction below 1 or {AUTO}, got {value!r}"
+            ) from None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
         shown = f"{value:g}" if isinstance(value, numbers.Real) and not isinstance(value, bool) else repr(value)
-        raise FastnnError(f"{option('dev_size')} must be a row count >= 0, a fraction below 1 or {AUTO}, "
-                          f"got {shown}")
+        raise FastnnError(f"{option('dev_size')} must be a row count >= 0, a fraction below 1 or {AUTO}, got {shown}")
     number = float(value)
     if number >= 1 or number == 0:
         if number != int(number):
-            raise FastnnError(f"{option('dev_size', f'{number:g}')} is neither a whole row count nor a "
-                              f"fraction below 1")
+            raise FastnnError(
+                f"{option('dev_size', f'{number:g}')} is neither a whole row count nor a fraction below 1"
+            )
         return int(number)
     return number
 
@@ -201,9 +209,15 @@ def parse_dev_size(value) -> int | float | str:
 # load_dataset
 # --------------------------------------------------------------------------
 
-def load_dataset(spec: str | os.PathLike, *, dev_size: int | float | str = AUTO, seed: int = 0,
-                 cache: str | os.PathLike | None = None,
-                 source: str | os.PathLike | None = None) -> Dataset:
+
+def load_dataset(
+    spec: str | os.PathLike,
+    *,
+    dev_size: int | float | str = AUTO,
+    seed: int = 0,
+    cache: str | os.PathLike | None = None,
+    source: str | os.PathLike | None = None,
+) -> Dataset:
     """Load a dataset and hold out a dev set; return a :class:`Dataset`.
 
     ``spec`` is ``"mnist"`` or ``"fashion-mnist"`` (fetched once into
@@ -215,48 +229,52 @@ def load_dataset(spec: str | os.PathLike, *, dev_size: int | float | str = AUTO,
     out by :func:`train_dev_split` with ``seed``.
     """
     name, arrays, class_names = _load_arrays(spec, cache, source)
-    X_train, y_train, X_dev, y_dev = train_dev_split(arrays["X_train"], arrays["y_train"],
-                                                     dev_size, seed)
+    X_train, y_train, X_dev, y_dev = train_dev_split(arrays["X_train"], arrays["y_train"], dev_size, seed)
     del arrays["X_train"]  # let the unsplit uint8 copy go before the float32 ones exist
     X_test, y_test = arrays["X_test"], arrays["y_test"]
     return Dataset(
         name=name,
-        X_train=normalize(X_train), y_train=y_train.astype(np.int64),
-        X_dev=normalize(X_dev), y_dev=y_dev.astype(np.int64),
+        X_train=normalize(X_train),
+        y_train=y_train.astype(np.int64),
+        X_dev=normalize(X_dev),
+        y_dev=y_dev.astype(np.int64),
         X_test=None if X_test is None else normalize(X_test),
         y_test=None if y_test is None else y_test.astype(np.int64),
         class_names=class_names,
     )
 
 
-def _load_arrays(spec: str | os.PathLike, cache: str | os.PathLike | None,
-                 source: str | os.PathLike | None) -> tuple[str, dict, tuple[str, ...]]:
+def _load_arrays(
+    spec: str | os.PathLike, cache: str | os.PathLike | None, source: str | os.PathLike | None
+) -> tuple[str, dict, tuple[str, ...]]:
     """Resolve ``spec`` to (name, uint8 arrays by role, class names)."""
     key = str(spec).strip().lower().replace("_", "-")
     if isinstance(spec, str) and key in _DATASETS:
         dataset = _DATASETS[key]
         return dataset.name, _fetch_named(dataset, cache, source), dataset.class_names
     if source is not None:
-        raise FastnnError(f"{option('source')} only applies to the named datasets "
-                          f"({', '.join(_DATASETS)}), not to {spec}")
+        raise FastnnError(
+            f"{option('source')} only applies to the named datasets ({', '.join(_DATASETS)}), not to {spec}"
+        )
     path = Path(spec)
     if path.is_dir():
         return path.name, read_idx_folder(path), DIGIT_NAMES
     if path.is_file():
         return path.name, _labelled_csv_arrays(path), DIGIT_NAMES
-    raise FastnnError(f"unknown dataset {str(spec)!r}: not one of {', '.join(_DATASETS)} "
-                      f"and no such file or folder")
+    raise FastnnError(f"unknown dataset {str(spec)!r}: not one of {', '.join(_DATASETS)} and no such file or folder")
 
 
 def _labelled_csv_arrays(path: Path) -> dict[str, np.ndarray | None]:
     if _looks_like_idx(path):
         # Otherwise it would be reported as a CSV with a strange header.
-        raise FastnnError(f"{path}: is a single IDX file; pass the folder that holds "
-                          f"the train-images and train-labels files")
+        raise FastnnError(
+            f"{path}: is a single IDX file; pass the folder that holds the train-images and train-labels files"
+        )
     X, y = read_kaggle_csv(path)
     if y is None:
-        raise FastnnError(f"{path}: has no label column (Kaggle's test.csv layout); training "
-                          f"needs a labelled file like train.csv")
+        raise FastnnError(
+            f"{path}: has no label column (Kaggle's test.csv layout); training needs a labelled file like train.csv"
+        )
     return {"X_train": X, "y_train": y, "X_test": None, "y_test": None}
 
 

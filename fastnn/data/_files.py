@@ -58,7 +58,6 @@ def _gzip(data: bytes) -> bytes:
     return gzip.compress(data, compresslevel=6, mtime=0)
 
 
-
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text or type(exc).__name__
@@ -72,7 +71,6 @@ def _first_few(names: list[str], limit: int = 3) -> str:
 def _note(message: str) -> None:
     """Tell the user on stderr what a slow or failing fetch is doing (no traceback)."""
     print(f"fastnn: {message}", file=sys.stderr, flush=True)
-
 
 
 @dataclass(frozen=True)
@@ -90,6 +88,4 @@ def _verify(data: bytes, checksum: _Checksum, where: str) -> None:
         raise FastnnError(f"{where}: size mismatch: expected {checksum.size} bytes, got {len(data)}")
     actual = hashlib.new(checksum.algorithm, data).hexdigest()
     if actual != checksum.digest:
-        raise FastnnError(f"{where}: {checksum.algorithm} mismatch: expected {checksum.digest}, "
-                          f"got {actual}")
-
+        raise FastnnError(f"{where}: {checksum.algorithm} mismatch: expected {checksum.digest}, got {actual}")

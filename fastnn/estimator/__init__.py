@@ -23,8 +23,7 @@ Needs scikit-learn (``pip install fastnn[sklearn]``); ``import fastnn`` alone do
 try:
     import sklearn  # noqa: F401
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError("fastnn's scikit-learn estimators need scikit-learn >= 1.6: "
-                      "pip install scikit-learn") from exc
+    raise ImportError("fastnn's scikit-learn estimators need scikit-learn >= 1.6: pip install scikit-learn") from exc
 
 from .classifier import MLPClassifier
 from .regressor import MLPRegressor

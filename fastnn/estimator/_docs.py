@@ -187,10 +187,10 @@ network_ : fastnn.Network
 
 def docstring(summary: str, parameters, attributes, tail: str) -> str:
     """A numpydoc docstring: ``summary``, the named parameters and attributes, then ``tail``."""
+
     def indent(text):
         return "\n".join("    " + line if line else line for line in text.splitlines())
 
     params = "\n\n".join(indent(PARAMETERS[name]) for name in parameters)
     attrs = "\n\n".join(indent(ATTRIBUTES[name]) for name in attributes)
-    return (f"{summary}\n\n    Parameters\n    ----------\n{params}\n\n"
-            f"    Attributes\n    ----------\n{attrs}\n\n{tail}")
+    return f"{summary}\n\n    Parameters\n    ----------\n{params}\n\n    Attributes\n    ----------\n{attrs}\n\n{tail}"

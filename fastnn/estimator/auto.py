@@ -53,8 +53,7 @@ def fit_work(n_samples: int, layer_units, max_iter: int, steps_per_epoch: int) -
     return float(max_iter) * (3.0 * n_samples * weights + steps_per_epoch * n_layers * STEP_COST)
 
 
-def training_backend(backend: str, n_samples: int, layer_units, solver: str, max_iter: int,
-                     batch_size: int) -> str:
+def training_backend(backend: str, n_samples: int, layer_units, solver: str, max_iter: int, batch_size: int) -> str:
     """The backend that trains: ``backend`` itself unless it is ``"auto"`` (see the module)."""
     if backend != "auto":
         return backend

@@ -30,9 +30,18 @@ from .state import adopt, glorot_init, network_of
 from .stochastic import fit_stochastic
 
 #: Records of a stochastic run, cleared when a new model starts.
-_RUN_RECORDS = ("loss_curve_", "best_loss_", "validation_scores_", "best_validation_score_",
-                "validation_loss_curve_", "_no_improvement_count", "_optimizer", "_best_params",
-                "_shuffle_seed", "_epochs_done")
+_RUN_RECORDS = (
+    "loss_curve_",
+    "best_loss_",
+    "validation_scores_",
+    "best_validation_score_",
+    "validation_loss_curve_",
+    "_no_improvement_count",
+    "_optimizer",
+    "_best_params",
+    "_shuffle_seed",
+    "_epochs_done",
+)
 
 
 class BaseMLP(BaseEstimator):
@@ -58,13 +67,16 @@ class BaseMLP(BaseEstimator):
             self._initialize(layer_units, work_dtype(self.dtype, X.dtype), rng)
         net = network_of(self)
         if net.n_outputs != self.n_outputs_:
-            raise ValueError(f"the network has {net.n_outputs} outputs, but y has {self.n_outputs_} "
-                             f"columns; fit a new model (warm_start=False)")
+            raise ValueError(
+                f"the network has {net.n_outputs} outputs, but y has {self.n_outputs_} "
+                f"columns; fit a new model (warm_start=False)"
+            )
         X = dense_rows(X, net.dtype)
         n = X.shape[0]
         batch = min(200 if self.batch_size == "auto" else self.batch_size, n)
-        backend = auto.training_backend(self.backend, n, net.sizes, self.solver,
-                                        1 if incremental else self.max_iter, batch)
+        backend = auto.training_backend(
+            self.backend, n, net.sizes, self.solver, 1 if incremental else self.max_iter, batch
+        )
         stochastic = self.solver in STOCHASTIC_SOLVERS
         with auto.blas_threads_for(backend, batch if stochastic else min(n, LBFGS_CHUNK), net.sizes):
             if stochastic:
@@ -72,8 +84,10 @@ class BaseMLP(BaseEstimator):
             else:
                 fit_lbfgs(self, net, X, self._targets(net.head, Y, sample_weight, net.dtype), backend)
         if not np.isfinite(net.params.flat).all():
-            raise ValueError("Solver produced non-finite parameter weights. The input data may contain "
-                             "large values and need to be preprocessed.")
+            raise ValueError(
+                "Solver produced non-finite parameter weights. The input data may contain "
+                "large values and need to be preprocessed."
+            )
         return self
 
     def _initialize(self, layer_units, dtype, rng) -> None:
@@ -92,8 +106,9 @@ class BaseMLP(BaseEstimator):
     def _check_solver(self) -> bool:
         """``partial_fit`` exists for the stochastic solvers only (scikit-learn's message)."""
         if self.solver not in STOCHASTIC_SOLVERS:
-            raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
-                                 f"{self.solver} is not stochastic.")
+            raise AttributeError(
+                f"partial_fit is only available for stochastic optimizers. {self.solver} is not stochastic."
+            )
         return True
 
     def _validation_score_and_loss(self, net, X_val, Y_val, sw_val, backend: str) -> tuple[float, float]:

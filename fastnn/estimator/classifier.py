@@ -23,19 +23,43 @@ from .params import SKLEARN_DEFAULTS as S
 class MLPClassifier(ClassifierMixin, BaseMLP):
     _parameter_constraints: dict = CLASSIFIER_CONSTRAINTS
 
-    def __init__(self, hidden_layer_sizes=S["hidden_layer_sizes"], activation=S["activation"], *,
-                 solver=S["solver"], alpha=S["alpha"], batch_size=S["batch_size"],
-                 learning_rate=S["learning_rate"], learning_rate_init=S["learning_rate_init"],
-                 power_t=S["power_t"], max_iter=S["max_iter"], shuffle=S["shuffle"],
-                 random_state=S["random_state"], tol=S["tol"], verbose=S["verbose"],
-                 warm_start=S["warm_start"], momentum=S["momentum"],
-                 nesterovs_momentum=S["nesterovs_momentum"], early_stopping=S["early_stopping"],
-                 validation_fraction=S["validation_fraction"], beta_1=S["beta_1"], beta_2=S["beta_2"],
-                 epsilon=S["epsilon"], n_iter_no_change=S["n_iter_no_change"], max_fun=S["max_fun"],
-                 class_weight=None, backend=F["backend"], dtype=F["dtype"], augment=F["augment"],
-                 augment_rotation=F["augment_rotation"], augment_scale=F["augment_scale"],
-                 augment_shear=F["augment_shear"], augment_shift=F["augment_shift"],
-                 augment_alpha=F["augment_alpha"], augment_sigma=F["augment_sigma"]):
+    def __init__(
+        self,
+        hidden_layer_sizes=S["hidden_layer_sizes"],
+        activation=S["activation"],
+        *,
+        solver=S["solver"],
+        alpha=S["alpha"],
+        batch_size=S["batch_size"],
+        learning_rate=S["learning_rate"],
+        learning_rate_init=S["learning_rate_init"],
+        power_t=S["power_t"],
+        max_iter=S["max_iter"],
+        shuffle=S["shuffle"],
+        random_state=S["random_state"],
+        tol=S["tol"],
+        verbose=S["verbose"],
+        warm_start=S["warm_start"],
+        momentum=S["momentum"],
+        nesterovs_momentum=S["nesterovs_momentum"],
+        early_stopping=S["early_stopping"],
+        validation_fraction=S["validation_fraction"],
+        beta_1=S["beta_1"],
+        beta_2=S["beta_2"],
+        epsilon=S["epsilon"],
+        n_iter_no_change=S["n_iter_no_change"],
+        max_fun=S["max_fun"],
+        class_weight=None,
+        backend=F["backend"],
+        dtype=F["dtype"],
+        augment=F["augment"],
+        augment_rotation=F["augment_rotation"],
+        augment_scale=F["augment_scale"],
+        augment_shear=F["augment_shear"],
+        augment_shift=F["augment_shift"],
+        augment_alpha=F["augment_alpha"],
+        augment_sigma=F["augment_sigma"],
+    ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -114,9 +138,11 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         """
         self._check_params()
         if isinstance(self.class_weight, str):
-            raise ValueError("class_weight 'balanced' is not supported for partial_fit: compute the "
-                             "weights once with sklearn.utils.class_weight.compute_class_weight('balanced', "
-                             "classes=classes, y=y) and pass them as a dict")
+            raise ValueError(
+                "class_weight 'balanced' is not supported for partial_fit: compute the "
+                "weights once with sklearn.utils.class_weight.compute_class_weight('balanced', "
+                "classes=classes, y=y) and pass them as a dict"
+            )
         if _first_partial_fit(self, classes):
             self._label_binarizer = LabelBinarizer()
             self._label_binarizer.fit(y if type_of_target(y).startswith("multilabel") else classes)
@@ -153,8 +179,14 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         W, b = net.coefs[-1], net.intercepts[-1]
         last_W = np.hstack([np.zeros_like(W), W])
         last_b = np.concatenate([np.zeros_like(b), b])
-        return Network(list(net.coefs[:-1]) + [last_W], list(net.intercepts[:-1]) + [last_b], net.activation,
-                       "softmax", classes=self.classes_, dtype=net.dtype)
+        return Network(
+            list(net.coefs[:-1]) + [last_W],
+            list(net.intercepts[:-1]) + [last_b],
+            net.activation,
+            "softmax",
+            classes=self.classes_,
+            dtype=net.dtype,
+        )
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -165,8 +197,9 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
 
     def _validate_input(self, X, y, incremental: bool, reset: bool):
         """``X`` and the 0/1 target matrix; ``classes_`` set or checked as scikit-learn does."""
-        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
-                             dtype=(np.float64, np.float32), reset=reset)
+        X, y = validate_data(
+            self, X, y, accept_sparse=["csr", "csc"], multi_output=True, dtype=(np.float64, np.float32), reset=reset
+        )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
@@ -177,12 +210,15 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             classes = unique_labels(y)
             if self.warm_start:
                 if set(classes) != set(self.classes_):
-                    raise ValueError(f"warm_start can only be used where `y` has the same classes as in "
-                                     f"the previous call to fit. Previously got {self.classes_}, `y` has "
-                                     f"{classes}")
+                    raise ValueError(
+                        f"warm_start can only be used where `y` has the same classes as in "
+                        f"the previous call to fit. Previously got {self.classes_}, `y` has "
+                        f"{classes}"
+                    )
             elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
-                raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
-                                 f"{self.classes_}. 'y' has {classes}.")
+                raise ValueError(
+                    f"`y` has classes not in `self.classes_`. `self.classes_` has {self.classes_}. 'y' has {classes}."
+                )
         return X, self._label_binarizer.transform(y).astype(bool)
 
     def _output_head(self) -> str:
@@ -228,8 +264,9 @@ def _first_partial_fit(est, classes) -> bool:
         return False
     if getattr(est, "classes_", None) is not None:
         if not np.array_equal(est.classes_, unique_labels(classes)):
-            raise ValueError(f"`classes={classes!r}` is not the same as on last call to partial_fit, "
-                             f"was: {est.classes_!r}")
+            raise ValueError(
+                f"`classes={classes!r}` is not the same as on last call to partial_fit, was: {est.classes_!r}"
+            )
         return False
     est.classes_ = unique_labels(classes)
     return True
@@ -243,14 +280,56 @@ MLPClassifier.__doc__ = _docs.docstring(
     the import changed), trained on fastnn's compiled kernels, plus fastnn's own
     keywords after scikit-learn's.  Multiclass targets train a softmax output
     with the log loss; binary and multilabel targets a logistic output per label.""",
-    ["hidden_layer_sizes", "activation", "solver", "alpha", "batch_size", "learning_rate",
-     "learning_rate_init", "power_t", "max_iter", "shuffle", "random_state", "tol", "verbose",
-     "warm_start", "momentum", "nesterovs_momentum", "early_stopping", "validation_fraction",
-     "beta_1", "beta_2", "epsilon", "n_iter_no_change", "max_fun", "class_weight", "backend",
-     "dtype", "augment", "augment_rotation", "augment_alpha"],
-    ["classes_", "loss_", "best_loss_", "loss_curve_", "validation_scores_", "best_validation_score_",
-     "validation_loss_curve_", "t_", "coefs_", "intercepts_", "n_features_in_", "feature_names_in_",
-     "n_iter_", "n_layers_", "n_outputs_", "out_activation_", "network_"],
+    [
+        "hidden_layer_sizes",
+        "activation",
+        "solver",
+        "alpha",
+        "batch_size",
+        "learning_rate",
+        "learning_rate_init",
+        "power_t",
+        "max_iter",
+        "shuffle",
+        "random_state",
+        "tol",
+        "verbose",
+        "warm_start",
+        "momentum",
+        "nesterovs_momentum",
+        "early_stopping",
+        "validation_fraction",
+        "beta_1",
+        "beta_2",
+        "epsilon",
+        "n_iter_no_change",
+        "max_fun",
+        "class_weight",
+        "backend",
+        "dtype",
+        "augment",
+        "augment_rotation",
+        "augment_alpha",
+    ],
+    [
+        "classes_",
+        "loss_",
+        "best_loss_",
+        "loss_curve_",
+        "validation_scores_",
+        "best_validation_score_",
+        "validation_loss_curve_",
+        "t_",
+        "coefs_",
+        "intercepts_",
+        "n_features_in_",
+        "feature_names_in_",
+        "n_iter_",
+        "n_layers_",
+        "n_outputs_",
+        "out_activation_",
+        "network_",
+    ],
     """    See Also
     --------
     MLPRegressor : The regressor.
@@ -263,4 +342,5 @@ MLPClassifier.__doc__ = _docs.docstring(
     >>> clf = MLPClassifier(solver="lbfgs", random_state=1).fit(X, y)
     >>> clf.score(X, y) > 0.95
     True
-    """)
+    """,
+)

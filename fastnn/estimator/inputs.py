@@ -26,8 +26,9 @@ def check_sample_weight(sample_weight, n_samples: int):
         return None
     if isinstance(sample_weight, numbers.Number):
         sample_weight = np.full(n_samples, sample_weight, dtype=np.float64)
-    sample_weight = check_array(sample_weight, accept_sparse=False, ensure_2d=False, dtype=np.float64,
-                                order="C", input_name="sample_weight")
+    sample_weight = check_array(
+        sample_weight, accept_sparse=False, ensure_2d=False, dtype=np.float64, order="C", input_name="sample_weight"
+    )
     if sample_weight.ndim != 1:
         raise ValueError(f"Sample weights must be 1D array or scalar, got {sample_weight.ndim}D array")
     if sample_weight.shape != (n_samples,):
@@ -53,5 +54,5 @@ def head_outputs(net, X, backend: str) -> np.ndarray:
     X = X.tocsr()
     out = np.empty((X.shape[0], net.n_outputs), net.dtype)
     for lo in range(0, X.shape[0], PREDICT_ROWS):
-        out[lo:lo + PREDICT_ROWS] = net.predict_proba(dense_rows(X[lo:lo + PREDICT_ROWS], net.dtype), backend)
+        out[lo : lo + PREDICT_ROWS] = net.predict_proba(dense_rows(X[lo : lo + PREDICT_ROWS], net.dtype), backend)
     return out

@@ -52,7 +52,7 @@ class FullBatch:
         """Write ``theta`` (scikit-learn's order) into the network's parameters."""
         at = 0
         for b in self.blocks:
-            b[...] = theta[at:at + b.size].reshape(b.shape)
+            b[...] = theta[at : at + b.size].reshape(b.shape)
             at += b.size
 
     def penalty(self) -> float:
@@ -66,7 +66,7 @@ class FullBatch:
         total = 0.0
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # see train_steps
             for lo in range(0, self.n, self.chunk):
-                Xb = self.X[lo:lo + self.chunk]
+                Xb = self.X[lo : lo + self.chunk]
                 batch = self.targets.take(slice(lo, lo + self.chunk))
                 m, batch_weight = len(Xb), float(batch.weights.sum(dtype=np.float64))
                 if batch_weight == 0.0:
@@ -104,15 +104,20 @@ def fit_lbfgs(est, net, X, targets, backend: str) -> None:
         print(f"Iteration {iteration[0]}, loss = {reported(intermediate_result.fun):.8f}")
 
     result = scipy.optimize.minimize(
-        objective, objective.pack(), method="L-BFGS-B", jac=True,
+        objective,
+        objective.pack(),
+        method="L-BFGS-B",
+        jac=True,
         options={"maxfun": est.max_fun, "maxiter": est.max_iter, "gtol": est.tol},
-        callback=progress if est.verbose else None)
+        callback=progress if est.verbose else None,
+    )
     objective.unpack(result.x)
     est.n_iter_ = min(int(result.nit), est.max_iter)
     est.loss_ = reported(result.fun)
     if result.status != 0:
-        message = (f"lbfgs failed to converge after {est.n_iter_} iteration(s) (status={result.status}):\n"
-                   f"{result.message}\n")
+        message = (
+            f"lbfgs failed to converge after {est.n_iter_} iteration(s) (status={result.status}):\n{result.message}\n"
+        )
         if est.n_iter_ == est.max_iter:
             message += f"\nIncrease the number of iterations to improve the convergence (max_iter={est.max_iter})."
         message += "\nYou might also want to scale the data (e.g. with a StandardScaler)."

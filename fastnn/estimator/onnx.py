@@ -23,8 +23,7 @@ from .classifier import MLPClassifier
 from .regressor import MLPRegressor
 
 #: skl2onnx's options for MLPClassifier's converter, as it registers them.
-CLASSIFIER_OPTIONS = {"zipmap": [True, False, "columns"], "output_class_labels": [False, True],
-                      "nocl": [True, False]}
+CLASSIFIER_OPTIONS = {"zipmap": [True, False, "columns"], "output_class_labels": [False, True], "nocl": [True, False]}
 
 
 def register_skl2onnx() -> None:
@@ -38,9 +37,16 @@ def register_skl2onnx() -> None:
         from skl2onnx.shape_calculators.linear_classifier import calculate_linear_classifier_output_shapes
         from skl2onnx.shape_calculators.linear_regressor import calculate_linear_regressor_output_shapes
     except ImportError as exc:
-        raise ImportError("converting fastnn's estimators to ONNX needs skl2onnx: "
-                          "pip install skl2onnx (or fastnn[sklearn-onnx])") from exc
-    update_registered_converter(MLPClassifier, "FastnnMLPClassifier", calculate_linear_classifier_output_shapes,
-                                convert_sklearn_mlp_classifier, options=CLASSIFIER_OPTIONS)
-    update_registered_converter(MLPRegressor, "FastnnMLPRegressor", calculate_linear_regressor_output_shapes,
-                                convert_sklearn_mlp_regressor)
+        raise ImportError(
+            "converting fastnn's estimators to ONNX needs skl2onnx: pip install skl2onnx (or fastnn[sklearn-onnx])"
+        ) from exc
+    update_registered_converter(
+        MLPClassifier,
+        "FastnnMLPClassifier",
+        calculate_linear_classifier_output_shapes,
+        convert_sklearn_mlp_classifier,
+        options=CLASSIFIER_OPTIONS,
+    )
+    update_registered_converter(
+        MLPRegressor, "FastnnMLPRegressor", calculate_linear_regressor_output_shapes, convert_sklearn_mlp_regressor
+    )

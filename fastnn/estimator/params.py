@@ -24,16 +24,41 @@ STOCHASTIC_SOLVERS = ("sgd", "adam")
 
 #: scikit-learn's parameters, in its order, with its defaults (``MLPRegressor`` puts ``loss`` first).
 SKLEARN_DEFAULTS = dict(
-    hidden_layer_sizes=(100,), activation="relu", solver="adam", alpha=0.0001, batch_size="auto",
-    learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
-    random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
-    nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9,
-    beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+    hidden_layer_sizes=(100,),
+    activation="relu",
+    solver="adam",
+    alpha=0.0001,
+    batch_size="auto",
+    learning_rate="constant",
+    learning_rate_init=0.001,
+    power_t=0.5,
+    max_iter=200,
+    shuffle=True,
+    random_state=None,
+    tol=1e-4,
+    verbose=False,
+    warm_start=False,
+    momentum=0.9,
+    nesterovs_momentum=True,
+    early_stopping=False,
+    validation_fraction=0.1,
+    beta_1=0.9,
+    beta_2=0.999,
+    epsilon=1e-8,
+    n_iter_no_change=10,
+    max_fun=15000,
 )
 
 #: The augmentation parameters: TrainConfig's fields, under their own names.
-AUGMENT_PARAMS = ("augment", "augment_rotation", "augment_scale", "augment_shear", "augment_shift",
-                  "augment_alpha", "augment_sigma")
+AUGMENT_PARAMS = (
+    "augment",
+    "augment_rotation",
+    "augment_scale",
+    "augment_shear",
+    "augment_shift",
+    "augment_alpha",
+    "augment_sigma",
+)
 _CONFIG = TrainConfig()
 
 #: fastnn's extra keywords and their defaults (``class_weight`` is the classifier's only).
@@ -81,8 +106,10 @@ def check_fastnn_params(est) -> None:
     for name in AUGMENT_PARAMS:
         RULES[name].validate(getattr(est, name))
     if est.solver == "lbfgs" and est.augment != "none":
-        raise ValueError(f"augment={est.augment!r} distorts each epoch's mini-batches: it needs a "
-                         f"stochastic solver ('sgd' or 'adam'), not solver='lbfgs'")
+        raise ValueError(
+            f"augment={est.augment!r} distorts each epoch's mini-batches: it needs a "
+            f"stochastic solver ('sgd' or 'adam'), not solver='lbfgs'"
+        )
 
 
 def hidden_sizes(value) -> list:

@@ -19,19 +19,43 @@ from .params import SKLEARN_DEFAULTS as S
 class MLPRegressor(RegressorMixin, BaseMLP):
     _parameter_constraints: dict = REGRESSOR_CONSTRAINTS
 
-    def __init__(self, loss="squared_error", hidden_layer_sizes=S["hidden_layer_sizes"],
-                 activation=S["activation"], *, solver=S["solver"], alpha=S["alpha"],
-                 batch_size=S["batch_size"], learning_rate=S["learning_rate"],
-                 learning_rate_init=S["learning_rate_init"], power_t=S["power_t"], max_iter=S["max_iter"],
-                 shuffle=S["shuffle"], random_state=S["random_state"], tol=S["tol"], verbose=S["verbose"],
-                 warm_start=S["warm_start"], momentum=S["momentum"],
-                 nesterovs_momentum=S["nesterovs_momentum"], early_stopping=S["early_stopping"],
-                 validation_fraction=S["validation_fraction"], beta_1=S["beta_1"], beta_2=S["beta_2"],
-                 epsilon=S["epsilon"], n_iter_no_change=S["n_iter_no_change"], max_fun=S["max_fun"],
-                 backend=F["backend"], dtype=F["dtype"], augment=F["augment"],
-                 augment_rotation=F["augment_rotation"], augment_scale=F["augment_scale"],
-                 augment_shear=F["augment_shear"], augment_shift=F["augment_shift"],
-                 augment_alpha=F["augment_alpha"], augment_sigma=F["augment_sigma"]):
+    def __init__(
+        self,
+        loss="squared_error",
+        hidden_layer_sizes=S["hidden_layer_sizes"],
+        activation=S["activation"],
+        *,
+        solver=S["solver"],
+        alpha=S["alpha"],
+        batch_size=S["batch_size"],
+        learning_rate=S["learning_rate"],
+        learning_rate_init=S["learning_rate_init"],
+        power_t=S["power_t"],
+        max_iter=S["max_iter"],
+        shuffle=S["shuffle"],
+        random_state=S["random_state"],
+        tol=S["tol"],
+        verbose=S["verbose"],
+        warm_start=S["warm_start"],
+        momentum=S["momentum"],
+        nesterovs_momentum=S["nesterovs_momentum"],
+        early_stopping=S["early_stopping"],
+        validation_fraction=S["validation_fraction"],
+        beta_1=S["beta_1"],
+        beta_2=S["beta_2"],
+        epsilon=S["epsilon"],
+        n_iter_no_change=S["n_iter_no_change"],
+        max_fun=S["max_fun"],
+        backend=F["backend"],
+        dtype=F["dtype"],
+        augment=F["augment"],
+        augment_rotation=F["augment_rotation"],
+        augment_scale=F["augment_scale"],
+        augment_shear=F["augment_shear"],
+        augment_shift=F["augment_shift"],
+        augment_alpha=F["augment_alpha"],
+        augment_sigma=F["augment_sigma"],
+    ):
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -119,8 +143,16 @@ class MLPRegressor(RegressorMixin, BaseMLP):
 
     def _validate_input(self, X, y, incremental: bool, reset: bool):
         """``X`` and the targets as a 2-D array."""
-        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True, y_numeric=True,
-                             dtype=(np.float64, np.float32), reset=reset)
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            y_numeric=True,
+            dtype=(np.float64, np.float32),
+            reset=reset,
+        )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if self.loss == "poisson" and (y < 0).any():
@@ -151,14 +183,55 @@ MLPRegressor.__doc__ = _docs.docstring(
     the import changed), trained on fastnn's compiled kernels, plus fastnn's own
     keywords after scikit-learn's.  Predictions are in the dtype the model
     computes in (the training data's, by default).""",
-    ["loss", "hidden_layer_sizes", "activation", "solver", "alpha", "batch_size", "learning_rate",
-     "learning_rate_init", "power_t", "max_iter", "shuffle", "random_state", "tol", "verbose",
-     "warm_start", "momentum", "nesterovs_momentum", "early_stopping", "validation_fraction",
-     "beta_1", "beta_2", "epsilon", "n_iter_no_change", "max_fun", "backend", "dtype", "augment",
-     "augment_rotation", "augment_alpha"],
-    ["loss_", "best_loss_", "loss_curve_", "validation_scores_", "best_validation_score_",
-     "validation_loss_curve_", "t_", "coefs_", "intercepts_", "n_features_in_", "feature_names_in_",
-     "n_iter_", "n_layers_", "n_outputs_", "out_activation_", "network_"],
+    [
+        "loss",
+        "hidden_layer_sizes",
+        "activation",
+        "solver",
+        "alpha",
+        "batch_size",
+        "learning_rate",
+        "learning_rate_init",
+        "power_t",
+        "max_iter",
+        "shuffle",
+        "random_state",
+        "tol",
+        "verbose",
+        "warm_start",
+        "momentum",
+        "nesterovs_momentum",
+        "early_stopping",
+        "validation_fraction",
+        "beta_1",
+        "beta_2",
+        "epsilon",
+        "n_iter_no_change",
+        "max_fun",
+        "backend",
+        "dtype",
+        "augment",
+        "augment_rotation",
+        "augment_alpha",
+    ],
+    [
+        "loss_",
+        "best_loss_",
+        "loss_curve_",
+        "validation_scores_",
+        "best_validation_score_",
+        "validation_loss_curve_",
+        "t_",
+        "coefs_",
+        "intercepts_",
+        "n_features_in_",
+        "feature_names_in_",
+        "n_iter_",
+        "n_layers_",
+        "n_outputs_",
+        "out_activation_",
+        "network_",
+    ],
     """    See Also
     --------
     MLPClassifier : The classifier.
@@ -171,4 +244,5 @@ MLPRegressor.__doc__ = _docs.docstring(
     >>> reg = MLPRegressor(random_state=1, max_iter=2000, tol=0.1).fit(X, y)
     >>> reg.score(X, y) > 0.9
     True
-    """)
+    """,
+)

@@ -38,9 +38,14 @@ def network_of(est) -> Network:
     new one holding copies, in the coefs' dtype (float64 unless they are float32)."""
     net = getattr(est, "_net", None)
     dtype = np.dtype(np.float32 if np.asarray(est.coefs_[0]).dtype == np.float32 else np.float64)
-    if (net is not None and net.activation == est.activation and net.head == est.out_activation_
-            and net.dtype == dtype and len(net.coefs) == len(est.coefs_) == len(est.intercepts_)
-            and all(a is b for a, b in zip(net.coefs + net.intercepts, list(est.coefs_) + list(est.intercepts_)))):
+    if (
+        net is not None
+        and net.activation == est.activation
+        and net.head == est.out_activation_
+        and net.dtype == dtype
+        and len(net.coefs) == len(est.coefs_) == len(est.intercepts_)
+        and all(a is b for a, b in zip(net.coefs + net.intercepts, list(est.coefs_) + list(est.intercepts_)))
+    ):
         return net
     net = Network(est.coefs_, est.intercepts_, est.activation, est.out_activation_, dtype=dtype)
     adopt(est, net)
@@ -72,13 +77,20 @@ class SolverState:
         self.optimizer = make_optimizer(name, layout, **self.hyper)
 
     def __getstate__(self) -> dict:
-        return {"name": self.name, "sizes": self.layout.sizes, "dtype": self.layout.dtype.str,
-                "hyper": self.hyper, "learning_rate": self.learning_rate, "epoch": self.epoch,
-                "arrays": self.optimizer.state_arrays()}
+        return {
+            "name": self.name,
+            "sizes": self.layout.sizes,
+            "dtype": self.layout.dtype.str,
+            "hyper": self.hyper,
+            "learning_rate": self.learning_rate,
+            "epoch": self.epoch,
+            "arrays": self.optimizer.state_arrays(),
+        }
 
     def __setstate__(self, state: dict) -> None:
         # The optimizer's buffers are views of flat arrays: rebuilt, not unpickled as copies.
-        SolverState.__init__(self, state["name"], Layout(state["sizes"], state["dtype"]), state["learning_rate"],
-                      state["hyper"])
+        SolverState.__init__(
+            self, state["name"], Layout(state["sizes"], state["dtype"]), state["learning_rate"], state["hyper"]
+        )
         self.epoch = state["epoch"]
         self.optimizer.load_state(state["arrays"])

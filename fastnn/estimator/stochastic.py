@@ -49,8 +49,12 @@ _CALLER = 4
 def new_solver_state(est, layout) -> SolverState:
     """A fresh optimizer for ``est``'s solver: Adam, or SGD with (Nesterov) momentum."""
     if est.solver == "adam":
-        return SolverState("adam", layout, est.learning_rate_init,
-                           dict(momentum=est.beta_1, beta2=est.beta_2, eps=est.epsilon, l2=est.alpha))
+        return SolverState(
+            "adam",
+            layout,
+            est.learning_rate_init,
+            dict(momentum=est.beta_1, beta2=est.beta_2, eps=est.epsilon, l2=est.alpha),
+        )
     # scikit-learn's SGD with momentum 0 is plain SGD, whatever nesterovs_momentum says
     name = "sgd" if est.momentum == 0 else ("nesterov" if est.nesterovs_momentum else "momentum")
     return SolverState(name, layout, est.learning_rate_init, dict(momentum=est.momentum, l2=est.alpha))
@@ -60,8 +64,9 @@ def batch_size_for(est, n: int) -> int:
     if est.batch_size == "auto":
         return min(200, n)
     if est.batch_size > n:
-        warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped",
-                      stacklevel=_CALLER + 1)
+        warnings.warn(
+            "Got `batch_size` less than 1 or larger than sample size. It is going to be clipped", stacklevel=_CALLER + 1
+        )
     return int(np.clip(est.batch_size, 1, n))
 
 
@@ -112,13 +117,18 @@ def reported_loss(loss_sum: float, n: int, net, alpha: float, n_batches: int, we
 def split_validation(est, X, Y, sw, rng):
     """``(X, Y, sw)`` for training and for validation: ``validation_fraction`` held out,
     stratified by the estimator's rule (``est._stratify``), drawn from ``rng``."""
-    parts = train_test_split(X, Y, *(() if sw is None else (sw,)), random_state=rng,
-                             test_size=est.validation_fraction, stratify=est._stratify(Y))
+    parts = train_test_split(
+        X,
+        Y,
+        *(() if sw is None else (sw,)),
+        random_state=rng,
+        test_size=est.validation_fraction,
+        stratify=est._stratify(Y),
+    )
     X_tr, X_val, Y_tr, Y_val = parts[:4]
     sw_tr, sw_val = parts[4:] if sw is not None else (None, None)
     if X_val.shape[0] < 2:
-        raise ValueError("The validation set is too small. Increase 'validation_fraction' or the size "
-                         "of your dataset.")
+        raise ValueError("The validation set is too small. Increase 'validation_fraction' or the size of your dataset.")
     return (X_tr, Y_tr, sw_tr), (X_val, Y_val, sw_val)
 
 
@@ -179,10 +189,26 @@ def fit_stochastic(est, net, X, Y, sw, *, incremental: bool, rng, backend: str) 
         est._shuffle_seed = int(rng.randint(np.iinfo(np.int32).max))
     targets = est._targets(net.head, Y, sw, net.dtype)
     n = X.shape[0]
-    augment = AugmentSpec(est.augment, est.augment_rotation, est.augment_scale, est.augment_shear,
-                          est.augment_shift, est.augment_alpha, est.augment_sigma)
-    trainer = Trainer(net, X, targets, batch_size=batch_size_for(est, n), optimizer=state.optimizer,
-                      backend=backend, seed=est._shuffle_seed, shuffle=est.shuffle, augment=augment)
+    augment = AugmentSpec(
+        est.augment,
+        est.augment_rotation,
+        est.augment_scale,
+        est.augment_shear,
+        est.augment_shift,
+        est.augment_alpha,
+        est.augment_sigma,
+    )
+    trainer = Trainer(
+        net,
+        X,
+        targets,
+        batch_size=batch_size_for(est, n),
+        optimizer=state.optimizer,
+        backend=backend,
+        seed=est._shuffle_seed,
+        shuffle=est.shuffle,
+        augment=augment,
+    )
     trainer.epoch = getattr(est, "_epochs_done", 0)
     weight_sum = float(targets.weights.sum(dtype=np.float64))
     est.n_iter_ = 0
@@ -212,16 +238,21 @@ def fit_stochastic(est, net, X, Y, sw, *, incremental: bool, rng, backend: str) 
                 break
             if est._no_improvement_count > est.n_iter_no_change:
                 what = "Validation score" if validation is not None else "Training loss"
-                message = (f"{what} did not improve more than tol={est.tol:f} for "
-                           f"{est.n_iter_no_change} consecutive epochs.")
+                message = (
+                    f"{what} did not improve more than tol={est.tol:f} for {est.n_iter_no_change} consecutive epochs."
+                )
                 if stop_or_slow_down(est, state, message):
                     break
                 est._no_improvement_count = 0
             if incremental:
                 break
             if est.n_iter_ == est.max_iter:
-                warnings.warn(f"Stochastic Optimizer: Maximum iterations ({est.max_iter}) reached and "
-                              f"the optimization hasn't converged yet.", ConvergenceWarning, stacklevel=_CALLER)
+                warnings.warn(
+                    f"Stochastic Optimizer: Maximum iterations ({est.max_iter}) reached and "
+                    f"the optimization hasn't converged yet.",
+                    ConvergenceWarning,
+                    stacklevel=_CALLER,
+                )
     except KeyboardInterrupt:
         warnings.warn("Training interrupted by user.", stacklevel=_CALLER)
     if validation is not None:
@@ -235,9 +266,13 @@ def _diverged(est, net, restored: bool) -> None:
     from the caller)."""
     advice = f"try a smaller learning_rate_init than {est.learning_rate_init:g}"
     if restored:
-        warnings.warn(f"Training diverged: the loss was no longer finite in iteration {est.n_iter_}; "
-                      f"stopped, and kept the weights of the best validation score ({advice}).",
-                      ConvergenceWarning, stacklevel=_CALLER + 1)
+        warnings.warn(
+            f"Training diverged: the loss was no longer finite in iteration {est.n_iter_}; "
+            f"stopped, and kept the weights of the best validation score ({advice}).",
+            ConvergenceWarning,
+            stacklevel=_CALLER + 1,
+        )
     elif np.isfinite(net.params.flat).all():
-        raise ValueError(f"Training diverged: the loss was no longer finite in iteration {est.n_iter_} "
-                         f"({advice}, or scale the data)")
+        raise ValueError(
+            f"Training diverged: the loss was no longer finite in iteration {est.n_iter_} ({advice}, or scale the data)"
+        )

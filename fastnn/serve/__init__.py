@@ -21,8 +21,10 @@ def load_model(path):
 
     net, meta = load_network(path)
     if net.n_features != N_PIXELS:
-        raise FastnnError(f"{path}: the model takes {net.n_features} features, but fastnn serve feeds it "
-                          f"28x28 images ({N_PIXELS} pixels); serve a model trained on MNIST-like images")
+        raise FastnnError(
+            f"{path}: the model takes {net.n_features} features, but fastnn serve feeds it "
+            f"28x28 images ({N_PIXELS} pixels); serve a model trained on MNIST-like images"
+        )
     return net, meta
 
 

@@ -44,5 +44,7 @@ class Admission:
 
     def refusal(self) -> str:
         """Why a request was refused, for its 503."""
-        return (f"the server is busy ({self.pending} requests in hand, at most {self.max_pending}); "
-                f"try again in {RETRY_AFTER} s")
+        return (
+            f"the server is busy ({self.pending} requests in hand, at most {self.max_pending}); "
+            f"try again in {RETRY_AFTER} s"
+        )

@@ -38,12 +38,16 @@ log = logging.getLogger("fastnn.serve")
 #: Requests decoded at the same time (images are decoded in worker threads); more wait their turn.
 DECODE_SLOTS = 2
 
-_STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
-           "/app.js": ("app.js", "text/javascript; charset=utf-8"),
-           "/style.css": ("style.css", "text/css; charset=utf-8")}
+_STATIC = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/style.css": ("style.css", "text/css; charset=utf-8"),
+}
 _HEADERS = {
-    "Content-Security-Policy": ("default-src 'self'; img-src 'self' data:; object-src 'none'; "
-                                "base-uri 'none'; frame-ancestors 'none'; form-action 'none'"),
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; object-src 'none'; "
+        "base-uri 'none'; frame-ancestors 'none'; form-action 'none'"
+    ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
@@ -61,8 +65,10 @@ def model_info(net, metadata: dict, path: str | Path | None = None) -> dict:
     summary = network_summary(net)
     info = {
         "file": Path(path).name if path is not None else None,
-        "shape": summary["sizes"], **summary,
-        "n_features": net.n_features, "n_classes": net.n_classes,
+        "shape": summary["sizes"],
+        **summary,
+        "n_features": net.n_features,
+        "n_classes": net.n_classes,
         "classes": np.asarray(net.classes).tolist(),
         "class_names": list(net.class_names),
     }
@@ -83,9 +89,16 @@ def answer(net, image: np.ndarray, probs: np.ndarray) -> dict:
     }
 
 
-def create_app(net, metadata: dict | None = None, *, model_path=None, allowed_hosts=None,
-               backend: str = SERVE_BACKEND, admission: Admission | None = None,
-               max_batch: int = MAX_BATCH):
+def create_app(
+    net,
+    metadata: dict | None = None,
+    *,
+    model_path=None,
+    allowed_hosts=None,
+    backend: str = SERVE_BACKEND,
+    admission: Admission | None = None,
+    max_batch: int = MAX_BATCH,
+):
     """The Starlette application serving ``net`` (a 784-feature :class:`fastnn.Network`).
 
     ``allowed_hosts``: the ``Host`` headers accepted (``None``: any).  ``fastnn
@@ -107,8 +120,10 @@ def create_app(net, metadata: dict | None = None, *, model_path=None, allowed_ho
     if net.n_features != N_PIXELS:
         raise ValueError(f"the page draws 28x28 images; this model takes {net.n_features} features")
     info = model_info(net, metadata or {}, model_path)
-    static = {route: (resources.files(__package__).joinpath("static").joinpath(name).read_bytes(), kind)
-              for route, (name, kind) in _STATIC.items()}
+    static = {
+        route: (resources.files(__package__).joinpath("static").joinpath(name).read_bytes(), kind)
+        for route, (name, kind) in _STATIC.items()
+    }
     limiter = anyio.CapacityLimiter(DECODE_SLOTS)
     admission = admission or Admission()
     batcher = Batcher(net, backend, max_batch)
@@ -178,10 +193,10 @@ def create_app(net, metadata: dict | None = None, *, model_path=None, allowed_ho
     if allowed_hosts is not None:
         middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts)))
     routes = [Route(path, page, methods=["GET"]) for path in static]
-    routes += [Route("/api/model", model, methods=["GET"]),
-               Route("/api/predict", predict, methods=["POST"])]
-    app = Starlette(routes=routes, middleware=middleware,
-                    exception_handlers={HTTPException: http_error, Exception: server_error})
+    routes += [Route("/api/model", model, methods=["GET"]), Route("/api/predict", predict, methods=["POST"])]
+    app = Starlette(
+        routes=routes, middleware=middleware, exception_handlers={HTTPException: http_error, Exception: server_error}
+    )
     app.state.batcher = batcher
     app.state.admission = admission
     return app

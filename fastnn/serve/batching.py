@@ -39,8 +39,8 @@ class Batcher:
         # One thread: a forward pass runs beside the event loop (which parses the next requests),
         # never beside another forward pass.
         self._executor = concurrent.futures.ThreadPoolExecutor(
-            1, thread_name_prefix="fastnn-forward",
-            initializer=self._one_numba_thread if backend == "numba" else None)
+            1, thread_name_prefix="fastnn-forward", initializer=self._one_numba_thread if backend == "numba" else None
+        )
         self._blas: Any = None  # a threadpoolctl ThreadpoolController, made on the first pass
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiting: list = []
@@ -102,8 +102,8 @@ class Batcher:
             await self._wake.wait()
             self._wake.clear()
             while self._waiting:
-                batch = [(image, f) for image, f in self._waiting[:self.max_batch] if not f.done()]
-                del self._waiting[:self.max_batch]
+                batch = [(image, f) for image, f in self._waiting[: self.max_batch] if not f.done()]
+                del self._waiting[: self.max_batch]
                 if not batch:
                     continue  # every client of these went away
                 X = np.stack([image for image, _ in batch])

@@ -34,8 +34,8 @@ import numpy as np
 from ..errors import FastnnError
 from ..pixels import N_PIXELS, SIDE, prepare_image
 
-MAX_BODY_BYTES = 1 << 20          # 1 MiB: a 280x280 canvas PNG is ~10-30 kB, 784 numbers ~4 kB
-MAX_IMAGE_PIXELS = 1 << 21        # ~2 Mpx (e.g. 1448x1448): far above any drawing pad, far below a bomb
+MAX_BODY_BYTES = 1 << 20  # 1 MiB: a 280x280 canvas PNG is ~10-30 kB, 784 numbers ~4 kB
+MAX_IMAGE_PIXELS = 1 << 21  # ~2 Mpx (e.g. 1448x1448): far above any drawing pad, far below a bomb
 IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")  # the only decoders an upload may reach
 _DATA_URL = re.compile(r"data:image/[A-Za-z0-9.+-]{1,40};base64,", re.ASCII)
 
@@ -68,8 +68,9 @@ def parse_json(body: bytes):
     except RecursionError:
         raise RequestError(400, "the body is not valid JSON (nested too deeply)") from None
     except json.JSONDecodeError as exc:
-        raise RequestError(400, f"the body is not valid JSON ({exc.msg} at line {exc.lineno} "
-                                f"column {exc.colno})") from None
+        raise RequestError(
+            400, f"the body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        ) from None
     except ValueError as exc:  # e.g. an integer literal of thousands of digits
         raise RequestError(400, f"the body is not valid JSON ({exc})") from None
 
@@ -77,7 +78,9 @@ def parse_json(body: bytes):
 def image_from_payload(payload) -> np.ndarray:
     """The request's image as the network sees it: float32 ``(28, 28)`` in [0, 1]."""
     if not isinstance(payload, dict):
-        raise RequestError(400, 'expected a JSON object: {"pixels": [784 numbers]} or {"image": "data:image/png;base64,..."}')
+        raise RequestError(
+            400, 'expected a JSON object: {"pixels": [784 numbers]} or {"image": "data:image/png;base64,..."}'
+        )
     given = [key for key in ("pixels", "image") if key in payload]
     if len(given) != 1:
         raise RequestError(400, 'give exactly one of "pixels" (784 numbers 0-255) or "image" (a data: URL)')
@@ -121,7 +124,7 @@ def _from_data_url(url) -> np.ndarray:
     if head is None:
         raise RequestError(400, '"image" must be a data URL: data:image/png;base64,...')
     try:
-        data = base64.b64decode(url[head.end():], validate=True)
+        data = base64.b64decode(url[head.end() :], validate=True)
     except (binascii.Error, ValueError):
         raise RequestError(400, '"image" does not hold valid base64 data') from None
     _check_image(data)

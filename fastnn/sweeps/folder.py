@@ -55,8 +55,8 @@ class SweepFolder:
     def __init__(self, path: Path | None, plan: Plan, rows: dict | None = None):
         self.path = path
         self.plan = plan
-        self.rows = dict(rows or {})       # trial index -> row, the finished trials
-        self._best: tuple | None = None    # (trial, network, history) of the best finished trial
+        self.rows = dict(rows or {})  # trial index -> row, the finished trials
+        self._best: tuple | None = None  # (trial, network, history) of the best finished trial
 
     # ---- starting and reopening -----------------------------------------------------------
 
@@ -73,8 +73,10 @@ class SweepFolder:
         if (path / PLAN).is_file() and not (path / JSON).is_file() and (path / CSV).is_file():
             done = len(_read_rows(path / CSV))
             if done:
-                raise FastnnError(f"{path} holds an unfinished sweep with {done} finished trials; "
-                                  f"resume it ({resume_command(path)}) or choose another output folder")
+                raise FastnnError(
+                    f"{path} holds an unfinished sweep with {done} finished trials; "
+                    f"resume it ({resume_command(path)}) or choose another output folder"
+                )
         try:
             finished = (path / JSON).is_file()
             (path / JSON).unlink(missing_ok=True)  # first: the folder must not look complete
@@ -94,8 +96,9 @@ class SweepFolder:
         """The sweep saved in ``path``: its plan, its finished trials and its best network so far."""
         path = Path(path)
         if not (path / PLAN).is_file():
-            raise FastnnError(f"{path} holds no sweep to resume (no {PLAN}; a sweep started with "
-                              f"this fastnn writes one)")
+            raise FastnnError(
+                f"{path} holds no sweep to resume (no {PLAN}; a sweep started with this fastnn writes one)"
+            )
         try:
             document = json.loads((path / PLAN).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -233,8 +236,11 @@ def _checked_rows(path: Path, plan: Plan) -> dict:
         try:
             index = int(raw["trial"])
             config = trials[index]
-            row = {"trial": index, **{name: _convert(name, raw[name]) for name in config},
-                   "dev_size": parse_dev_size(raw["dev_size"])}
+            row = {
+                "trial": index,
+                **{name: _convert(name, raw[name]) for name in config},
+                "dev_size": parse_dev_size(raw["dev_size"]),
+            }
             for column in RESULT_COLUMNS:
                 text = raw[column]
                 kind = int if column in _INTEGER_COLUMNS else str if column in _TEXT_COLUMNS else float
@@ -242,7 +248,6 @@ def _checked_rows(path: Path, plan: Plan) -> dict:
         except (KeyError, IndexError, TypeError, ValueError, FastnnError):
             raise FastnnError(f"{path}, line {line}: not a row of the sweep in {PLAN}") from None
         if {k: row[k] for k in config} != config or row["dev_size"] != plan.dev_size:
-            raise FastnnError(f"{path}, line {line}: trial {index}'s settings differ from those in "
-                              f"{PLAN}")
+            raise FastnnError(f"{path}, line {line}: trial {index}'s settings differ from those in {PLAN}")
         rows[index] = row
     return rows

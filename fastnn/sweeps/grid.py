@@ -13,13 +13,23 @@ from ..errors import FastnnError, option
 FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name != "log_every")
 _TYPES = {f.name: f.metadata["type"] for f in dataclasses.fields(TrainConfig)}  # as fastnn train parses them
 #: Columns of the result table after the config, in order.
-RESULT_COLUMNS = ("dev_accuracy", "dev_f1", "test_accuracy", "test_f1", "epochs_run", "train_seconds",
-                  "threads", "worker", "error")
+RESULT_COLUMNS = (
+    "dev_accuracy",
+    "dev_f1",
+    "test_accuracy",
+    "test_f1",
+    "epochs_run",
+    "train_seconds",
+    "threads",
+    "worker",
+    "error",
+)
 
 
 # --------------------------------------------------------------------------
 # The grid: parsing and validation (client side, before any cluster exists)
 # --------------------------------------------------------------------------
+
 
 def parse_grid(items) -> dict:
     """``["hidden=128,256", "lr=0.1,0.5"]`` -> ``{"hidden": ["128", "256"], "lr": ["0.1", "0.5"]}``.
@@ -57,8 +67,7 @@ def _convert(name: str, value):
         try:
             value = int(text) if kind is int else float(text)
         except ValueError:
-            raise FastnnError(f"{name} takes {'an integer' if kind is int else 'a number'}, "
-                              f"got {value!r}") from None
+            raise FastnnError(f"{name} takes {'an integer' if kind is int else 'a number'}, got {value!r}") from None
     elif kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     import numpy as np
@@ -85,8 +94,10 @@ def check_grid(grid: dict, fixed: dict | None = None, seeds: int = 1) -> tuple[d
     varied, or ``seed`` in the grid together with ``seeds > 1``.
     """
     if not isinstance(grid, dict) or not grid:
-        raise FastnnError("the grid is empty: give at least one field and its values, "
-                          "e.g. {'hidden': [128, (100, 100)]} or --grid hidden=128,100-100")
+        raise FastnnError(
+            "the grid is empty: give at least one field and its values, "
+            "e.g. {'hidden': [128, (100, 100)]} or --grid hidden=128,100-100"
+        )
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise FastnnError(f"{option('seeds')} must be a positive integer (repeats per grid point), got {seeds!r}")
     fixed = dict(fixed or {})

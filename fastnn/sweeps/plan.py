@@ -56,13 +56,20 @@ class Plan:
         if not isinstance(document, dict) or document.get("format") != FORMAT:
             raise FastnnError(f"{where}: not a fastnn sweep plan")
         if document.get("version") != VERSION:
-            raise FastnnError(f"{where}: sweep plan version {document.get('version')!r}; this fastnn "
-                              f"reads version {VERSION}")
+            raise FastnnError(
+                f"{where}: sweep plan version {document.get('version')!r}; this fastnn reads version {VERSION}"
+            )
         try:
-            return make_plan(document["grid"], document["data"], seeds=document["seeds"],
-                             fixed=document["fixed"], dev_size=document["dev_size"],
-                             cache=document["cache"], source=document["source"],
-                             threads_per_trial=document["threads_per_trial"])
+            return make_plan(
+                document["grid"],
+                document["data"],
+                seeds=document["seeds"],
+                fixed=document["fixed"],
+                dev_size=document["dev_size"],
+                cache=document["cache"],
+                source=document["source"],
+                threads_per_trial=document["threads_per_trial"],
+            )
         except (KeyError, TypeError) as exc:
             raise FastnnError(f"{where}: an incomplete sweep plan ({exc})") from None
 
@@ -85,22 +92,39 @@ def _path_or_name(value):
 
 def check_threads(threads_per_trial) -> None:
     """``threads_per_trial`` is None or a positive integer."""
-    if threads_per_trial is not None and (isinstance(threads_per_trial, bool) or not isinstance(
-            threads_per_trial, int) or threads_per_trial < 1):
+    if threads_per_trial is not None and (
+        isinstance(threads_per_trial, bool) or not isinstance(threads_per_trial, int) or threads_per_trial < 1
+    ):
         raise FastnnError(f"{option('threads_per_trial')} must be a positive integer, got {threads_per_trial!r}")
 
 
-def make_plan(grid: dict, data="mnist", *, seeds: int = 1, fixed: dict | None = None, dev_size="auto",
-              cache=None, source=None, threads_per_trial: int | None = None) -> Plan:
+def make_plan(
+    grid: dict,
+    data="mnist",
+    *,
+    seeds: int = 1,
+    fixed: dict | None = None,
+    dev_size="auto",
+    cache=None,
+    source=None,
+    threads_per_trial: int | None = None,
+) -> Plan:
     """A checked :class:`Plan`: the grid and fixed options (:func:`check_grid`), then the data
     against every trial (:func:`check_data`).  Raises :class:`FastnnError` naming the first problem."""
     from ..data import parse_dev_size
 
     grid, fixed = check_grid(grid, fixed, seeds)
     check_threads(threads_per_trial)
-    plan = Plan(data=_path_or_name(data), grid=grid, fixed=fixed, seeds=seeds,
-                dev_size=parse_dev_size(dev_size), cache=_path_or_name(cache),
-                source=_path_or_name(source), threads_per_trial=threads_per_trial)
+    plan = Plan(
+        data=_path_or_name(data),
+        grid=grid,
+        fixed=fixed,
+        seeds=seeds,
+        dev_size=parse_dev_size(dev_size),
+        cache=_path_or_name(cache),
+        source=_path_or_name(source),
+        threads_per_trial=threads_per_trial,
+    )
     check_data(plan)
     return plan
 
@@ -122,6 +146,8 @@ def check_data(plan: Plan):
         for trial in plan.trials():
             patience = TrainConfig(**trial).patience
             if patience > 0:
-                raise FastnnError(f"{option('patience', str(patience))} (early stopping) needs a dev split "
-                                  f"to watch, but {option('dev_size', str(plan.dev_size))} holds out no rows")
+                raise FastnnError(
+                    f"{option('patience', str(patience))} (early stopping) needs a dev split "
+                    f"to watch, but {option('dev_size', str(plan.dev_size))} holds out no rows"
+                )
     return base

@@ -18,8 +18,7 @@ def summarize(table):
     import pandas as pd
 
     keys = [k for k in varied(table) if k != "seed"]
-    metrics = [m for m in ("dev_accuracy", "test_accuracy", "test_f1", "train_seconds")
-               if table[m].notna().any()]
+    metrics = [m for m in ("dev_accuracy", "test_accuracy", "test_f1", "train_seconds") if table[m].notna().any()]
     if not keys:
         keys = ["seed"]
     ok = table[table["error"].isna()]
@@ -58,10 +57,18 @@ def format_summary(table) -> str:
     body = []
     for _, row in summary.iterrows():
         point = tuple(row[k] for k in keys)
-        body.append([*(f"{v:g}" if isinstance(v, float) else str(v) for v in point),
-                     spread(row, "dev_accuracy"), spread(row, "test_accuracy"),
-                     number(row.get("test_f1_mean"), 4), number(row.get("train_seconds_mean"), 1),
-                     str(int(row["trials"])), str(int(row["failed"])), "best" if point == best_point else ""])
+        body.append(
+            [
+                *(f"{v:g}" if isinstance(v, float) else str(v) for v in point),
+                spread(row, "dev_accuracy"),
+                spread(row, "test_accuracy"),
+                number(row.get("test_f1_mean"), 4),
+                number(row.get("train_seconds_mean"), 1),
+                str(int(row["trials"])),
+                str(int(row["failed"])),
+                "best" if point == best_point else "",
+            ]
+        )
     widths = [max([len(h)] + [len(r[i]) for r in body]) for i, h in enumerate(headers)]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [headers, *body])
 
@@ -69,6 +76,7 @@ def format_summary(table) -> str:
 # --------------------------------------------------------------------------
 # The table, the best trial, the files' contents
 # --------------------------------------------------------------------------
+
 
 def json_value(v):
     """``v`` as plain JSON: NumPy scalars unwrapped, NaN and missing values as None."""
@@ -112,14 +120,24 @@ def best_trial(rows) -> int | None:
 
 def sweep_document(table, files: dict) -> dict:
     """What ``sweep.json`` holds: the sweep's settings, its files and every trial's row."""
-    records = [{k: json_value(v) for k, v in row.items()}
-               for row in table.astype(object).where(table.notna(), None).to_dict("records")]
+    records = [
+        {k: json_value(v) for k, v in row.items()}
+        for row in table.astype(object).where(table.notna(), None).to_dict("records")
+    ]
     attrs = table.attrs
-    return {"data": attrs.get("data"), "grid": attrs.get("grid"), "fixed": attrs.get("fixed"),
-            "seeds": attrs.get("seeds"), "dev_size": attrs.get("dev_size"),
-            "scheduler": attrs.get("scheduler"), "workers": attrs.get("workers"),
-            "wall_seconds": attrs.get("wall_seconds"), "best_trial": attrs.get("best"), "files": files,
-            "trials": records}
+    return {
+        "data": attrs.get("data"),
+        "grid": attrs.get("grid"),
+        "fixed": attrs.get("fixed"),
+        "seeds": attrs.get("seeds"),
+        "dev_size": attrs.get("dev_size"),
+        "scheduler": attrs.get("scheduler"),
+        "workers": attrs.get("workers"),
+        "wall_seconds": attrs.get("wall_seconds"),
+        "best_trial": attrs.get("best"),
+        "files": files,
+        "trials": records,
+    }
 
 
 def write_best_report(folder: Path, row: dict, network, history: dict, plan, plots: bool) -> None:
@@ -136,8 +154,9 @@ def write_best_report(folder: Path, row: dict, network, history: dict, plan, plo
     data = _split_dataset(_base_dataset(plan.data_ref), row["dev_size"], row["seed"])
     config = TrainConfig(**{k: json_value(row[k]) for k in FIELDS if k in row})
     environment = {"threads": row["threads"], "worker": row["worker"], "sweep_trial": row["trial"]}
-    run = run_result(data, config, network, History(**history), train_seconds=row["train_seconds"],
-                     environment=environment)
+    run = run_result(
+        data, config, network, History(**history), train_seconds=row["train_seconds"], environment=environment
+    )
     write_report(folder, run, splits_of(data), plots=plots)
 
 
@@ -177,6 +196,9 @@ def plot_sweep(table, path) -> Path:
         if others and len(groups) <= 12:
             ax.legend(fontsize=7)
     seeds = table.attrs.get("seeds", 1)
-    fig.suptitle(f"{table.attrs.get('data', '')}: {metric.replace('_', ' ')}"
-                 + (f", mean and min-max over {seeds} seeds" if seeds > 1 else ""), fontsize=10)
+    fig.suptitle(
+        f"{table.attrs.get('data', '')}: {metric.replace('_', ' ')}"
+        + (f", mean and min-max over {seeds} seeds" if seeds > 1 else ""),
+        fontsize=10,
+    )
     return _save(fig, path)

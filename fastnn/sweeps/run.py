@@ -20,6 +20,7 @@ from .worker import _base_dataset, run_trial
 # The client side
 # --------------------------------------------------------------------------
 
+
 def _local_workers(threads_per_trial: int, n_workers: int | None) -> int:
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return n_workers or max(1, cpus // threads_per_trial)
@@ -30,8 +31,9 @@ def _require_distributed() -> None:
     try:
         import distributed  # noqa: F401
     except ImportError:
-        raise FastnnError("sweeps need Dask distributed: pip install 'fastnn[sweep]' "
-                          "(or pip install 'dask[distributed]')") from None
+        raise FastnnError(
+            "sweeps need Dask distributed: pip install 'fastnn[sweep]' (or pip install 'dask[distributed]')"
+        ) from None
 
 
 @contextlib.contextmanager
@@ -47,12 +49,22 @@ def _connect(scheduler, threads_per_trial, n_workers, connect_timeout: float = 3
     with contextlib.ExitStack() as stack:
         if scheduler is None:
             threads = str(threads_per_trial or 1)
-            cluster = stack.enter_context(LocalCluster(
-                n_workers=_local_workers(threads_per_trial or 1, n_workers), threads_per_worker=1,
-                processes=True, dashboard_address=":0", silence_logs=logging.ERROR,
-                preload=["fastnn.sweeps.worker"],  # its dask_setup: the workers leave Ctrl-C to us
-                env={"NUMBA_NUM_THREADS": threads, "OMP_NUM_THREADS": threads,
-                     "OPENBLAS_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}))
+            cluster = stack.enter_context(
+                LocalCluster(
+                    n_workers=_local_workers(threads_per_trial or 1, n_workers),
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=":0",
+                    silence_logs=logging.ERROR,
+                    preload=["fastnn.sweeps.worker"],  # its dask_setup: the workers leave Ctrl-C to us
+                    env={
+                        "NUMBA_NUM_THREADS": threads,
+                        "OMP_NUM_THREADS": threads,
+                        "OPENBLAS_NUM_THREADS": threads,
+                        "MKL_NUM_THREADS": threads,
+                    },
+                )
+            )
             client = stack.enter_context(Client(cluster))
         else:
             try:
@@ -71,10 +83,25 @@ def _progress(total: int, enabled: bool):
     return tqdm(total=total, unit="trial", leave=False)
 
 
-def sweep(grid: dict, data="mnist", scheduler=None, *, seeds: int = 1, fixed: dict | None = None,
-          dev_size=DEV_SIZE, threads_per_trial: int | None = None, n_workers: int | None = None,
-          out=None, scatter: bool = False, cache=None, source=None, plots: bool = True,
-          progress: bool = False, timeout: float | None = None, retries: int = 1):
+def sweep(
+    grid: dict,
+    data="mnist",
+    scheduler=None,
+    *,
+    seeds: int = 1,
+    fixed: dict | None = None,
+    dev_size=DEV_SIZE,
+    threads_per_trial: int | None = None,
+    n_workers: int | None = None,
+    out=None,
+    scatter: bool = False,
+    cache=None,
+    source=None,
+    plots: bool = True,
+    progress: bool = False,
+    timeout: float | None = None,
+    retries: int = 1,
+):
     """Train every config of ``grid`` x ``seeds`` on a Dask cluster; return a DataFrame, one row per trial.
 
     ``grid`` maps :class:`~fastnn.config.TrainConfig` fields to lists of values
@@ -108,18 +135,43 @@ def sweep(grid: dict, data="mnist", scheduler=None, *, seeds: int = 1, fixed: di
     trial failed).  ``df.attrs`` holds ``grid``, ``fixed``, ``best`` (the best
     trial's index by dev accuracy), ``wall_seconds`` and ``workers``.
     """
-    plan = make_plan(grid, data, seeds=seeds, fixed=fixed, dev_size=dev_size, cache=cache, source=source,
-                     threads_per_trial=threads_per_trial)
+    plan = make_plan(
+        grid,
+        data,
+        seeds=seeds,
+        fixed=fixed,
+        dev_size=dev_size,
+        cache=cache,
+        source=source,
+        threads_per_trial=threads_per_trial,
+    )
     _check_cluster_options(n_workers)
     _require_distributed()
     folder = SweepFolder.start(out, plan)
-    return _run(folder, scheduler, n_workers=n_workers, scatter=scatter, plots=plots, progress=progress,
-                timeout=timeout, retries=retries)
+    return _run(
+        folder,
+        scheduler,
+        n_workers=n_workers,
+        scatter=scatter,
+        plots=plots,
+        progress=progress,
+        timeout=timeout,
+        retries=retries,
+    )
 
 
-def resume(out, scheduler=None, *, threads_per_trial: int | None = None, n_workers: int | None = None,
-           scatter: bool = False, plots: bool = True, progress: bool = False,
-           timeout: float | None = None, retries: int = 1):
+def resume(
+    out,
+    scheduler=None,
+    *,
+    threads_per_trial: int | None = None,
+    n_workers: int | None = None,
+    scatter: bool = False,
+    plots: bool = True,
+    progress: bool = False,
+    timeout: float | None = None,
+    retries: int = 1,
+):
     """Finish the sweep saved in the folder ``out``: run only its missing trials; return the whole table.
 
     The sweep's settings (data, grid, fixed options, seeds, dev split and
@@ -136,8 +188,16 @@ def resume(out, scheduler=None, *, threads_per_trial: int | None = None, n_worke
         folder.plan = dataclasses.replace(folder.plan, threads_per_trial=threads_per_trial)
     _check_cluster_options(n_workers)
     _require_distributed()
-    return _run(folder, scheduler, n_workers=n_workers, scatter=scatter, plots=plots, progress=progress,
-                timeout=timeout, retries=retries)
+    return _run(
+        folder,
+        scheduler,
+        n_workers=n_workers,
+        scatter=scatter,
+        plots=plots,
+        progress=progress,
+        timeout=timeout,
+        retries=retries,
+    )
 
 
 def _check_cluster_options(n_workers) -> None:
@@ -159,14 +219,20 @@ def _run(folder: SweepFolder, scheduler, *, n_workers, scatter, plots, progress,
             # On a LocalCluster the workers were made for threads_per_trial (default 1); on another
             # cluster None lets each trial take its worker's share of the cores (_trial_threads).
             threads = plan.threads_per_trial or (1 if scheduler is None else None)
-            ref = (client.scatter(_base_dataset(plan.data_ref), broadcast=True, hash=False) if scatter
-                   else plan.data_ref)
-            _gather(client, trials, todo, ref, plan.dev_size, threads, progress, timeout, retries,
-                    folder)
+            ref = client.scatter(_base_dataset(plan.data_ref), broadcast=True, hash=False) if scatter else plan.data_ref
+            _gather(client, trials, todo, ref, plan.dev_size, threads, progress, timeout, retries, folder)
     table = table_of(folder.rows, plan)
-    table.attrs.update(grid=plan.grid, fixed=plan.fixed, seeds=plan.seeds, dev_size=plan.dev_size,
-                       best=best_trial(folder.rows.values()), wall_seconds=time.perf_counter() - t0,
-                       workers=workers, data=plan.data, scheduler=_scheduler_name(scheduler))
+    table.attrs.update(
+        grid=plan.grid,
+        fixed=plan.fixed,
+        seeds=plan.seeds,
+        dev_size=plan.dev_size,
+        best=best_trial(folder.rows.values()),
+        wall_seconds=time.perf_counter() - t0,
+        workers=workers,
+        data=plan.data,
+        scheduler=_scheduler_name(scheduler),
+    )
     if todo or not folder.complete:
         folder.finish(table, plots=plots)
     return table
@@ -206,8 +272,10 @@ def _unfinished(folder: SweepFolder, total: int) -> str:
     done = len(folder.rows)
     if folder.path is None:
         return f"{done} of {total} trials had finished (no output folder: nothing was kept)"
-    return (f"{done} of {total} trials are in {folder.path / 'sweep.csv'}; "
-            f"{resume_command(folder.path)} runs the other {total - done}")
+    return (
+        f"{done} of {total} trials are in {folder.path / 'sweep.csv'}; "
+        f"{resume_command(folder.path)} runs the other {total - done}"
+    )
 
 
 def _gather(client, trials, todo, ref, dev_size, threads, progress, timeout, retries, folder) -> None:
@@ -215,9 +283,12 @@ def _gather(client, trials, todo, ref, dev_size, threads, progress, timeout, ret
     from distributed import as_completed
 
     run = f"{os.getpid()}-{time.time_ns()}"
-    futures = [client.submit(run_trial, i, trials[i], ref, dev_size, threads, pure=False, retries=retries,
-                             key=f"fastnn-trial-{i}-{run}")
-               for i in todo]
+    futures = [
+        client.submit(
+            run_trial, i, trials[i], ref, dev_size, threads, pure=False, retries=retries, key=f"fastnn-trial-{i}-{run}"
+        )
+        for i in todo
+    ]
     index = {f.key: i for i, f in zip(todo, futures)}
     try:
         with _progress(len(todo), progress) as bar:
@@ -226,8 +297,7 @@ def _gather(client, trials, todo, ref, dev_size, threads, progress, timeout, ret
                 try:
                     result = future.result()
                 except Exception as exc:  # e.g. KilledWorker: it took down every worker it ran on
-                    row = {"trial": i, **trials[i], "dev_size": dev_size,
-                           **dict.fromkeys(RESULT_COLUMNS)}
+                    row = {"trial": i, **trials[i], "dev_size": dev_size, **dict.fromkeys(RESULT_COLUMNS)}
                     row["error"] = f"{type(exc).__name__}: {exc}"
                     result = {"row": row, "network": None, "history": None}
                 future.release()
@@ -237,8 +307,9 @@ def _gather(client, trials, todo, ref, dev_size, threads, progress, timeout, ret
                     bar.update(1)
     except TimeoutError:
         client.cancel(futures)
-        raise FastnnError(f"the sweep did not finish within {timeout:g} s: "
-                          f"{_unfinished(folder, len(trials))}") from None
+        raise FastnnError(
+            f"the sweep did not finish within {timeout:g} s: {_unfinished(folder, len(trials))}"
+        ) from None
     except KeyboardInterrupt:  # Ctrl-C: stop the work still queued or running, say what was kept
         client.cancel(futures)
         raise KeyboardInterrupt(_unfinished(folder, len(trials))) from None

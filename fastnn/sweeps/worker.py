@@ -14,6 +14,7 @@ from .grid import RESULT_COLUMNS
 # The worker side: one trial
 # --------------------------------------------------------------------------
 
+
 def dask_setup(worker) -> None:
     """Run in each worker process of a sweep's own LocalCluster (its ``preload``): Ctrl-C is the client's.
 
@@ -61,8 +62,16 @@ def _split_dataset(base, dev_size, seed):
     from ..data import Dataset, train_dev_split
 
     X_train, y_train, X_dev, y_dev = train_dev_split(base.X_train, base.y_train, dev_size, seed)
-    data = Dataset(name=base.name, X_train=X_train, y_train=y_train, X_dev=X_dev, y_dev=y_dev,
-                   X_test=base.X_test, y_test=base.y_test, class_names=base.class_names)
+    data = Dataset(
+        name=base.name,
+        X_train=X_train,
+        y_train=y_train,
+        X_dev=X_dev,
+        y_dev=y_dev,
+        X_test=base.X_test,
+        y_test=base.y_test,
+        class_names=base.class_names,
+    )
     _SPLIT[0] = (base, dev_size, seed, data)
     return data
 
@@ -134,8 +143,15 @@ def run_trial(index: int, config: dict, data_ref, dev_size, threads=None) -> dic
         with _threads(cfg.backend, _trial_threads(threads)) as n:
             row["threads"] = n
             t0 = time.perf_counter()
-            net, history = train(data.X_train, data.y_train, cfg, X_dev=data.X_dev, y_dev=data.y_dev,
-                                 n_classes=len(data.class_names), class_names=data.class_names)
+            net, history = train(
+                data.X_train,
+                data.y_train,
+                cfg,
+                X_dev=data.X_dev,
+                y_dev=data.y_dev,
+                n_classes=len(data.class_names),
+                class_names=data.class_names,
+            )
             run = run_result(data, cfg, net, history, train_seconds=time.perf_counter() - t0)
         row["train_seconds"] = run.train_seconds
         for split, report in run.evaluation.items():
