@@ -1,8 +1,8 @@
 """The numba backend's parallel regions: whole forward and backward passes, the fused training
 loop, prediction, shuffling and gathering.
 
-Each ``prange`` loop here only calls one step function of
-:mod:`._numba_steps` with an ``int64`` part number (numba compiles a parallel
+Each ``prange`` loop here only calls one function of
+:mod:`._numba_parts` with an ``int64`` part number (numba compiles a parallel
 loop's body slowly, so it is kept to one call; and the loop's own index is
 unsigned inside the region, which would compile each part twice).  The
 regions sit in loops over the layers, so a network of any depth compiles to
@@ -18,18 +18,9 @@ from numba import prange
 from .. import _keys
 from ._numba_blas import N, gemm
 from ._numba_jitable import like  # noqa: F401  (also registers the random keys for compiled code)
+from ._numba_parts import backward_part, first_layer_part, forward_rows
 from ._numba_setup import kernel
-from ._numba_steps import (
-    IDENTITY,
-    SGD,
-    STORE,
-    apply_rule,
-    backward_part,
-    bias_activate,
-    column_sums,
-    first_layer_part,
-    forward_rows,
-)
+from ._numba_steps import IDENTITY, SGD, STORE, apply_rule, bias_activate, column_sums
 
 
 @kernel(parallel=True)

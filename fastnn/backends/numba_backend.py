@@ -39,7 +39,8 @@ different here is *how* the work is done:
   the same argument types for every shape; float32 and float64 networks each
   compile their own specialisation, on first use.
 
-The step functions are in :mod:`._numba_steps`, the parallel regions in
+The step functions are in :mod:`._numba_steps`, each thread's part of a region
+in :mod:`._numba_parts`, the parallel regions in
 :mod:`._numba_regions`; the public per-step kernels below call the same
 regions :func:`train_steps` does, so a fix there is a fix in both.  Kernels are
 compiled with ``cache=True`` where a cache folder is writable
