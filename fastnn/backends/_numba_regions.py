@@ -70,13 +70,13 @@ def backward_all(net, b, rows, gathered, M, V, rate, decay, rule, fused, m):
     :data:`STORE`); the output biases last."""
     L = net.sizes.shape[0] - 1
     threads = b.pen.shape[0]
-    for u in range(L - 1, 0, -1):
+    for u in range(L - 1, -1, -1):
         parts = max(1, min(threads, net.sizes[u]))
         for p in prange(parts):
-            backward_part(net, b, M, V, rate, decay, rule, fused, m, u, np.int64(p), parts)
-    parts = max(1, min(threads, net.sizes[0]))
-    for p in prange(parts):
-        first_layer_part(net, b, rows, gathered, M, V, rate, decay, rule, fused, m, np.int64(p), parts)
+            if u > 0:
+                backward_part(net, b, M, V, rate, decay, rule, fused, m, u, np.int64(p), parts)
+            else:
+                first_layer_part(net, b, rows, gathered, M, V, rate, decay, rule, fused, m, np.int64(p), parts)
     c = net.sizes[L]
     bo = net.table[L - 1, 1]
     column_sums(b.D, b.offs[L - 1], c, m, b.G[bo : bo + c])
