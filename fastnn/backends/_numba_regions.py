@@ -4,10 +4,10 @@ loop, prediction, shuffling and gathering.
 Each ``prange`` loop here only calls one function of
 :mod:`._numba_parts` with an ``int64`` part number (numba compiles a parallel
 loop's body slowly, so it is kept to one call; and the loop's own index is
-unsigned inside the region, which would compile each part twice).  The
-regions sit in loops over the layers, so a network of any depth compiles to
-the same few regions: compile time does not grow with depth, and each region
-is launched once per layer and step.
+unsigned inside the region, which would compile each part twice).  A step's
+passes are one region in a loop over its phases (:func:`passes`), so a network
+of any depth compiles one region for training: compile time does not grow with
+depth, and the region is launched once per layer and step.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from ._numba_blas import N, gemm
 from ._numba_jitable import like  # noqa: F401  (also registers the random keys for compiled code)
 from ._numba_parts import backward_part, first_layer_part, forward_rows
 from ._numba_setup import kernel
-from ._numba_steps import IDENTITY, SGD, STORE, apply_rule, bias_activate, column_sums
+from ._numba_steps import IDENTITY, SGD, STORE, Rule, apply_rule, bias_activate, column_sums
 
 
 @kernel(parallel=True)
@@ -43,45 +43,76 @@ def gather(X, idx, out):
 
 
 @kernel(parallel=True, inline="always")
-def forward_all(X, perm, lo, m, net, b, rows, gathered, weight_sum, head):
-    """The forward pass of the batch ``perm[lo:lo + m]`` in one region split by rows: every
-    layer's outputs in ``b.A`` (the last one raw), and with a ``head`` (its code; -1 for
-    none) the loss and output gradient; returns (weighted loss sum, rows right).
+def passes(X, perm, lo, m, net, b, rows, gathered, weight_sum, head, M, V, rate, decay, rule, fused, first, stop):
+    """Phases ``first:stop`` of a step over the batch ``perm[lo:lo + m]``, a parallel region each:
 
-    The sparse path reads ``rows`` (and ``gathered`` is None); the dense path (``rows``
-    None) gathers the batch into ``gathered``.
+    * phase 0, the forward pass split by rows: every layer's outputs in ``b.A`` (the last
+      one raw), and with a ``head`` (its code; -1 for none) each part's loss, rows right
+      and output gradient;
+    * phase ``k`` (``1 <= k < L``), the backward pass of hidden layer ``L - k`` split by its
+      units; phase ``L``, the first layer's weights split by pixels: every gradient applied
+      by ``rule`` as soon as it is made (or only stored in ``b.G``, for :data:`STORE`).
+
+    One ``prange`` in a loop over the phases: numba compiles a parallel region (and,
+    again, all the code it calls) once per ``prange`` in the source, so one region for
+    every phase of every depth is the cheapest to compile.  The sparse path reads
+    ``rows`` (and ``gathered`` is None); the dense path (``rows`` None) gathers the batch
+    into ``gathered``.
     """
-    parts = max(1, min(b.loss.shape[0], m))
-    for p in prange(parts):
-        forward_rows(X, perm, lo, m, net, b, rows, gathered, weight_sum, head, np.int64(p), parts)
+    L = net.sizes.shape[0] - 1
+    threads = b.pen.shape[0]
+    for phase in range(first, stop):
+        u = L - phase  # the layer whose units (phase 0: the batch's rows) the parts split
+        parts = max(1, min(threads, m if phase == 0 else net.sizes[u]))
+        for p in prange(parts):
+            if phase == 0:
+                forward_rows(X, perm, lo, m, net, b, rows, gathered, weight_sum, head, np.int64(p), parts)
+            elif u > 0:
+                backward_part(net, b, M, V, rate, decay, rule, fused, m, u, np.int64(p), parts)
+            else:
+                first_layer_part(net, b, rows, gathered, M, V, rate, decay, rule, fused, m, np.int64(p), parts)
+
+
+@kernel(inline="always")
+def parts_total(b):
+    """The forward parts' weighted loss sum and rows right, summed in part order."""
     loss = 0.0
     right = 0
-    for p in range(parts):
+    for p in range(b.loss.shape[0]):
         loss += b.loss[p]
         right += b.right[p]
     return loss, right
 
 
-@kernel(parallel=True, inline="always")
-def backward_all(net, b, rows, gathered, M, V, rate, decay, rule, fused, m):
-    """The backward pass from ``b.D``'s output gradient: a region per hidden layer split by
-    its units, then one for the first layer's weights split by pixels; every gradient
-    applied by ``rule`` as soon as it is made (or only stored in ``b.G``, for
-    :data:`STORE`); the output biases last."""
+@kernel(inline="always")
+def output_biases(net, b, M, V, rate, rule, m):
+    """The output layer's biases, last: their gradient is the column sums of ``D``'s last layer."""
     L = net.sizes.shape[0] - 1
-    threads = b.pen.shape[0]
-    for u in range(L - 1, -1, -1):
-        parts = max(1, min(threads, net.sizes[u]))
-        for p in prange(parts):
-            if u > 0:
-                backward_part(net, b, M, V, rate, decay, rule, fused, m, u, np.int64(p), parts)
-            else:
-                first_layer_part(net, b, rows, gathered, M, V, rate, decay, rule, fused, m, np.int64(p), parts)
     c = net.sizes[L]
     bo = net.table[L - 1, 1]
     column_sums(b.D, b.offs[L - 1], c, m, b.G[bo : bo + c])
     if rule.kind != STORE:
         apply_rule(net.P[bo : bo + c], b.G[bo : bo + c], M[bo : bo + c], V[bo : bo + c], rate, 0.0, rule)
+
+
+@kernel(parallel=True)
+def forward_all(X, perm, lo, m, net, b, rows, gathered, weight_sum, head):
+    """The forward pass alone (phase 0 of :func:`passes`); returns (weighted loss sum, rows right)."""
+    for p in range(b.loss.shape[0]):
+        b.loss[p] = 0.0
+        b.right[p] = 0
+    no_rule = Rule(STORE, 0.0, 0.0, 0.0, 0.0, 0.0)  # the forward phase reads none
+    passes(X, perm, lo, m, net, b, rows, gathered, weight_sum, head, net.P, net.P, 0.0, 0.0, no_rule, False, 0, 1)
+    return parts_total(b)
+
+
+@kernel(parallel=True)
+def backward_all(X, perm, m, net, b, rows, gathered, M, V, rate, decay, rule, fused):
+    """The backward pass alone from ``b.D``'s output gradient (the other phases of :func:`passes`),
+    then the output biases; ``X[perm[:m]]`` is the batch of the forward pass it follows."""
+    L = net.sizes.shape[0] - 1
+    passes(X, perm, 0, m, net, b, rows, gathered, 1.0, -1, M, V, rate, decay, rule, fused, 1, L + 1)
+    output_biases(net, b, M, V, rate, rule, m)
 
 
 @kernel(parallel=True)
@@ -93,9 +124,10 @@ def train_steps(X, y, Y, sw, perm, start, stop, batch_size, rates, net, b, rows,
     of the path whose argument is None, so each path compiles only its own code (and a run
     compiles only the path its data take).
 
-    Per step: the batch's targets and weights (serial, ``m`` rows), the forward region
-    (rows: every layer and the head), a backward region per hidden layer (units) and one
-    for the first layer (pixels), applying the rule as it goes.
+    Per step: the batch's targets and weights (serial, ``m`` rows), then every phase of
+    :func:`passes` (forward by rows: every layer and the head; backward by each hidden
+    layer's units, then the first layer's pixels, applying the rule as it goes), then the
+    output biases.
     """
     L = net.sizes.shape[0] - 1
     c = net.sizes[L]
@@ -114,11 +146,31 @@ def train_steps(X, y, Y, sw, perm, start, stop, batch_size, rates, net, b, rows,
                     b.Yb[i, j] = Y[r, j]
             b.wb[i] = sw[r]
             weight_sum += sw[r]
-        loss, right = forward_all(X, perm, lo, m, net, b, rows, gathered, weight_sum, net.head)
         decay = rule.weight_decay + (rule.l2 / weight_sum if rule.l2 > 0.0 else 0.0)
         for p in range(b.pen.shape[0]):
             b.pen[p] = 0.0
-        backward_all(net, b, rows, gathered, M, V, rates[step], decay, rule, fused, m)
+        passes(
+            X,
+            perm,
+            lo,
+            m,
+            net,
+            b,
+            rows,
+            gathered,
+            weight_sum,
+            net.head,
+            M,
+            V,
+            rates[step],
+            decay,
+            rule,
+            fused,
+            0,
+            L + 1,
+        )
+        loss, right = parts_total(b)
+        output_biases(net, b, M, V, rates[step], rule, m)
         if rule.l2 > 0.0:
             loss += 0.5 * rule.l2 * b.pen.sum()
         total += loss * m / weight_sum

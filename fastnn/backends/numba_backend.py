@@ -31,9 +31,10 @@ different here is *how* the work is done:
   threaded GEMM per thread (:mod:`._numba_blas`).  The two paths compute the
   same sums, in different orders.  Every later layer is dense GEMM.
 * **Whole chunks of an epoch run without returning to Python**
-  (:func:`train_steps`): per mini-batch, one parallel region forward, one per
-  hidden layer backward and one for the first layer's weights, and a short
-  serial part (the batch's targets, the output biases).
+  (:func:`train_steps`): per mini-batch, a parallel region launched once
+  forward, once per hidden layer backward and once for the first layer's weights
+  (one ``prange`` in the source, in a loop over these phases, so it compiles once),
+  and a short serial part (the batch's targets, the output biases).
 * **One compile per dtype, whatever the depth**: a network is one flat
   parameter array and a table of offsets (:mod:`fastnn.layers`), so kernels see
   the same argument types for every shape; float32 and float64 networks each
@@ -287,6 +288,9 @@ def backward(net, Xb, ws: Workspace) -> None:
     P = net.params.flat
     with _compiled():
         _regions.backward_all(
+            np.ascontiguousarray(Xb),  # read by no backward phase; typed like the forward pass's batch
+            np.arange(m, dtype=np.int64),
+            m,
             _net(net),
             ws.buffers,
             ws.rows,
@@ -297,7 +301,6 @@ def backward(net, Xb, ws: Workspace) -> None:
             0.0,
             Rule(STORE, 0.0, 0.0, 0.0, 0.0, 0.0),
             False,
-            m,
         )
 
 
