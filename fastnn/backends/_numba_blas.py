@@ -33,7 +33,9 @@ for _name in ("sgemm", "dgemm"):
     llvmlite.binding.add_symbol(_symbol, get_cython_function_address("scipy.linalg.cython_blas", _name))
     _ROUTINES[_name] = types.ExternalFunction(_symbol, types.void(*([types.voidptr] * 13)))
 _sgemm, _dgemm = _ROUTINES["sgemm"], _ROUTINES["dgemm"]
-N, T = ord("N"), ord("T")
+# NumPy scalars, not ints: numba types an int global as a literal of its own value, so every
+# pair of transpose flags would compile gemm once more (~0.3 s each on the first run).
+N, T = np.int64(ord("N")), np.int64(ord("T"))
 
 
 def _fortran_args(ta, tb, m, n, k, alpha, beta, lda, ldb, ldc, dtype):

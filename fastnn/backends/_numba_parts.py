@@ -155,7 +155,7 @@ def first_layer_dense(b, Xb, m, net, M, V, rate, decay, rule, fused, r0, r1):
     d, n1 = net.sizes[0], net.sizes[1]
     lo, hi = net.table[0, 0] + r0 * n1, net.table[0, 0] + r1 * n1
     if fused:  # W0[r0:r1] += -rate * Xb[:, r0:r1]^T D1, the update inside the GEMM
-        gemm(T, N, r1 - r0, n1, m, -rate, Xb, r0, d, b.D, b.offs[0], n1, 1.0, net.P, lo, n1)
+        gemm(T, N, r1 - r0, n1, m, -np.float64(rate), Xb, r0, d, b.D, b.offs[0], n1, 1.0, net.P, lo, n1)
         return
     gemm(T, N, r1 - r0, n1, m, 1.0, Xb, r0, d, b.D, b.offs[0], n1, 0.0, b.G, lo, n1)
     if rule.kind != STORE:
@@ -191,7 +191,8 @@ def backward_part(net, b, M, V, rate, decay, rule, fused, m, u, p, n_parts):
     # D_u[:, q] = D_{u+1} W_u[q, :]^T, read before this part updates those rows
     gemm(N, T, m, q1 - q0, n_next, 1.0, b.D, nxt, n_next, net.P, lo, n_next, 0.0, b.D, off + q0, n_u)
     if fused:
-        gemm(T, N, q1 - q0, n_next, m, -rate, b.A, off + q0, n_u, b.D, nxt, n_next, 1.0, net.P, lo, n_next)
+        # alpha as float64, as in every other call: gemm compiles once per argument types
+        gemm(T, N, q1 - q0, n_next, m, -np.float64(rate), b.A, off + q0, n_u, b.D, nxt, n_next, 1.0, net.P, lo, n_next)
     else:
         gemm(T, N, q1 - q0, n_next, m, 1.0, b.A, off + q0, n_u, b.D, nxt, n_next, 0.0, b.G, lo, n_next)
         if rule.kind != STORE:
