@@ -100,7 +100,7 @@ def _compile_note(args: argparse.Namespace, plan) -> None:
     backends = plan.grid.get("backend", [plan.fixed.get("backend", DEFAULT_BACKEND)])
     if all(get_backend(name).kernels_cached() for name in backends):
         return
-    print("fastnn: the workers compile the numba kernels (first run only, ~25-60 s)", file=sys.stderr, flush=True)
+    print("fastnn: the workers compile the numba kernels (first run only, ~20-60 s)", file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace) -> None:

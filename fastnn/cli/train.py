@@ -64,7 +64,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.set_defaults(_memory_hint="; try a smaller --hidden or --batch-size")
 
 
-COMPILING_NOTE = "fastnn: compiling the numba kernels (first run only, ~25 s)"
+COMPILING_NOTE = "fastnn: compiling the numba kernels (first run only, ~20 s)"
 
 
 def _progress(total: int, quiet: bool, compiling: bool = False):
