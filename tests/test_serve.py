@@ -518,3 +518,36 @@ def test_the_command_serves_on_localhost_and_stops_cleanly(model_file):
         proc.terminate()
         out, err = proc.communicate(timeout=20)
     assert "Traceback" not in err, err
+
+
+def test_a_body_that_does_not_arrive_in_time_is_a_json_408_and_frees_its_place(model_file):
+    """A client that sends its headers and then trickles (or stops) its body is answered
+    once ``body_seconds`` have passed, and no longer counts against the queue's bound."""
+    import asyncio
+    import time
+
+    import httpx
+
+    net, meta = load_model(model_file)
+    app = create_app(net, meta, body_seconds=0.3)
+
+    async def stalled():
+        yield b'{"pixels": [0, 0, '
+        await asyncio.sleep(30)  # never finishes in the test's time
+        yield b"0]}"
+
+    async def go():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+            t0 = time.monotonic()
+            r = await c.post("/api/predict", content=stalled(), headers={"Content-Length": "2000"})
+            late = time.monotonic() - t0
+            fine = await c.post("/api/predict", json={"pixels": digit_pixels()})
+            return r, late, fine
+
+    r, late, fine = asyncio.run(go())
+    assert r.status_code == 408 and r.headers["connection"] == "close"
+    assert r.json()["error"] == "the request body did not arrive within 0.3 s"
+    assert 0.3 <= late < 10
+    assert app.state.admission.pending == 0 and app.state.admission.bytes == 0
+    assert fine.status_code == 200 and len(fine.json()["probabilities"]) == 10

@@ -31,7 +31,7 @@ import numpy as np
 from ..pixels import N_PIXELS
 from .admission import RETRY_AFTER, Admission
 from .batching import MAX_BATCH, SERVE_BACKEND, Batcher
-from .requests import MAX_BODY_BYTES, RequestError, image_from_payload, parse_json
+from .requests import BODY_SECONDS, MAX_BODY_BYTES, RequestError, image_from_payload, parse_json
 
 log = logging.getLogger("fastnn.serve")
 
@@ -98,6 +98,7 @@ def create_app(
     backend: str = SERVE_BACKEND,
     admission: Admission | None = None,
     max_batch: int = MAX_BATCH,
+    body_seconds: float = BODY_SECONDS,
 ):
     """The Starlette application serving ``net`` (a 784-feature :class:`fastnn.Network`).
 
@@ -106,7 +107,9 @@ def create_app(
     elsewhere cannot reach the server through DNS rebinding.  ``backend`` runs
     the forward passes, of at most ``max_batch`` images (1: no batching);
     ``admission`` bounds the work held at once (default
-    :mod:`fastnn.serve.admission`'s bounds).  The app's ``state.batcher`` and
+    :mod:`fastnn.serve.admission`'s bounds), and an admitted request's body must
+    arrive within ``body_seconds`` (else a JSON 408), so a slow client cannot keep
+    its place in that bound.  The app's ``state.batcher`` and
     ``state.admission`` show the batching and the queue at work.
     """
     import anyio
@@ -172,10 +175,15 @@ def create_app(
         if not admission.enter(size):
             return error(503, admission.refusal(), **{"Retry-After": str(RETRY_AFTER)})
         try:
-            image = await image_of(await read_body(request))
+            with anyio.fail_after(body_seconds):
+                body = await read_body(request)
+            image = await image_of(body)
             probs, batch = await batcher.probabilities(image.reshape(N_PIXELS))
         except RequestError as exc:
             return error(exc.status, exc.message)
+        except TimeoutError:
+            # the rest of the body may still come: the connection cannot carry another request
+            return error(408, f"the request body did not arrive within {body_seconds:g} s", Connection="close")
         except MemoryError:
             return error(503, "the server is out of memory for this request; try a smaller image")
         finally:

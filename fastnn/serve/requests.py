@@ -35,11 +35,14 @@ from ..errors import FastnnError
 from ..pixels import N_PIXELS, SIDE, prepare_image
 
 MAX_BODY_BYTES = 1 << 20  # 1 MiB: a 280x280 canvas PNG is ~10-30 kB, 784 numbers ~4 kB
+# Seconds an admitted request's body may take to arrive: a 30 kB snapshot takes milliseconds,
+# and a client that trickles its body must not hold a queue slot for long.
+BODY_SECONDS = 10.0
 MAX_IMAGE_PIXELS = 1 << 21  # ~2 Mpx (e.g. 1448x1448): far above any drawing pad, far below a bomb
 IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")  # the only decoders an upload may reach
 _DATA_URL = re.compile(r"data:image/[A-Za-z0-9.+-]{1,40};base64,", re.ASCII)
 
-__all__ = ["MAX_BODY_BYTES", "MAX_IMAGE_PIXELS", "RequestError", "parse_json", "image_from_payload"]
+__all__ = ["BODY_SECONDS", "MAX_BODY_BYTES", "MAX_IMAGE_PIXELS", "RequestError", "parse_json", "image_from_payload"]
 
 
 class RequestError(Exception):
