@@ -25,34 +25,20 @@ def tiny_csv(path: Path) -> Path:
     return path
 
 
-def run_train(tmp_path: Path, env_extra: dict) -> dict:
+def train_tiny(tmp_path: Path, out: Path, env_extra: dict, *options: str) -> subprocess.CompletedProcess:
+    """``scripts/train.py`` with the numba backend on a 200-row CSV, in a fresh process whose
+    environment has no NUMBA_ settings but ``env_extra``'s."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
     env.update(env_extra)
+    command = [sys.executable, str(ROOT / "scripts" / "train.py"), "--backend", "numba"]
+    command += ["--data", str(tiny_csv(tmp_path / "train.csv")), "--epochs", "1", "--hidden", "8"]
+    command += ["--dev-size", "50", "--no-plots", "--out", str(out), *options]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+
+
+def run_train(tmp_path: Path, env_extra: dict) -> dict:
     out = tmp_path / "out"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "train.py"),
-            "--backend",
-            "numba",
-            "--data",
-            str(tiny_csv(tmp_path / "train.csv")),
-            "--epochs",
-            "1",
-            "--hidden",
-            "8",
-            "--dev-size",
-            "50",
-            "--no-plots",
-            "--quiet",
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
+    proc = train_tiny(tmp_path, out, env_extra, "--quiet")
     assert proc.returncode == 0, proc.stderr
     return json.loads((out / "metrics.json").read_text())
 
@@ -117,31 +103,7 @@ def test_a_cold_compile_cache_is_announced_once_and_then_cached(tmp_path):
     assert run_python(KERNELS_CACHED, cache) == "False"
 
     def train(out: str) -> subprocess.CompletedProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
-        env.update(cache, CI="1")
-        return subprocess.run(
-            [
-                sys.executable,
-                str(ROOT / "scripts" / "train.py"),
-                "--backend",
-                "numba",
-                "--data",
-                str(tiny_csv(tmp_path / "train.csv")),
-                "--epochs",
-                "1",
-                "--hidden",
-                "8",
-                "--dev-size",
-                "50",
-                "--no-plots",
-                "--out",
-                str(tmp_path / out),
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=600,
-        )
+        return train_tiny(tmp_path, tmp_path / out, {**cache, "CI": "1"})
 
     first = train("first")
     assert first.returncode == 0, first.stderr
