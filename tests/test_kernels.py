@@ -377,6 +377,8 @@ def test_predict_writes_into_a_non_contiguous_output(backend):
 # sizes, activation, head, optimizer, (n, batch, start, stop), lr, weighted, weight decay, l2
 TRAIN_CASES = {
     "h128-sgd-partial-last": ((784, 128, 10), "relu", "softmax", "sgd", (150, 32, 0, 150), 0.1, False, 0.0, 0.0),
+    # a last batch of one row: fewer rows than threads, so the forward pass runs fewer parts
+    "h16-sgd-one-row-last": ((784, 16, 10), "relu", "softmax", "sgd", (33, 32, 0, 33), 0.1, False, 0.0, 0.0),
     "h800-nesterov-mid-chunk": (
         (784, 800, 10),
         "relu",

@@ -60,10 +60,9 @@ def passes(X, perm, lo, m, net, b, rows, gathered, weight_sum, head, M, V, rate,
     into ``gathered``.
     """
     L = net.sizes.shape[0] - 1
-    threads = b.pen.shape[0]
     for phase in range(first, stop):
         u = L - phase  # the layer whose units (phase 0: the batch's rows) the parts split
-        parts = max(1, min(threads, m if phase == 0 else net.sizes[u]))
+        parts = part_count(b, m if phase == 0 else net.sizes[u])
         for p in prange(parts):
             if phase == 0:
                 forward_rows(X, perm, lo, m, net, b, rows, gathered, weight_sum, head, np.int64(p), parts)
@@ -74,11 +73,18 @@ def passes(X, perm, lo, m, net, b, rows, gathered, weight_sum, head, M, V, rate,
 
 
 @kernel(inline="always")
-def parts_total(b):
-    """The forward parts' weighted loss sum and rows right, summed in part order."""
+def part_count(b, n):
+    """How many parts split ``n`` rows or units: one per thread, at most one per item."""
+    return max(1, min(b.pen.shape[0], n))
+
+
+@kernel(inline="always")
+def parts_total(b, m):
+    """The weighted loss sum and rows right of the forward parts over ``m`` rows, in part order
+    (only those parts: with fewer rows than threads the others hold an earlier batch's)."""
     loss = 0.0
     right = 0
-    for p in range(b.loss.shape[0]):
+    for p in range(part_count(b, m)):
         loss += b.loss[p]
         right += b.right[p]
     return loss, right
@@ -98,12 +104,9 @@ def output_biases(net, b, M, V, rate, rule, m):
 @kernel(parallel=True)
 def forward_all(X, perm, lo, m, net, b, rows, gathered, weight_sum, head):
     """The forward pass alone (phase 0 of :func:`passes`); returns (weighted loss sum, rows right)."""
-    for p in range(b.loss.shape[0]):
-        b.loss[p] = 0.0
-        b.right[p] = 0
     no_rule = Rule(STORE, 0.0, 0.0, 0.0, 0.0, 0.0)  # the forward phase reads none
     passes(X, perm, lo, m, net, b, rows, gathered, weight_sum, head, net.P, net.P, 0.0, 0.0, no_rule, False, 0, 1)
-    return parts_total(b)
+    return parts_total(b, m)
 
 
 @kernel(parallel=True)
@@ -169,7 +172,7 @@ def train_steps(X, y, Y, sw, perm, start, stop, batch_size, rates, net, b, rows,
             0,
             L + 1,
         )
-        loss, right = parts_total(b)
+        loss, right = parts_total(b, m)
         output_biases(net, b, M, V, rates[step], rule, m)
         if rule.l2 > 0.0:
             loss += 0.5 * rule.l2 * b.pen.sum()
