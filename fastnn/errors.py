@@ -21,8 +21,9 @@ class FastnnError(ValueError):
 
 
 class Interrupted(KeyboardInterrupt):
-    """A run stopped by Ctrl-C or SIGTERM, with its message and the exit status to end with
-    (130 after Ctrl-C, 143 after SIGTERM, as a shell reports a process those signals ended)."""
+    """A run stopped on request (Ctrl-C, SIGTERM, a ``stop`` callback) between two chunks of
+    training, with its message and the exit status to end with (130 after Ctrl-C, 143 after
+    SIGTERM, as a shell reports a process those signals ended)."""
 
     def __init__(self, message: str, exit_status: int = 130):
         super().__init__(message)

@@ -34,7 +34,7 @@ from .augment import AugmentSpec, check_images, spec_from_config
 from .backends import get_backend
 from .checkpoint import data_fingerprint
 from .config import TrainConfig
-from .errors import FastnnError
+from .errors import FastnnError, Interrupted
 from .layers import Layout, Params
 from .network import Network, init_network
 from .optimizers import Optimizer, make_optimizer
@@ -92,10 +92,6 @@ def check_finite(X: np.ndarray, what: str) -> None:
 
 #: Steps between checks of a ``stop`` request when no log chunk is asked for (~0.1-1 s of work).
 STOP_CHECK_STEPS = 32
-
-
-class Interrupted(KeyboardInterrupt):
-    """Training stopped on request between two chunks; ``epoch`` was not finished."""
 
 
 class Diverged(FastnnError):

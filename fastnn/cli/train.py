@@ -216,7 +216,7 @@ def _run(args: argparse.Namespace, out, config, dev_size, threads, data_args: di
     from ..data import load_dataset
     from ..errors import FastnnError
     from ..report import metrics, run_result, splits_of, write_report
-    from ..training import Interrupted, resume, train
+    from ..training import resume, train
 
     backend = get_backend(config.backend)  # fail on a missing backend before loading data
     if args.resume is not None and args.threads is None:
