@@ -1,6 +1,6 @@
-"""``torch_record.py`` (a fastnn recipe in PyTorch, distortions per batch): the batched distortion
-against fastnn's definition, one short training run, and the recipe resolved as ``fastnn train``
-resolves it."""
+"""``torch_record.py`` (a fastnn recipe in PyTorch, distortions per batch) and ``record_compare.py``:
+the batched distortion against fastnn's definition, one short training run, the recipe resolved as
+``fastnn train`` resolves it, and the comparison's arithmetic."""
 
 from __future__ import annotations
 
@@ -161,3 +161,21 @@ def test_torch_record_trains_one_epoch(tmp_path):
     assert epoch["train_seconds"] > 0 and np.isfinite(epoch["train_loss"])
     assert 0.2 < epoch["test_accuracy"] <= 1 and 0.2 < epoch["dev_accuracy"] <= 1  # 300 images, one epoch
     assert "Linear(784, 64)-ReLU-Linear(64, 32)-ReLU-Linear(32, 10)" in run["notes"]
+
+
+def test_compare_reports_time_to_target():
+    import record_compare as rc
+
+    def run(times, accs):
+        rows = [
+            {"epoch": i + 1, "seconds": t, "train_seconds": sum(times[: i + 1]), "test_accuracy": a}
+            for i, (t, a) in enumerate(zip(times, accs))
+        ]
+        return {"epochs": rows, "train_seconds": sum(times), "test_target": rc.reached(rows, "test_accuracy", 0.9)}
+
+    f, t = run([1, 1, 1], [0.8, 0.9, 0.95]), run([2, 2, 2], [0.8, 0.85, 0.91])
+    assert f["test_target"] == (2, 2) and t["test_target"] == (3, 6)
+    pairs = [{"fastnn": f, "torch": t}, {"fastnn": f, "torch": run([3, 3, 3], [0.5, 0.5, 0.5])}]
+    summary = rc.summarise(pairs, 0.9)
+    assert summary["ratio_to_target"] == {"median": 2 / 6, "min": 2 / 6, "max": 2 / 6, "n": 1}
+    assert summary["ratio_total"]["median"] == pytest.approx((3 / 6 + 3 / 9) / 2)
