@@ -2,8 +2,8 @@
 """A fastnn preset against the same recipe in PyTorch CPU written for speed: time to a target accuracy.
 
     python benchmarks/record_compare.py [--preset record] [--data mnist|fashion-mnist] [--rounds 2]
-        [--seeds 0,1] [--target 0.995] [--epochs N] [--threads 2] [--only fastnn,torch]
-        [--no-rotate] [--json PATH]
+        [--seeds 0,1] [--target 0.995] [--epochs N] [--threads 2] [--torch-augment-threads N]
+        [--only fastnn,torch] [--no-rotate] [--json PATH]
 
 Each round trains, for every seed, the preset with fastnn (``fastnn train --preset
 NAME --seed S --threads T --out TMP --no-plots --quiet``, in-process in a fresh
@@ -99,6 +99,7 @@ def torch_worker(cfg: dict) -> dict:
         command = [sys.executable, str(TORCH_SCRIPT), "--preset", cfg["preset"], "--data", cfg["data"]]
         command += ["--seed", str(cfg["seed"]), "--threads", str(cfg["threads"]), "--json", str(path)]
         command += ["--epochs", str(cfg["epochs"])] if cfg["epochs"] is not None else []
+        command += ["--augment-threads", str(cfg["torch_augment_threads"])] if cfg.get("torch_augment_threads") else []
         proc = subprocess.run(command, capture_output=True, text=True)
         if proc.returncode != 0:
             raise SystemExit((proc.stderr.strip().splitlines() or [f"status {proc.returncode}"])[-1])
@@ -227,6 +228,12 @@ def parse_args(argv=None):
     p.add_argument("--target", type=float, default=0.995, help="target accuracy (default 0.995)")
     p.add_argument("--epochs", type=int, default=None, help="override the preset's epochs (quick runs)")
     p.add_argument("--threads", type=int, default=2, help="threads for both (default 2)")
+    p.add_argument(
+        "--torch-augment-threads",
+        type=int,
+        default=0,
+        help="PyTorch's threads for the distortions alone (torch_record.py --augment-threads; default: --threads)",
+    )
     p.add_argument("--only", default="fastnn,torch", help="comma-separated subset of fastnn,torch")
     p.add_argument("--no-rotate", dest="rotate", action="store_false", help="fastnn first in every pair")
     p.add_argument("--json", type=Path, default=None, help="write the results here")
@@ -261,6 +268,7 @@ def main(argv=None) -> int:
         return 2
     names = [n for n in IMPLEMENTATIONS if n in args.only]
     base = {"preset": args.preset, "data": args.data, "epochs": args.epochs, "threads": args.threads}
+    base["torch_augment_threads"] = args.torch_augment_threads
     load_start = load_average()
     print(f"load {load_start}; {config.epochs} epochs of --preset {args.preset} per run", file=sys.stderr)
     if "fastnn" in names:

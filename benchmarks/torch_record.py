@@ -33,7 +33,8 @@ Timed per epoch: the shuffle, the gathers, the distortions and the training step
 (as fastnn's epoch seconds).  After every epoch, untimed, the dev and test accuracy
 (``torch.inference_mode``).  Prints one JSON line per epoch (epoch, cumulative
 training seconds, dev and test accuracy, train loss); ``--json`` writes the run.
-``--time-augment`` first times the distortions alone over one epoch of batches.
+``--time-augment`` first times the distortions alone over one epoch of batches;
+``--augment-threads 1`` runs them on one thread (the steps keep ``--threads``).
 
 Needs ``torch`` (not a dependency of fastnn).
 """
@@ -226,6 +227,12 @@ def parse_args(argv=None):
     p.add_argument("--preset", default="default", help="fastnn's named recipe (fastnn.config.PRESETS)")
     p.add_argument("--data", default="mnist", help="mnist or fashion-mnist (as fastnn train --data)")
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
+    p.add_argument(
+        "--augment-threads",
+        type=int,
+        default=0,
+        help="threads for the distortions alone (default 0: --threads); the rest keeps --threads",
+    )
     p.add_argument("--limit", type=int, default=0, help="train on the first N training rows only (0: all)")
     p.add_argument("--json", type=Path, default=None, help="write the run (config, epochs, accuracy) here")
     p.add_argument(
@@ -295,6 +302,17 @@ def main(argv=None) -> int:
     xbuf = torch.empty(bs, Xt.shape[1])
     ybuf = torch.empty(bs, dtype=torch.int64)
 
+    aug_threads = args.augment_threads or args.threads
+    if distort is not None and aug_threads != args.threads:
+        batch_distortion = distort
+
+        def distort(x):
+            torch.set_num_threads(aug_threads)
+            try:
+                return batch_distortion(x)
+            finally:
+                torch.set_num_threads(args.threads)
+
     if args.time_augment and distort is not None:
         t0 = time.perf_counter()
         for lo in range(0, n, bs):
@@ -353,7 +371,7 @@ def main(argv=None) -> int:
         "test_accuracy": rows[-1].get("test_accuracy") if rows else None,
         "dev_accuracy": rows[-1].get("dev_accuracy") if rows else None,
         "notes": f"torch {torch.__version__}, {torch.get_num_threads()} threads, {describe(model)}, "
-        "distortions per batch (grid_sample)",
+        f"distortions per batch (grid_sample, {aug_threads} threads)",
     }
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
