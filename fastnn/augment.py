@@ -163,6 +163,9 @@ def spec_from_config(config) -> AugmentSpec:
         float(config.augment_shift),
         float(config.augment_alpha),
         float(config.augment_sigma),
+        float(config.augment_flip),
+        float(config.augment_erase),
+        float(config.augment_erase_area),
     )
 
 

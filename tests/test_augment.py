@@ -4,6 +4,7 @@ the hook in the training loop."""
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
 
@@ -11,12 +12,15 @@ import numpy as np
 import pytest
 
 from fastnn import augment as aug
+from fastnn import checkpoint
 from fastnn._keys import GOLDEN, splitmix64
 from fastnn.augment import AugmentSpec, agreement_atol
 from fastnn.backends import get_backend
 from fastnn.config import TrainConfig
 from fastnn.errors import FastnnError
+from fastnn.modelfile import load_network
 from fastnn.network import init_network
+from fastnn.report import RunResult, evaluate, write_report
 from fastnn.training import train
 
 SPECS = {
@@ -363,6 +367,71 @@ def test_flips_and_erasing_leave_every_other_distortion_bit_for_bit(images, back
     assert (np.abs(both[flipped] - plain[flipped]).max(axis=1) > 0).all()  # (erasing may hit background only)
 
 
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (dict(augment="affine", augment_flip=-0.1), r"augment_flip must be a probability in \[0, 1\], got -0\.1"),
+        (dict(augment="affine", augment_flip=1.5), r"augment_flip must be a probability in \[0, 1\], got 1\.5"),
+        (dict(augment="affine", augment_flip=float("nan")), r"augment_flip must be a probability in \[0, 1\], got nan"),
+        (dict(augment="affine", augment_flip=True), r"augment_flip must be a probability in \[0, 1\], got True"),
+        (dict(augment="affine", augment_erase=float("nan")), r"augment_erase must be a probability .* got nan"),
+        (dict(augment="affine", augment_erase=2), r"augment_erase must be a probability in \[0, 1\], got 2"),
+        (dict(augment="affine", augment_erase_area=0.01), r"augment_erase_area must be in \[0\.02, 1\], got 0\.01"),
+        (dict(augment="affine", augment_erase_area=float("inf")), r"augment_erase_area must be in"),
+        (dict(augment_flip=0.5), r"augment_flip=0\.5 needs augment=affine or augment=elastic"),
+        (dict(augment_erase=1.0), r"augment_erase=1\.0 needs augment=affine or augment=elastic"),
+    ],
+)
+def test_the_rules_refuse_bad_flip_and_erasing_options_with_a_clear_message(bad, message):
+    with pytest.raises(FastnnError, match=message):
+        TrainConfig(**bad).validate()
+
+
+def test_flips_and_erasing_alone_are_an_affine_augmentation_with_zero_ranges():
+    zero = dict(augment_rotation=0, augment_scale=0, augment_shear=0, augment_shift=0)
+    TrainConfig(augment="affine", **zero, augment_flip=1, augment_erase=1, augment_erase_area=1).validate()
+    TrainConfig(augment="affine", **{**zero, "augment_shift": 2.0}, augment_flip=0.5).validate()
+    TrainConfig(augment="none", augment_flip=0.0, augment_erase=0.0, augment_erase_area=0.5).validate()
+    spec = aug.spec_from_config(TrainConfig(augment="elastic", augment_flip=0.5, augment_erase=0.25))
+    assert (spec.kind, spec.flip, spec.erase, spec.erase_area) == ("elastic", 0.5, 0.25, 0.25)
+
+
+def test_new_augment_options_round_trip_through_checkpoint_model_file_and_report(tmp_path):
+    """A run with flips and erasing records them in its checkpoint, its report and its model
+    file; a checkpoint and a report written before they existed still load (flips and
+    erasing off)."""
+    config = TrainConfig(
+        hidden=8,
+        epochs=1,
+        backend="numpy",
+        augment="affine",
+        augment_rotation=0,
+        augment_flip=0.5,
+        augment_erase=0.75,
+        augment_erase_area=0.4,
+    )
+    X, y = digits(120, seed=2), np.arange(120) % 10
+    path = tmp_path / checkpoint.NAME
+    net, history = train(X[:100], y[:100], config, checkpoint_path=path)
+    meta, _ = checkpoint.load(path)
+    assert checkpoint.config_of(meta) == config
+    splits = {"dev": (X[100:], y[100:])}
+    result = RunResult("shapes", config, net, history, evaluate(net, splits, "numpy"), 100, 20)
+    out = write_report(tmp_path / "report", result, splits, plots=False)
+
+    def config_in(recorded):
+        return TrainConfig(**{**recorded, "hidden": tuple(recorded["hidden"])}).validate()
+
+    assert config_in(json.loads((out / "metrics.json").read_text())["config"]) == config
+    assert config_in(load_network(out / "model.npz")[1]["config"]) == config
+    # written before flips and erasing existed: the fields absent, their defaults (off) apply
+    new = ("augment_flip", "augment_erase", "augment_erase_area")
+    old = {**meta, "config": {k: v for k, v in meta["config"].items() if k not in new}}
+    off = replace(config, augment_flip=0.0, augment_erase=0.0, augment_erase_area=0.25)
+    assert checkpoint.config_of(old) == off
+    assert config_in(old["config"]) == off  # a report's or a model file's config likewise
+
+
 # --- the training loop -----------------------------------------------------------
 
 RUN = dict(hidden=32, epochs=2, batch_size=32, lr=0.1, seed=1, optimizer="nesterov")
@@ -376,11 +445,13 @@ def digit_data():
     return X, y
 
 
-@pytest.mark.parametrize("kind", ["affine", "elastic"])
+@pytest.mark.parametrize("kind", ["affine", "elastic", "affine-flip-erase"])
 def test_backends_agree_over_an_augmented_training_run(digit_data, kind, nb):
     X, y = digit_data
     X_before = X.copy()
     cfg = dict(RUN, augment=kind)
+    if kind == "affine-flip-erase":
+        cfg.update(augment="affine", augment_flip=0.5, augment_erase=0.5)
     ref, h_ref = train(X, y, TrainConfig(**cfg, backend="numpy"))
     net, h = train(X, y, TrainConfig(**cfg, backend="numba"))
     for p, q in zip(net.coefs + net.intercepts, ref.coefs + ref.intercepts):
