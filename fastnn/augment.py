@@ -4,17 +4,24 @@ Every training sample gets a fresh random distortion every epoch.  The
 distorted image is the original 28x28 image (row-major, values in [0, 1])
 sampled with **bilinear interpolation, zero outside the image**, at
 
-    src(p) = c + Rot(theta) . Shear(k) . diag(1/zx, 1/zy) . (p - c) - t  +  D(p)
+    src(p) = c + Rot(theta) . Shear(k) . diag(1/zx, 1/zy) . (F(p) - c) - t  +  D(p)
 
 for every output pixel ``p = (x, y)`` = (column, row), with ``c = (13.5, 13.5)``
-the image centre.  The affine part (``kind`` ``"affine"`` and ``"elastic"``):
+the image centre, and then, with probability ``erase``, a random rectangle of it
+is set to 0 (random erasing, below).  The affine part (``kind`` ``"affine"`` and
+``"elastic"``):
 
 * ``theta = rotation * (2 u0 - 1)`` degrees (``Rot(theta)`` maps ``(x, y)`` to
   ``(x cos - y sin, x sin + y cos)``);
 * ``k = shear * (2 u1 - 1)`` (``Shear(k)`` maps ``(x, y)`` to ``(x + k y, y)``);
 * ``zx = 1 + scale * (2 u2 - 1)``, ``zy = 1 + scale * (2 u3 - 1)`` (zoom factors:
   above 1 the digit gets larger);
-* ``t = (shift * (2 u4 - 1), shift * (2 u5 - 1))`` pixels.
+* ``t = (shift * (2 u4 - 1), shift * (2 u5 - 1))`` pixels;
+* ``F`` mirrors the image left-right, ``F(x, y) = (SIDE - 1 - x, y)``, when the
+  sample's flip draw ``u_f < flip``, and is the identity otherwise (always with
+  ``flip = 0``): the output's columns are mirrored before the affine map, which
+  only negates the first column of its matrix (exact in float64), while the
+  elastic field ``D(p)`` is not mirrored.
 
 The elastic field ``D = (Dx, Dy)`` (``kind="elastic"`` only; zero for
 ``"affine"``) is Simard et al.'s (2003) uniform noise smoothed by a Gaussian of
@@ -33,12 +40,31 @@ Gaussian (a Gaussian sampled at a spacing of one standard deviation sums to
 its integral within 1e-8), so ``alpha`` and ``sigma`` mean what they mean
 there: alpha=34, sigma=4 displaces pixels by ~1.4 px (rms).
 
+Random erasing (Zhong et al. 2017), after all of the above, with probability
+``erase`` (the sample's draw ``u_e < erase``): an ``h x w`` rectangle of the
+distorted image is set to 0, the background.  From the sample's next four draws
+``v1 .. v4``, in float64 (``floor``, ``sqrt``, ``exp``, ``log`` as NumPy computes them,
+once, for both backends: :func:`erase_boxes`):
+
+* area ``S = SIDE**2 * (ERASE_MIN_AREA + (erase_area - ERASE_MIN_AREA) v1)`` pixels
+  (a fraction of the image between ``ERASE_MIN_AREA = 0.02`` and ``erase_area``);
+* aspect ratio ``r = h / w = exp(log 0.3 + (log 3.3 - log 0.3) v2)``, log-uniform in
+  ``ERASE_RATIOS = (0.3, 3.3)``;
+* ``h = clip(floor(sqrt(S r) + 1/2), 1, SIDE)`` rows, then ``w = clip(floor(S / h + 1/2),
+  1, SIDE)`` columns (so ``|h w - S| <= h / 2`` unless a side was clipped);
+* top row ``y0 = floor(v3 (SIDE - h + 1))`` and left column ``x0 = floor(v4 (SIDE - w +
+  1))``: uniform over the places where the rectangle fits in the image.
+
 Randomness is counter-based, like the epoch shuffle (:mod:`fastnn._keys`):
 sample ``i`` of epoch ``e`` uses the key ``k_i = mix(epoch_key(seed, e) +
 i * GOLDEN)`` and its ``j``-th draw is ``u_j = (mix(k_i + (j + 1) *
 GOLDEN) >> 11) * 2**-53`` (uniform in [0, 1), exact in float64).  Draws 0-5 are
 the affine ones above, draws ``6 .. 6 + K*K - 1`` are ``Ux`` row by row, the
-next ``K*K`` are ``Uy``.  A sample's distortion thus depends only on (seed,
+next ``K*K`` are ``Uy`` (``K = 0`` for ``"affine"``); after them, at ``f = 6 + 2 K*K``
+(:meth:`AugmentSpec.flip_draw`), come the flip draw ``u_f`` and the erasing draws
+``u_e, v1, v2, v3, v4`` (``u_{f+1} .. u_{f+5}``).  These places are fixed whether
+flips and erasing are on or not, and with ``flip = erase = 0`` the definition is
+the one before they existed, bit for bit.  A sample's distortion thus depends only on (seed,
 epoch, its row index in the training set): not on the shuffle, the batch, the
 backend or the number of threads.
 
@@ -48,7 +74,9 @@ the interpolation in float64 too, but the elastic field's two small products in
 float32 (twice as fast): its coordinates then differ from the reference's by
 float32 rounding of the field, ~1e-7 of its size.  Bilinear interpolation is
 continuous in the coordinates, with slope at most 1 per pixel along each axis for
-images in [0, 1], so the pixels agree to within :func:`agreement_atol`.
+images in [0, 1], so the pixels agree to within :func:`agreement_atol`.  Flips and
+erasing add no difference: both backends compare the same float64 draw with
+``flip``, negate the same float64 numbers, and zero the same rectangles.
 """
 
 from __future__ import annotations
@@ -68,6 +96,13 @@ AUGMENTS = ("none", "affine", "elastic")
 
 CENTRE = (SIDE - 1) / 2
 N_AFFINE_DRAWS = 6
+#: Draws after the affine and elastic ones: the flip's, then the erasing's five.
+N_FLIP_DRAWS, N_ERASE_DRAWS = 1, 5
+
+#: Random erasing's smallest area, a fraction of the image (the largest is ``erase_area``).
+ERASE_MIN_AREA = 0.02
+#: Random erasing's aspect ratios ``h / w``, drawn log-uniformly between these.
+ERASE_RATIOS = (0.3, 3.3)
 
 #: Largest pixel difference between the two backends without an elastic field (pixels in
 #: [0, 1]): the same float64 arithmetic up to order.  Measured on 10,000 MNIST images: 0.
@@ -98,15 +133,24 @@ class AugmentSpec:
     shift: float = 0.0  # pixels, x and y drawn from [-shift, shift]
     alpha: float = 0.0  # elastic: displacement scale
     sigma: float = 4.0  # elastic: smoothing width in pixels (and grid spacing)
+    flip: float = 0.0  # probability of mirroring the image left-right
+    erase: float = 0.0  # probability of erasing a random rectangle (set to 0)
+    erase_area: float = 0.25  # erasing: the rectangle's largest area, a fraction of the image
 
     @property
     def elastic(self) -> bool:
         return self.kind == "elastic"
 
-    def n_draws(self) -> int:
-        """Uniform draws per sample."""
+    def flip_draw(self) -> int:
+        """Index of the flip draw ``u_f``; the erasing's five follow it."""
         K = elastic_grid(self.sigma)[0].shape[1] if self.elastic else 0
         return N_AFFINE_DRAWS + 2 * K * K
+
+    def n_draws(self) -> int:
+        """Uniform draws per sample that the spec uses (the flip's and the erasing's only when on)."""
+        if self.erase > 0:
+            return self.flip_draw() + N_FLIP_DRAWS + N_ERASE_DRAWS
+        return self.flip_draw() + (N_FLIP_DRAWS if self.flip > 0 else 0)
 
 
 def spec_from_config(config) -> AugmentSpec:
@@ -119,6 +163,9 @@ def spec_from_config(config) -> AugmentSpec:
         float(config.augment_shift),
         float(config.augment_alpha),
         float(config.augment_sigma),
+        float(config.augment_flip),
+        float(config.augment_erase),
+        float(config.augment_erase_area),
     )
 
 
@@ -139,6 +186,36 @@ def sample_keys(seed: int, epoch: int, n: int) -> np.ndarray:
 def draws(keys: np.ndarray, n_draws: int) -> np.ndarray:
     """Uniform [0, 1) draws ``u[i, j]`` (float64), ``j < n_draws``, for the sample keys ``keys``."""
     return _keys.uniform(keys[:, None], np.arange(n_draws, dtype=np.uint64)[None, :])
+
+
+def erase_boxes(u: np.ndarray, spec: AugmentSpec) -> np.ndarray:
+    """The erased rectangles ``[y0, x0, h, w]`` (int64, ``(n, 4)``) for the erasing draws
+    ``u (n, 5)`` = ``u_e, v1 .. v4`` of ``n`` samples; ``h = w = 0`` where nothing is erased.
+
+    Both backends take the rectangles from here, so they erase exactly the same pixels.
+    """
+    u = np.asarray(u, dtype=np.float64)
+    n = len(u)
+    boxes = np.zeros((n, 4), np.int64)
+    if spec.erase <= 0 or n == 0:
+        return boxes
+    area = SIDE * SIDE * (ERASE_MIN_AREA + (spec.erase_area - ERASE_MIN_AREA) * u[:, 1])
+    lo, hi = math.log(ERASE_RATIOS[0]), math.log(ERASE_RATIOS[1])
+    ratio = np.exp(lo + (hi - lo) * u[:, 2])
+    h = np.clip(np.floor(np.sqrt(area * ratio) + 0.5), 1, SIDE)
+    w = np.clip(np.floor(area / h + 0.5), 1, SIDE)
+    y0 = np.floor(u[:, 3] * (SIDE - h + 1))
+    x0 = np.floor(u[:, 4] * (SIDE - w + 1))
+    on = u[:, 0] < spec.erase
+    boxes[on] = np.stack([y0, x0, h, w], axis=1)[on].astype(np.int64)
+    return boxes
+
+
+def erase_draws(keys: np.ndarray, spec: AugmentSpec) -> np.ndarray:
+    """The erasing draws ``u_e, v1 .. v4`` (``(n, 5)`` float64) of the samples with keys ``keys``."""
+    first = spec.flip_draw() + N_FLIP_DRAWS
+    j = np.arange(first, first + N_ERASE_DRAWS, dtype=np.uint64)
+    return _keys.uniform(keys[:, None], j[None, :])
 
 
 def elastic_grid(sigma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

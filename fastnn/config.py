@@ -27,9 +27,9 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .activations import ACTIVATIONS
-from .augment import AUGMENTS
+from .augment import AUGMENTS, ERASE_MIN_AREA
 from .backends import BACKENDS, DEFAULT_BACKEND
-from .errors import FastnnError
+from .errors import FastnnError, option
 from .optimizers import OPTIMIZERS
 from .schedules import SCHEDULES
 
@@ -162,9 +162,13 @@ class TrainConfig:
     to ``augment_rotation`` degrees, zoom ``1 +- augment_scale`` (x and y
     independently), shear up to ``augment_shear`` and shift up to
     ``augment_shift`` pixels, and for ``elastic`` also an elastic distortion of
-    strength ``augment_alpha`` and smoothness ``augment_sigma`` (pixels).  The
-    exact definition is in :mod:`fastnn.augment`; dev and test data are never
-    distorted.
+    strength ``augment_alpha`` and smoothness ``augment_sigma`` (pixels).  With
+    ``affine`` or ``elastic``, ``augment_flip`` is the probability of mirroring an
+    image left-right and ``augment_erase`` that of setting a random rectangle of
+    it to 0 (random erasing, up to ``augment_erase_area`` of the image): both for
+    clothing rather than digits, and refused with ``augment="none"`` (zero
+    rotation, scale, shear and shift leave them alone).  The exact definition is
+    in :mod:`fastnn.augment`; dev and test data are never distorted.
     """
 
     hidden: tuple = _option(
@@ -247,6 +251,25 @@ class TrainConfig:
         "elastic smoothness, pixels (the field's Gaussian width)",
         float,
     )
+    augment_flip: float = _option(
+        0.0,
+        real_rule("augment_flip", 0, high=1, closed_high=True, phrase="a probability in [0, 1]"),
+        "probability of mirroring a training image left-right (clothing, not digits; with augment affine or elastic)",
+        float,
+    )
+    augment_erase: float = _option(
+        0.0,
+        real_rule("augment_erase", 0, high=1, closed_high=True, phrase="a probability in [0, 1]"),
+        "probability of random erasing: a random rectangle of a training image set to 0 "
+        "(with augment affine or elastic)",
+        float,
+    )
+    augment_erase_area: float = _option(
+        0.25,
+        real_rule("augment_erase_area", ERASE_MIN_AREA, high=1, closed_high=True, phrase=f"in [{ERASE_MIN_AREA:g}, 1]"),
+        f"random erasing's largest rectangle, a fraction of the image (the smallest is {ERASE_MIN_AREA:g})",
+        float,
+    )
 
     def __post_init__(self):
         # One spelling of the layer sizes: TrainConfig(hidden=256) is (256,), [100, 100] is
@@ -256,10 +279,30 @@ class TrainConfig:
                 self.hidden = layer_sizes(self.hidden)
 
     def validate(self) -> TrainConfig:
-        """Check every option; raise :class:`FastnnError` naming the first bad one, else return self."""
+        """Check every option, then how they combine; raise :class:`FastnnError` naming the
+        first bad one, else return self."""
+        self.validate_fields()
+        check_augment_combination(self.augment, self.augment_flip, self.augment_erase)
+        return self
+
+    def validate_fields(self) -> TrainConfig:
+        """Check every option by its own rule (not how they combine: :meth:`validate`)."""
         for f in fields(self):
             f.metadata["rule"].validate(getattr(self, f.name))
         return self
+
+
+def check_augment_combination(augment, augment_flip, augment_erase) -> None:
+    """Flips and erasing are options of the ``affine`` and ``elastic`` augmentations:
+    refuse them with ``augment="none"`` (values already checked by their rules)."""
+    if augment != "none":
+        return
+    for name, value, what in (("augment_flip", augment_flip, "flips"), ("augment_erase", augment_erase, "erasing")):
+        if value > 0:
+            raise FastnnError(
+                f"{option(name, value)} needs {option('augment', 'affine')} or {option('augment', 'elastic')} "
+                f"(for {what} alone, set the rotation, scale, shear and shift to 0)"
+            )
 
 
 #: Each :class:`TrainConfig` field's rule, by field name.

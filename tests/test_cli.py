@@ -374,6 +374,14 @@ OPTION_PROBLEMS = {
         ["--augment", "affine", "--augment-rotation", "181"],
         r"augment_rotation must be in \[0, 180\] degrees, got 181\.0",
     ),
+    "augment-flip-without-augment": (
+        ["--augment-flip", "0.5"],
+        r"--augment-flip 0\.5 needs --augment affine or --augment elastic \(for flips alone, set the rotation",
+    ),
+    "augment-erase-nan": (
+        ["--augment", "affine", "--augment-erase", "nan"],
+        r"augment_erase must be a probability in \[0, 1\], got nan",
+    ),
     "threads-0-numpy": (["--threads", "0"], r"threads must be between 1 and \d+ \(the CPU count\), got 0"),
 }
 

@@ -344,6 +344,38 @@ def test_augmentation_needs_a_stochastic_solver_and_the_configs_ranges():
         MLPClassifier(augment="affine", augment_rotation=200).fit(X, y)
 
 
+@pytest.mark.parametrize("Estimator", [MLPClassifier, MLPRegressor])
+def test_flips_and_erasing_are_parameters_with_the_configs_defaults_and_rules(Estimator):
+    from fastnn.config import TrainConfig
+
+    params = Estimator().get_params()
+    for name in ("augment_flip", "augment_erase", "augment_erase_area"):
+        assert params[name] == getattr(TrainConfig(), name)
+    X, y = np.zeros((10, 784), np.float32), np.arange(10) % 2
+    with pytest.raises(ValueError, match=r"augment_flip=0\.5 needs augment=affine or augment=elastic"):
+        Estimator(augment_flip=0.5).fit(X, y)
+    with pytest.raises(ValueError, match=r"augment_erase must be a probability in \[0, 1\], got nan"):
+        Estimator(augment="affine", augment_erase=float("nan")).fit(X, y)
+
+
+def test_flips_and_erasing_change_training_and_an_older_pickle_loads_without_them():
+    rng = np.random.default_rng(0)
+    X, y = rng.random((60, 784), dtype=np.float32), np.arange(60) % 3
+    affine = dict(max_iter=2, random_state=0, augment="affine", augment_rotation=0, augment_scale=0, augment_shear=0)
+    plain = MLPClassifier(4, **affine).fit(X, y)
+    flipped = MLPClassifier(4, **affine, augment_shift=0, augment_flip=1.0).fit(X, y)
+    erased = MLPClassifier(4, **affine, augment_erase=1.0).fit(X, y)
+    assert max_difference(plain, flipped) > 1e-4 and max_difference(plain, erased) > 1e-4
+    state = plain.__getstate__()
+    for name in ("augment_flip", "augment_erase", "augment_erase_area"):  # as pickled before they existed
+        del state[name]
+    old = MLPClassifier.__new__(MLPClassifier)
+    old.__setstate__(state)
+    assert (old.augment_flip, old.augment_erase, old.augment_erase_area) == (0.0, 0.0, 0.25)
+    np.testing.assert_array_equal(old.predict(X), plain.predict(X))
+    assert pickle.loads(pickle.dumps(flipped)).get_params() == flipped.get_params()
+
+
 def test_bad_parameters_raise_the_same_errors_as_scikit_learn(digits):
     X, y = digits
     for bad in (

@@ -78,6 +78,7 @@ def no_cluster(monkeypatch):
         ({"lr": [0.1]}, {"epoch": 2}, 1, "'epoch' is not a training option"),
         ({"seed": [0, 1]}, None, 2, "seed is in the grid"),
         ({"lr": [0.1]}, None, 0, "seeds must be a positive integer"),
+        ({"augment": ["none", "affine"]}, {"augment_flip": 0.5}, 1, "augment_flip=0.5 needs augment=affine"),
     ],
 )
 def test_a_bad_grid_is_one_error_before_any_cluster(no_cluster, tiny, grid, fixed, seeds, message):
@@ -120,6 +121,14 @@ def test_a_malformed_csv_is_one_error_line_before_any_cluster(no_cluster, tmp_pa
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {bad}: header has 2 columns")
     assert not (tmp_path / "sweep").exists()
+
+
+def test_a_grid_whose_every_point_combines_valid_options_is_accepted():
+    """augment_flip needs an augmentation: fixed flips with a grid of augmentations are fine."""
+    grid, fixed = sweeps.check_grid({"augment": ["affine", "elastic"]}, {"augment_flip": 0.5})
+    assert grid == {"augment": ["affine", "elastic"]} and fixed["augment_flip"] == 0.5
+    grid, _ = sweeps.check_grid({"augment": ["affine"], "augment_erase": [0.0, 0.5]}, {})
+    assert grid["augment_erase"] == [0.0, 0.5]
 
 
 def test_grid_from_the_command_line_is_typed_and_expanded_in_order():

@@ -84,9 +84,9 @@ def gather(X: np.ndarray, idx: np.ndarray, out: np.ndarray) -> None:
 def augment(X, seed: int, epoch: int, spec, out, ws=None) -> None:
     """Write epoch ``epoch``'s random distortion of every image of ``X (n, 784)`` into ``out``.
 
-    ``spec`` is an :class:`fastnn.augment.AugmentSpec`; the exact definition (affine map,
-    elastic field, bilinear interpolation with zeros outside, per-sample keyed draws) is
-    in :mod:`fastnn.augment`.  Computed in float64, 4096 images at a time; ``ws`` is
+    ``spec`` is an :class:`fastnn.augment.AugmentSpec`; the exact definition (flip, affine
+    map, elastic field, bilinear interpolation with zeros outside, random erasing,
+    per-sample keyed draws) is in :mod:`fastnn.augment`.  Computed in float64, 4096 images at a time; ``ws`` is
     the training workspace (unused here: this backend reads ``out`` afresh every step).
     """
     from scipy import ndimage
@@ -98,17 +98,23 @@ def augment(X, seed: int, epoch: int, spec, out, ws=None) -> None:
         K = A.shape[1]
     yy, xx = np.meshgrid(np.arange(side, dtype=np.float64) - c, np.arange(side, dtype=np.float64) - c, indexing="ij")
     keys = _aug.sample_keys(seed, epoch, n)
+    flip_draw = spec.flip_draw()
     for lo in range(0, n, 4096):
         hi = min(lo + 4096, n)
-        u = 2.0 * _aug.draws(keys[lo:hi], spec.n_draws()) - 1.0  # uniform in [-1, 1)
+        raw = _aug.draws(keys[lo:hi], spec.n_draws())  # uniform in [0, 1)
+        u = 2.0 * raw - 1.0  # uniform in [-1, 1)
         theta = np.deg2rad(spec.rotation * u[:, 0])[:, None, None]
         k = (spec.shear * u[:, 1])[:, None, None]
         zx = (1.0 + spec.scale * u[:, 2])[:, None, None]
         zy = (1.0 + spec.scale * u[:, 3])[:, None, None]
         tx = (spec.shift * u[:, 4])[:, None, None]
         ty = (spec.shift * u[:, 5])[:, None, None]
-        # src = c + Rot(theta) Shear(k) diag(1/zx, 1/zy) (p - c) - t
-        qx, qy = xx / zx, yy / zy
+        # src = c + Rot(theta) Shear(k) diag(1/zx, 1/zy) (F(p) - c) - t, F the flip when u_f < flip
+        px = xx
+        if spec.flip > 0:  # F(p) - c = (c - x, y - c): the x offsets negated, exactly
+            flipped = raw[:, flip_draw] < spec.flip
+            px = np.where(flipped[:, None, None], -xx, xx)
+        qx, qy = px / zx, yy / zy
         qx = qx + k * qy
         sx = c + np.cos(theta) * qx - np.sin(theta) * qy - tx
         sy = c + np.sin(theta) * qx + np.cos(theta) * qy - ty
@@ -125,6 +131,11 @@ def augment(X, seed: int, epoch: int, spec, out, ws=None) -> None:
         images = X[lo:hi].reshape(m, side, side).astype(np.float64)
         ii = np.broadcast_to(np.arange(m, dtype=np.float64)[:, None, None], sx.shape)
         res = ndimage.map_coordinates(images, [ii, sy, sx], order=1, mode="grid-constant", cval=0.0)
+        if spec.erase > 0:  # random erasing: each sample's rectangle [y0, y0 + h) x [x0, x0 + w) set to 0
+            f = flip_draw + _aug.N_FLIP_DRAWS
+            y0, x0, h, w = (b[:, None, None] for b in _aug.erase_boxes(raw[:, f : f + _aug.N_ERASE_DRAWS], spec).T)
+            rows, cols = np.arange(side)[None, :, None], np.arange(side)[None, None, :]
+            res[(rows >= y0) & (rows < y0 + h) & (cols >= x0) & (cols < x0 + w)] = 0.0
         out[lo:hi] = res.reshape(m, side * side)
 
 

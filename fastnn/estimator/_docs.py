@@ -122,6 +122,12 @@ augment_rotation, augment_scale, augment_shear, augment_shift : float, default=1
     "augment_alpha": """\
 augment_alpha, augment_sigma : float, default=34.0, 4.0
     fastnn's: the elastic distortion's strength and smoothness (pixels).""",
+    "augment_flip": """\
+augment_flip, augment_erase, augment_erase_area : float, default=0.0, 0.0, 0.25
+    fastnn's, with ``augment`` ``"affine"`` or ``"elastic"``: the probability of
+    mirroring an image left-right, that of random erasing (a random rectangle
+    set to 0), and the erased rectangle's largest area, a fraction of the image
+    (for clothing rather than digits).""",
 }
 
 ATTRIBUTES = {

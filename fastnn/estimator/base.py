@@ -25,7 +25,7 @@ from . import auto
 from .inputs import check_sample_weight, dense_rows, head_outputs
 from .lbfgs import CHUNK as LBFGS_CHUNK
 from .lbfgs import fit_lbfgs
-from .params import STOCHASTIC_SOLVERS, check_fastnn_params, hidden_sizes, work_dtype
+from .params import FASTNN_DEFAULTS, STOCHASTIC_SOLVERS, check_fastnn_params, hidden_sizes, work_dtype
 from .state import adopt, glorot_init, network_of
 from .stochastic import fit_stochastic
 
@@ -153,6 +153,12 @@ class BaseMLP(BaseEstimator):
         state = super().__getstate__()
         state.pop("_net", None)  # coefs_ and intercepts_ are the model; the network is rebuilt from them
         return state
+
+    def __setstate__(self, state):
+        # An estimator pickled before one of fastnn's parameters existed (augment_flip, ...)
+        # gets that parameter's default.
+        state = {**FASTNN_DEFAULTS, **state}
+        super().__setstate__(state)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -59,6 +59,9 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         augment_shift=F["augment_shift"],
         augment_alpha=F["augment_alpha"],
         augment_sigma=F["augment_sigma"],
+        augment_flip=F["augment_flip"],
+        augment_erase=F["augment_erase"],
+        augment_erase_area=F["augment_erase_area"],
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -93,6 +96,9 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         self.augment_shift = augment_shift
         self.augment_alpha = augment_alpha
         self.augment_sigma = augment_sigma
+        self.augment_flip = augment_flip
+        self.augment_erase = augment_erase
+        self.augment_erase_area = augment_erase_area
 
     # --- the scikit-learn API -------------------------------------------------------------------
 
@@ -310,6 +316,7 @@ MLPClassifier.__doc__ = _docs.docstring(
         "augment",
         "augment_rotation",
         "augment_alpha",
+        "augment_flip",
     ],
     [
         "classes_",

@@ -14,7 +14,7 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 
-from ..config import RULES, TrainConfig
+from ..config import RULES, TrainConfig, check_augment_combination
 
 #: scikit-learn's learning-rate schedules, applied by the ``sgd`` solver only (as scikit-learn does).
 SKLEARN_SCHEDULES = ("constant", "invscaling", "adaptive")
@@ -58,6 +58,9 @@ AUGMENT_PARAMS = (
     "augment_shift",
     "augment_alpha",
     "augment_sigma",
+    "augment_flip",
+    "augment_erase",
+    "augment_erase_area",
 )
 _CONFIG = TrainConfig()
 
@@ -105,6 +108,7 @@ def check_fastnn_params(est) -> None:
     config's rules) and which solver a fastnn option works with."""
     for name in AUGMENT_PARAMS:
         RULES[name].validate(getattr(est, name))
+    check_augment_combination(est.augment, est.augment_flip, est.augment_erase)
     if est.solver == "lbfgs" and est.augment != "none":
         raise ValueError(
             f"augment={est.augment!r} distorts each epoch's mini-batches: it needs a "

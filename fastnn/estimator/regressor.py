@@ -55,6 +55,9 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         augment_shift=F["augment_shift"],
         augment_alpha=F["augment_alpha"],
         augment_sigma=F["augment_sigma"],
+        augment_flip=F["augment_flip"],
+        augment_erase=F["augment_erase"],
+        augment_erase_area=F["augment_erase_area"],
     ):
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -89,6 +92,9 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         self.augment_shift = augment_shift
         self.augment_alpha = augment_alpha
         self.augment_sigma = augment_sigma
+        self.augment_flip = augment_flip
+        self.augment_erase = augment_erase
+        self.augment_erase_area = augment_erase_area
 
     # --- the scikit-learn API -------------------------------------------------------------------
 
@@ -213,6 +219,7 @@ MLPRegressor.__doc__ = _docs.docstring(
         "augment",
         "augment_rotation",
         "augment_alpha",
+        "augment_flip",
     ],
     [
         "loss_",

@@ -197,6 +197,9 @@ def fit_stochastic(est, net, X, Y, sw, *, incremental: bool, rng, backend: str) 
         est.augment_shift,
         est.augment_alpha,
         est.augment_sigma,
+        est.augment_flip,
+        est.augment_erase,
+        est.augment_erase_area,
     )
     trainer = Trainer(
         net,

@@ -121,11 +121,15 @@ def check_grid(grid: dict, fixed: dict | None = None, seeds: int = 1) -> tuple[d
         fixed.setdefault("backend", DEFAULT_BACKEND)
     if "seed" in checked and seeds > 1:
         raise FastnnError(f"seed is in the grid, so {option('seeds')} (repeats with consecutive seeds) must be 1")
-    # Every value must make a valid config with the fixed options (lr=-1, optimizer=foo, ...).
-    TrainConfig(**fixed).validate()
+    # Every value must pass its option's rule (lr=-1, optimizer=foo, ...), and every grid point
+    # must make a valid config (augment_flip=0.5 needs augment=affine or elastic).
+    TrainConfig(**fixed).validate_fields()
     for name, values in checked.items():
         for value in values:
-            TrainConfig(**{**fixed, name: value}).validate()
+            TrainConfig(**{**fixed, name: value}).validate_fields()
+    names = list(checked)
+    for point in itertools.product(*checked.values()):
+        TrainConfig(**{**fixed, **dict(zip(names, point))}).validate()
     return checked, fixed
 
 
