@@ -29,7 +29,7 @@ import pytest
 
 from fastnn import data
 from fastnn.cli.train import COMPILING_NOTE, main
-from fastnn.config import TrainConfig
+from fastnn.config import PRESETS, TrainConfig
 from fastnn.data import IDX_FILES, load_dataset
 from fastnn.modelfile import load_network
 
@@ -803,6 +803,38 @@ def test_early_stopping_records_the_best_epoch_and_keeps_its_weights(capsys, out
         assert len(dev) - best == 2
     # The evaluated model is the restored best one, not the last epoch's.
     assert metrics["dev"]["accuracy"] == pytest.approx(max(dev))
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("preset", ["record", "record-fashion"])
+def test_record_presets_wire_up_their_recipe_and_train(capsys, out, tiny_csv, preset, backend):
+    # The recipe at a reduced size (small layers, one epoch, a tiny CSV): that every option
+    # of the preset reaches the run, not the preset's accuracy (docs/guide/training.md).
+    code, _, stderr = cli(
+        capsys,
+        "--backend",
+        backend,
+        "--preset",
+        preset,
+        "--hidden",
+        "16,8",
+        "--epochs",
+        "1",
+        "--dev-size",
+        "50",
+        "--data",
+        tiny_csv,
+        "--out",
+        out,
+    )
+    assert code == 0, stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    recipe = {k: v for k, v in PRESETS[preset].items() if k not in ("hidden", "epochs", "dev_size")}
+    config = metrics["config"]
+    assert {k: config[k] for k in recipe} == recipe
+    assert metrics["network"]["sizes"] == [784, 16, 8, 10] and len(metrics["history"]["epochs"]) == 1
+    assert metrics["preset"] == preset and metrics["dev"]["n"] == 50
+    assert (out / "augmentation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_preset_max_augments_and_the_report_shows_it(capsys, out, tiny_csv):
