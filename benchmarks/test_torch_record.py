@@ -112,7 +112,7 @@ def test_flips_and_erasing():
     mirrored = torch_with_draws(X, AugmentSpec("affine"), np.full((64, 6), 0.5), flip=np.ones(64, bool))
     np.testing.assert_allclose(mirrored, X.reshape(-1, 28, 28)[:, :, ::-1].reshape(64, 784), atol=1e-5)
 
-    d = BatchDistortion(AugmentSpec("affine"), erase=1.0, generator=torch.Generator().manual_seed(0))
+    d = BatchDistortion(AugmentSpec("affine", erase=1.0), generator=torch.Generator().manual_seed(0))
     mask = d.erase_mask(torch.rand(2000, 6, generator=torch.Generator().manual_seed(1)))[:, 0].numpy()
     area = mask.sum(axis=(1, 2))
     rows, cols = mask.any(axis=2).sum(axis=1), mask.any(axis=1).sum(axis=1)

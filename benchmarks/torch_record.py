@@ -24,10 +24,10 @@ the sampling grid as ``theta`` times the pixels' ``(x, y, 1)`` plus that field (
 one bilinear ``F.grid_sample`` with zeros outside.  With ``align_corners=False`` the
 normalised coordinate of pixel ``i`` is ``(i - 13.5) / 14``, so fastnn's centre ``c =
 13.5`` is 0 and ``t`` pixels are ``t / 14`` (:data:`HALF`).  The random numbers are torch's, not fastnn's counter-based keys: the
-same distribution, other draws.  If the config has ``augment_flip`` or
-``augment_erase`` (probabilities; fields a later fastnn may have), a flipped
-image negates the x column of its theta and an erased one gets a zeroed rectangle
-of area fraction in [0.02, 0.25] and aspect ratio log-uniform in [0.3, 3.3].
+same distribution, other draws.  With ``augment_flip`` a flipped image negates the
+x column of its theta; with ``augment_erase`` an erased one gets a zeroed rectangle
+drawn as fastnn draws it (area fraction in [0.02, ``augment_erase_area``], aspect
+ratio log-uniform in [0.3, 3.3], fastnn's rounding of its sides).
 
 Timed per epoch: the shuffle, the gathers, the distortions and the training steps
 (as fastnn's epoch seconds).  After every epoch, untimed, the dev and test accuracy
@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fastnn.augment import CENTRE, SIDE, AugmentSpec, elastic_grid, spec_from_config
+from fastnn.augment import CENTRE, ERASE_MIN_AREA, ERASE_RATIOS, SIDE, AugmentSpec, elastic_grid, spec_from_config
 from fastnn.config import DEV_SIZE, PRESETS, TrainConfig
 from fastnn.data import parse_dev_size
 from fastnn.errors import FastnnError
@@ -61,9 +61,6 @@ from fastnn.errors import FastnnError
 HALF = SIDE / 2
 #: Options of fastnn train that mean nothing here.
 IGNORED = ("backend", "log_every")
-#: Random erasing's area fraction and log-uniform aspect ratio ranges.
-ERASE_AREA = (0.02, 0.25)
-ERASE_ASPECT = (0.3, 3.3)
 
 
 def recipe(preset: str, given: dict | None = None) -> tuple[TrainConfig, int | float | str]:
@@ -79,11 +76,6 @@ def recipe(preset: str, given: dict | None = None) -> tuple[TrainConfig, int | f
     return TrainConfig(**values).validate(), dev_size
 
 
-def extras(config) -> tuple[float, float]:
-    """The flip and erase probabilities, where this fastnn's config has them (else 0)."""
-    return float(getattr(config, "augment_flip", 0.0) or 0.0), float(getattr(config, "augment_erase", 0.0) or 0.0)
-
-
 class BatchDistortion:
     """fastnn's distortion of ``spec`` (plus flips and erasing), drawn for a whole batch on tensors.
 
@@ -91,12 +83,10 @@ class BatchDistortion:
     fresh distortions ``(B, 1, 28, 28)``; :meth:`warp` does it for given draws.
     """
 
-    def __init__(self, spec: AugmentSpec, *, flip: float = 0.0, erase: float = 0.0, generator=None):
+    def __init__(self, spec: AugmentSpec, *, generator=None):
         import torch
 
-        if spec.kind == "none":  # flips or erasing alone: no affine map (its ranges are the defaults')
-            spec = AugmentSpec("none")
-        self.spec, self.flip, self.erase = spec, flip, erase
+        self.spec, self.flip, self.erase = spec, spec.flip, spec.erase
         self.generator = generator
         if spec.elastic:
             A, _, _ = elastic_grid(spec.sigma)
@@ -171,11 +161,11 @@ class BatchDistortion:
         (area, aspect, top, left, whether at all)."""
         import torch
 
-        lo, hi = ERASE_AREA
+        lo, hi = ERASE_MIN_AREA, self.spec.erase_area
         area = SIDE * SIDE * (lo + (hi - lo) * v[:, 0])
-        aspect = torch.exp(math.log(ERASE_ASPECT[0]) + math.log(ERASE_ASPECT[1] / ERASE_ASPECT[0]) * v[:, 1])
-        h = torch.sqrt(area * aspect).round().clamp_(1, SIDE)
-        w = torch.sqrt(area / aspect).round().clamp_(1, SIDE)
+        aspect = torch.exp(math.log(ERASE_RATIOS[0]) + math.log(ERASE_RATIOS[1] / ERASE_RATIOS[0]) * v[:, 1])
+        h = torch.floor(torch.sqrt(area * aspect) + 0.5).clamp_(1, SIDE)  # fastnn.augment.erase_boxes' sides
+        w = torch.floor(area / h + 0.5).clamp_(1, SIDE)
         top = torch.floor(v[:, 2] * (SIDE - h + 1))
         left = torch.floor(v[:, 3] * (SIDE - w + 1))
         r = self.rows
@@ -277,11 +267,10 @@ def main(argv=None) -> int:
         X, y = X[: args.limit], y[: args.limit]
     n, bs = len(y), config.batch_size
     spec = spec_from_config(config)
-    flip, erase = extras(config)
-    augment = spec.kind != "none" or flip or erase
+    augment = spec.kind != "none"  # flips and erasing are options of affine and elastic
     if augment:
         fastnn.augment.check_images(X.shape[1])
-    distort = BatchDistortion(spec, flip=flip, erase=erase, generator=generator) if augment else None
+    distort = BatchDistortion(spec, generator=generator) if augment else None
 
     Xt, yt = torch.from_numpy(np.ascontiguousarray(X)), torch.from_numpy(np.ascontiguousarray(y))
     splits = {
@@ -365,7 +354,7 @@ def main(argv=None) -> int:
         "config": asdict(config),
         "dev_size": len(data.y_dev),
         "n_train": n,
-        "augment": {"spec": asdict(spec), "flip": flip, "erase": erase},
+        "augment": asdict(spec),
         "epochs": rows,
         "train_seconds": trained,
         "test_accuracy": rows[-1].get("test_accuracy") if rows else None,
