@@ -74,7 +74,7 @@ def for_epoch(rate: float, seed: int, epoch: int) -> Dropout | None:
         raise ValueError(f"dropout must be a probability in [0, 1), got {rate!r}")
     if rate == 0.0:
         return None
-    return Dropout(rate, _keys.epoch_key(seed, epoch, DROPOUT_SALT))
+    return Dropout(rate, _keys.epoch_key(int(seed), int(epoch), DROPOUT_SALT))
 
 
 def keep_masks(drop: Dropout, rows, hidden) -> list[np.ndarray]:

@@ -349,9 +349,9 @@ def train_steps(
     )
     X = np.ascontiguousarray(X)
     ws.prepare(X)
-    if dropout is not None:
-        ws.masks()
     drop, key = (float(dropout.rate), np.uint64(dropout.key)) if dropout is not None else (0.0, np.uint64(0))
+    if drop > 0.0:
+        ws.masks()
     rates = np.ascontiguousarray(opt.rates(lrs), dtype=net.params.dtype)
     M, V = _moments(opt, net.params)
     labels, values, weights = (np.ascontiguousarray(a) for a in targets)

@@ -301,7 +301,7 @@ def train_steps(
             Xb, A, D = ws.Xb[:m], ws.activations(m), ws.deltas(m)
             batch = targets.take(idx)
             gather(X, idx, Xb)
-            if dropout is not None:  # the masks of the batch's rows, by their index in X
+            if dropout is not None and dropout.rate > 0:  # the masks of the batch's rows, by their index in X
                 K, H = _dropout.multipliers(dropout, idx, hidden, Xb.dtype), ws.unmasked(m)
             _forward(net, Xb, A, K, H)
             batch_loss, batch_correct = _loss(net.head, A[-1], batch, D[-1])
