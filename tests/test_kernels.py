@@ -798,17 +798,21 @@ def test_dropout_tolerances_reject_a_missing_or_misplaced_mask(np_backend):
 
 
 def _masks_in(ws, m, hidden) -> np.ndarray:
-    """The numba workspace's keep masks of the last batch (``m`` rows), all hidden units."""
+    """Which hidden units numba kept in the last batch (``m`` rows): those whose output it did
+    not zero (a tanh or logistic output is never exactly 0 otherwise)."""
     b = ws.buffers
-    return np.concatenate([b.K[o : o + m * h].reshape(m, h) for o, h in zip(b.offs, hidden)], axis=1)
+    return np.concatenate([b.A[o : o + m * h].reshape(m, h) != 0 for o, h in zip(b.offs, hidden)], axis=1)
 
 
-def test_numba_dropout_mask_of_a_row_does_not_depend_on_its_batch(nb):
-    """Batch by batch (learning rate 0), the masks numba stores are the definition's for the
-    batch's rows, whatever the batch size and the order: keyed on rows, not places."""
+@pytest.mark.parametrize("activation", ["tanh", "identity"])
+def test_numba_dropout_mask_of_a_row_does_not_depend_on_its_batch(nb, activation):
+    """Batch by batch (learning rate 0), the units numba drops are the definition's for the
+    batch's rows, whatever the batch size and the order: keyed on rows, not places.  What the
+    derivative reads in their place is 0 where it must be (tanh: 1, whose 1 - a**2 is 0;
+    identity: the mask itself)."""
     rng = _rng("dropout-batches")
     sizes, n = (30, 9, 5, 4), 40
-    net = _network(rng, sizes, "tanh")
+    net = _network(rng, sizes, activation)
     X = _inputs(rng, n, sizes[0])
     targets = _targets(rng, "softmax", n, sizes[-1])
     hidden = sizes[1:-1]
@@ -820,7 +824,12 @@ def test_numba_dropout_mask_of_a_row_does_not_depend_on_its_batch(nb):
         for lo in range(0, n, bs):
             hi = min(lo + bs, n)
             nb.train_steps(net, X, targets, perm, lo, hi, bs, np.zeros(1), opt, ws, drop)
-            np.testing.assert_array_equal(_masks_in(ws, hi - lo, hidden), expected[perm[lo:hi]], f"batch {bs}")
+            keep = expected[perm[lo:hi]]
+            np.testing.assert_array_equal(_masks_in(ws, hi - lo, hidden), keep, f"batch {bs}")
+            b, m = ws.buffers, hi - lo
+            source = np.concatenate([b.K[o : o + m * h].reshape(m, h) for o, h in zip(b.offs, hidden)], axis=1)
+            dead = 1.0 if activation == "tanh" else 0.0
+            assert (source[~keep] == dead).all() and (activation == "tanh" or (source[keep] == 1.0).all())
 
 
 _DROPOUT_THREADS = """

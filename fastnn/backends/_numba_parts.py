@@ -18,13 +18,13 @@ from ._numba_setup import FASTMATH, kernel
 from ._numba_sparse import TILES, batch_columns, rows_axpy
 from ._numba_steps import (
     IDENTITY,
+    RELU,
     STORE,
     activation_grad,
     apply_rule,
     bias_activate,
     drop_units,
     head_step,
-    mask_units,
 )
 
 
@@ -117,7 +117,7 @@ def forward_rows(X, perm, lo, m, net, b, rows, gathered, weight_sum, head, drop,
             b.A, off, n_out, rows_here, net.P, net.table[u - 1, 1], np.int64(0), n_out, net.act if u < L else IDENTITY
         )
         if drop > 0.0 and u < L:
-            drop_units(b.A, b.K, off, n_out, rows_here, perm, lo + i0, key, drop, base)
+            drop_units(b.A, b.K, off, n_out, rows_here, perm, lo + i0, key, drop, base, net.act)
         base += n_out
     if head >= 0:
         off = b.offs[L - 1] + i0 * c
@@ -198,7 +198,8 @@ def backward_part(net, b, M, V, rate, decay, rule, fused, m, u, drop, p, n_parts
     pass back, the rows ``q`` of the next layer's weights, and their biases.  Every
     parameter it updates is read by no other part.  With dropout (``drop > 0``) the layer's
     outputs in ``b.A`` are masked and unscaled: the products reading them take the scale
-    ``1 / (1 - drop)``, and the gradient is masked before the activation's derivative."""
+    ``1 / (1 - drop)``, and the activation's derivative reads ``b.K``, where it is 0 for
+    the dropped units (:func:`drop_units`)."""
     n_u, n_next = net.sizes[u], net.sizes[u + 1]
     q0, q1 = part_range(n_u, p, n_parts)
     off, nxt = b.offs[u - 1], b.offs[u]
@@ -216,10 +217,11 @@ def backward_part(net, b, M, V, rate, decay, rule, fused, m, u, drop, p, n_parts
         gemm(T, N, q1 - q0, n_next, m, scale, b.A, off + q0, n_u, b.D, nxt, n_next, 0.0, b.G, lo, n_next)
         if rule.kind != STORE:
             apply_rule(net.P[lo:hi], b.G[lo:hi], M[lo:hi], V[lo:hi], rate, decay, rule)
-    if drop > 0.0:
-        mask_units(b.D, b.K, off, n_u, m, q0, q1)
     bo = net.table[u - 1, 1]
-    activation_grad(b.A, b.D, off, n_u, m, q0, q1, net.act, b.G[bo + q0 : bo + q1])
+    # with dropout the derivative reads b.K (0 for the dropped units; identity: the mask, by relu's rule)
+    src = b.K if drop > 0.0 else b.A
+    act = RELU if drop > 0.0 and net.act == IDENTITY else net.act
+    activation_grad(src, b.D, off, n_u, m, q0, q1, act, b.G[bo + q0 : bo + q1])
     if rule.kind != STORE:
         apply_rule(
             net.P[bo + q0 : bo + q1],
