@@ -20,6 +20,9 @@ compiles these very functions (``njit(mix)``) instead of keeping a copy.
 * **Augmentation** draws ``u_j`` of sample ``i`` in epoch ``e`` are
   ``(mix(k_i + (j + 1) GOLDEN) >> 11) 2**-53`` with ``k_i = mix(epoch_key(seed, e) + i GOLDEN)``
   (see :mod:`fastnn.augment`).
+* **Dropout** draws are the same construction under another salt: unit ``j`` of
+  training row ``i`` in epoch ``e`` is dropped when ``u_j < p``, with
+  ``k_i = mix(epoch_key(seed, e, _DROPOUT_SALT) + i GOLDEN)`` (see :mod:`fastnn.dropout`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ GOLDEN = 0x9E3779B97F4A7C15
 MASK64 = (1 << 64) - 1
 N_ROUNDS = 6
 _AUGMENT_SALT = 0xA076_1D64_78BD_642F  # keeps the augmentation stream apart from the shuffle's
+_DROPOUT_SALT = 0xE703_7ED1_A0B4_28DB  # keeps the dropout stream apart from both
 
 
 def splitmix64(z: int) -> int:
@@ -74,12 +78,13 @@ def feistel(x, keys, k):
     return (left << np.uint64(k)) | right
 
 
-# --- augmentation keys -------------------------------------------------------------------
+# --- augmentation and dropout keys -------------------------------------------------------
 
 
-def epoch_key(seed: int, epoch: int) -> int:
-    """The 64-bit key of one epoch's distortions (a Python int)."""
-    return splitmix64(splitmix64(seed ^ _AUGMENT_SALT) ^ ((epoch * GOLDEN) & MASK64))
+def epoch_key(seed: int, epoch: int, salt: int = _AUGMENT_SALT) -> int:
+    """The 64-bit key of one epoch's distortions (a Python int); with ``salt=_DROPOUT_SALT``,
+    of its dropout masks."""
+    return splitmix64(splitmix64(seed ^ salt) ^ ((epoch * GOLDEN) & MASK64))
 
 
 def sample_key(ekey, i):

@@ -156,6 +156,10 @@ class TrainConfig:
     :mod:`fastnn.schedules`); ``weight_decay`` is L2 on the weights.  With
     ``patience > 0`` training stops once the dev accuracy has not improved for
     that many epochs, and the weights of the best dev epoch are restored.
+    ``dropout`` is the probability of zeroing each hidden unit's output for one
+    training image in one epoch (kept outputs scaled by ``1 / (1 - dropout)``),
+    in training steps only; the masks are keyed on (seed, epoch, row, unit)
+    (exact definition in :mod:`fastnn.dropout`).
 
     ``augment`` (``none``, ``affine``, ``elastic``) distorts every training image
     afresh each epoch (28x28 images only): a random affine map with rotation up
@@ -198,6 +202,13 @@ class TrainConfig:
     )
     beta2: float = _option(0.999, real_rule("beta2", 0, high=1, phrase="in [0, 1)"), "Adam's beta2", float)
     weight_decay: float = _option(0.0, real_rule("weight decay", 0), "L2 weight decay on the weights", float)
+    dropout: float = _option(
+        0.0,
+        real_rule("dropout", 0, high=1, phrase="a probability in [0, 1)"),
+        "probability of dropping each hidden unit's output for a training image, per epoch "
+        "(inverted dropout; off at evaluation; 0: off)",
+        float,
+    )
     schedule: str = _option(
         "constant", choice_rule("schedule", SCHEDULES), f"learning-rate schedule: {', '.join(SCHEDULES)}", str
     )

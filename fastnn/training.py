@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from . import _aligned, checkpoint
+from . import dropout as _dropout
 from .activations import Targets, make_targets
 from .augment import AugmentSpec, check_images, spec_from_config
 from .backends import get_backend
@@ -106,8 +107,10 @@ class Trainer:
     (the last may be short), applying ``optimizer`` after each.  With
     ``augment`` (an :class:`~fastnn.augment.AugmentSpec`) each epoch trains on a
     fresh distortion of every image, keyed on ``(seed, e, row)``; ``X`` itself
-    is never changed.  ``epoch`` counts the epochs done; setting it moves the
-    run to another epoch (the shuffle and distortions are those of that epoch).
+    is never changed.  With ``dropout`` > 0 each hidden unit's output is dropped
+    with that probability per training row and epoch, keyed on ``(seed, e, row)``
+    (:mod:`fastnn.dropout`).  ``epoch`` counts the epochs done; setting it moves the
+    run to another epoch (the shuffle, distortions and dropout masks are that epoch's).
     """
 
     def __init__(
@@ -122,7 +125,10 @@ class Trainer:
         seed: int = 0,
         shuffle: bool = True,
         augment: AugmentSpec | None = None,
+        dropout: float = 0.0,
     ):
+        _dropout.for_epoch(dropout, seed, 0)  # refuses a rate outside [0, 1)
+        self.dropout = float(dropout)
         self.net, self.targets, self.optimizer = net, targets, optimizer
         self.batch_size, self.seed, self.shuffle = int(batch_size), int(seed), shuffle
         self.kernels = get_backend(backend)
@@ -160,6 +166,7 @@ class Trainer:
             self.kernels.permutation(self.n, self.seed, self.epoch, self.perm)
         if self.augment is not None:
             self.kernels.augment(self.source, self.seed, self.epoch, self.augment, self.X, self.ws)
+        drop = _dropout.for_epoch(self.dropout, self.seed, self.epoch)  # None without dropout
         chunk = chunk or self.n
         loss_sum, correct, step = 0.0, 0, 0
         for start in range(0, self.n, chunk):
@@ -176,6 +183,7 @@ class Trainer:
                 lrs[step : step + n_steps],
                 self.optimizer,
                 self.ws,
+                drop,
             )
             if not math.isfinite(chunk_loss):
                 raise Diverged(
@@ -249,6 +257,7 @@ class Run:
             backend=config.backend,
             seed=config.seed,
             augment=spec_from_config(config),
+            dropout=config.dropout,
         )
         self.lrs = learning_rates(config.schedule, config.lr, self.trainer.steps_per_epoch * config.epochs)
         self.history = History()

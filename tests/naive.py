@@ -14,7 +14,8 @@ A network is given as plain lists ``coefs`` (``(fan_in, fan_out)`` each) and
 ``intercepts``, an activation name and a head name.  Nothing here is shared with
 the backends except the definition of the epoch shuffle's keys
 (:mod:`fastnn._keys`), which is the spec, and the names of activations, heads
-and optimizers.
+and optimizers.  Dropout masks are drawn here from their definition
+(:mod:`fastnn.dropout`'s docstring) with Python ints, one draw at a time.
 """
 
 from __future__ import annotations
@@ -76,6 +77,34 @@ def gather(X, idx) -> np.ndarray:
         if not 0 <= i < n:
             raise IndexError(f"index {i} out of range for {n} rows")
     return np.array([X[i] for i in idx]).reshape(len(idx), -1)
+
+
+# --- dropout ----------------------------------------------------------------------
+
+#: The dropout stream's salt, as :mod:`fastnn.dropout`'s definition states it.
+DROPOUT_SALT = 0xE7037ED1A0B428DB
+
+
+def dropout_keep(seed: int, epoch: int, rows, n_units: int, p: float) -> np.ndarray:
+    """``(len(rows), n_units)`` bool, True where hidden unit ``j`` (its index among all
+    hidden units) of training row ``rows[a]`` is kept in epoch ``epoch``: its draw
+    ``u = (mix(k_i + (j + 1) GOLDEN) >> 11) 2**-53 >= p``, ``k_i = mix(K_e + i GOLDEN)``,
+    ``K_e = mix(mix(seed ^ DROPOUT_SALT) ^ (epoch GOLDEN))``, all mod 2**64."""
+    golden, mask = _keys.GOLDEN, (1 << 64) - 1
+    epoch_key = _keys.splitmix64(_keys.splitmix64(seed ^ DROPOUT_SALT) ^ ((epoch * golden) & mask))
+    keep = np.empty((len(rows), n_units), bool)
+    for a, i in enumerate(rows):
+        row_key = _keys.splitmix64(epoch_key + int(i) * golden)
+        for j in range(n_units):
+            u = (_keys.splitmix64(row_key + (j + 1) * golden) >> 11) * 2.0**-53
+            keep[a, j] = u >= p
+    return keep
+
+
+def dropout_multipliers(keep, hidden, p: float) -> list[np.ndarray]:
+    """``keep / (1 - p)`` in float64, split into the hidden layers of widths ``hidden``."""
+    mult = _f64(keep) / (1.0 - p)
+    return np.split(mult, np.cumsum(hidden)[:-1], axis=1) if len(hidden) else []
 
 
 # --- activations and heads ------------------------------------------------------
@@ -161,12 +190,20 @@ def loss(head: str, Z, labels, values, weights) -> tuple[float, int, np.ndarray]
 # --- forward and backward --------------------------------------------------------------
 
 
-def forward(Xb, coefs, intercepts, activation: str) -> list[np.ndarray]:
-    """Every layer's output: a_i = f(a_{i-1} W_i + b_i), the last one raw (no head)."""
+def forward(Xb, coefs, intercepts, activation: str, mult=None, unmasked=None) -> list[np.ndarray]:
+    """Every layer's output: a_i = f(a_{i-1} W_i + b_i), the last one raw (no head).
+
+    With dropout, hidden layer i's output is f(z_i) * mult[i] (``mult[i] = k / (1 - p)``),
+    and the list ``unmasked`` (if given) receives each f(z_i).
+    """
     outputs, a = [], _f64(Xb)
     for i, (W, b) in enumerate(zip(coefs, intercepts)):
         z = a @ _f64(W) + _f64(b)
         a = z if i == len(coefs) - 1 else activate(activation, z)
+        if mult is not None and i < len(coefs) - 1:
+            if unmasked is not None:
+                unmasked.append(a)
+            a = a * _f64(mult[i])
         outputs.append(a)
     return outputs
 
@@ -176,12 +213,13 @@ def predict(X, coefs, intercepts, activation: str) -> np.ndarray:
     return forward(X, coefs, intercepts, activation)[-1]
 
 
-def backward(Xb, A, coefs, activation: str, dZ) -> tuple[list, list, list]:
+def backward(Xb, A, coefs, activation: str, dZ, mult=None, unmasked=None) -> tuple[list, list, list]:
     """(weight gradients, bias gradients, D) from the output gradient ``dZ``.
 
     D[i] is the gradient with respect to layer i's pre-activation:
     D[L-1] = dZ;  D[i-1] = (D[i] W_i^T) * f'(A[i-1]);  dW_i = A[i-1]^T D[i] (A[-1] = Xb);
-    db_i = sum over rows of D[i].
+    db_i = sum over rows of D[i].  With dropout (``mult`` and ``unmasked`` from
+    :func:`forward`): D[i-1] = (D[i] W_i^T) * mult[i-1] * f'(unmasked[i-1]).
     """
     L = len(coefs)
     D = [None] * L
@@ -191,15 +229,17 @@ def backward(Xb, A, coefs, activation: str, dZ) -> tuple[list, list, list]:
     for i in reversed(range(L)):
         gW[i] = inputs[i].T @ D[i]
         gb[i] = D[i].sum(axis=0)
-        if i > 0:
+        if i > 0 and mult is not None:
+            D[i - 1] = (D[i] @ _f64(coefs[i]).T) * _f64(mult[i - 1]) * derivative(activation, unmasked[i - 1])
+        elif i > 0:
             D[i - 1] = (D[i] @ _f64(coefs[i]).T) * derivative(activation, A[i - 1])
     return gW, gb, D
 
 
-def mean_loss(Xb, labels, values, weights, coefs, intercepts, activation, head, l2=0.0) -> float:
+def mean_loss(Xb, labels, values, weights, coefs, intercepts, activation, head, l2=0.0, mult=None) -> float:
     """The quantity a step minimises: the weighted mean loss plus ``l2 ||W||**2 / (2 sum(w))``
-    (for finite differences)."""
-    Z = forward(Xb, coefs, intercepts, activation)[-1]
+    (for finite differences; ``mult`` a fixed dropout mask, as :func:`forward`'s)."""
+    Z = forward(Xb, coefs, intercepts, activation, mult)[-1]
     total, _, _ = loss(head, Z, labels, values, weights)
     sw = float(np.sum(_f64(weights)))
     return total / len(Xb) + 0.5 * l2 * sum(float(np.sum(_f64(W) ** 2)) for W in coefs) / sw
@@ -251,6 +291,8 @@ def train_steps(
     l2=0.0,
     state=None,
     t0=0,
+    keep=None,
+    p=0.0,
 ):
     """Mini-batch steps over ``perm[start:stop]`` (the last batch may be short), in float64.
 
@@ -258,6 +300,8 @@ def train_steps(
     term, scaled as the loss) and correct measured on each batch before its update,
     as the backends do.  ``state`` (a dict, updated) carries the optimizer's
     buffers between calls; ``t0`` steps were taken before (Adam's bias correction).
+    With dropout at rate ``p``, ``keep`` holds every training row's keep mask over all
+    hidden units (:func:`dropout_keep` of ``range(len(X))``), indexed by row.
     """
     hyper = hyper or {}
     state = {} if state is None else state
@@ -268,13 +312,16 @@ def train_steps(
         m = len(idx)
         Xb = gather(X, idx)
         w = _f64(weights)[idx]
-        A = forward(Xb, coefs, intercepts, activation)
+        hidden = [len(b) for b in intercepts[:-1]]
+        mult = None if keep is None else dropout_multipliers(np.asarray(keep)[idx], hidden, p)
+        unmasked = []
+        A = forward(Xb, coefs, intercepts, activation, mult, unmasked)
         batch_loss, right, dZ = loss(
             head, A[-1], None if head != "softmax" else labels[idx], None if head == "softmax" else values[idx], w
         )
         sw = w.sum()
         batch_loss += 0.5 * l2 * sum(np.sum(W**2) for W in coefs) * m / sw
-        gW, gb, _ = backward(Xb, A, coefs, activation, dZ)
+        gW, gb, _ = backward(Xb, A, coefs, activation, dZ, mult, unmasked)
         rate = adam_rate(lrs[k], t0 + k + 1, hyper) if kind == "adam" else lrs[k]
         decay = weight_decay + l2 / sw
         for i in range(len(coefs)):

@@ -24,6 +24,7 @@ RECIPES = {
         hidden=20, optimizer="nesterov", schedule="onecycle", lr=0.3, weight_decay=1e-3, augment="affine"
     ),
     "adam-cosine-early-stopping": dict(hidden=(20, 12), optimizer="adam", schedule="cosine", lr=0.01, patience=2),
+    "sgd-dropout-deep": dict(hidden=(24, 16), activation="logistic", optimizer="sgd", lr=0.2, dropout=0.3),
 }
 
 
@@ -68,6 +69,34 @@ def test_a_resumed_run_ends_bit_for_bit_as_the_uninterrupted_one(data, tmp_path,
         np.testing.assert_array_equal(net.params.flat, full.params.flat)
         assert _strip(history.epochs) == _strip(full_history.epochs)
         assert (history.best_epoch, history.stopped_early) == (full_history.best_epoch, full_history.stopped_early)
+
+
+def test_dropout_round_trips_through_checkpoint_model_file_and_report(data, tmp_path):
+    """A run with dropout records it in its checkpoint, its report and its model file; those
+    written before dropout existed load with it off."""
+    from dataclasses import replace
+
+    from fastnn.modelfile import load_network
+    from fastnn.report import RunResult, evaluate, write_report
+
+    X, y, X_dev, y_dev = data
+    config = _config("numpy", "sgd-dropout-deep", epochs=1)
+    path = tmp_path / checkpoint.NAME
+    net, history = train(X, y, config, checkpoint_path=path)
+    meta, _ = checkpoint.load(path)
+    assert checkpoint.config_of(meta) == config and config.dropout == 0.3
+    splits = {"dev": (X_dev, y_dev)}
+    result = RunResult("prototypes", config, net, history, evaluate(net, splits, "numpy"), len(X), len(X_dev))
+    out = write_report(tmp_path / "report", result, splits, plots=False)
+
+    def config_in(recorded):
+        return TrainConfig(**{**recorded, "hidden": tuple(recorded["hidden"])}).validate()
+
+    assert config_in(json.loads((out / "metrics.json").read_text())["config"]) == config
+    assert config_in(load_network(out / "model.npz")[1]["config"]) == config
+    old = {**meta, "config": {k: v for k, v in meta["config"].items() if k != "dropout"}}
+    assert checkpoint.config_of(old) == replace(config, dropout=0.0)
+    assert config_in(old["config"]) == replace(config, dropout=0.0)  # a report's or a model file's likewise
 
 
 def test_early_stopping_that_fires_right_after_the_interruption_still_restores_the_best_epoch(tmp_path):

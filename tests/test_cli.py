@@ -374,6 +374,8 @@ OPTION_PROBLEMS = {
         ["--augment", "affine", "--augment-rotation", "181"],
         r"augment_rotation must be in \[0, 180\] degrees, got 181\.0",
     ),
+    "dropout-one": (["--dropout", "1"], r"dropout must be a probability in \[0, 1\), got 1\.0"),
+    "dropout-nan": (["--dropout", "nan"], r"dropout must be a probability in \[0, 1\), got nan"),
     "augment-flip-without-augment": (
         ["--augment-flip", "0.5"],
         r"--augment-flip 0\.5 needs --augment affine or --augment elastic \(for flips alone, set the rotation",

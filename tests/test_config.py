@@ -7,10 +7,13 @@ from __future__ import annotations
 import inspect
 from dataclasses import MISSING, fields
 
+import pytest
+
 from fastnn import compat
 from fastnn.backends import BACKENDS, DEFAULT_BACKEND
 from fastnn.cli import build_parser
 from fastnn.config import DEV_SIZE, PRESETS, RULES, TrainConfig
+from fastnn.errors import FastnnError
 from fastnn.network import Network
 
 
@@ -46,6 +49,22 @@ def test_options_given_on_the_command_line_reach_the_config_unchanged():
     config, dev_size = resolve_options(args)
     assert config == TrainConfig(hidden=17, lr=0.25, optimizer="adam", beta2=0.99, backend="numpy")
     assert dev_size == DEV_SIZE == "auto"  # a tenth of the rows, at most 5000: fastnn.data.dev_rows
+
+
+def test_dropout_reaches_the_config_from_the_command_line_and_defaults_to_off():
+    from fastnn.cli.train import resolve_options
+
+    assert TrainConfig().dropout == 0.0
+    config, _ = resolve_options(_train_parser().parse_args(["--dropout", "0.25"]))
+    assert config == TrainConfig(dropout=0.25)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1, 1.0, 1.5, float("nan"), float("inf"), True, "0.5", None], ids=repr)
+def test_dropout_is_a_probability_below_one_and_anything_else_is_one_clear_error(bad):
+    with pytest.raises(FastnnError, match=r"^dropout must be a probability in \[0, 1\), got "):
+        TrainConfig(dropout=bad).validate()
+    for good in (0, 0.0, 0.5, 0.999):
+        TrainConfig(dropout=good).validate()
 
 
 def test_a_preset_changes_only_its_own_fields():

@@ -376,6 +376,41 @@ def test_flips_and_erasing_change_training_and_an_older_pickle_loads_without_the
     assert pickle.loads(pickle.dumps(flipped)).get_params() == flipped.get_params()
 
 
+@pytest.mark.parametrize("Estimator", [MLPClassifier, MLPRegressor])
+def test_dropout_is_a_parameter_with_the_configs_default_and_rule(Estimator):
+    from fastnn.config import TrainConfig
+
+    assert Estimator().get_params()["dropout"] == TrainConfig().dropout == 0.0
+    X, y = np.zeros((10, 4), np.float32), np.arange(10) % 2
+    for bad in (1.0, -0.5, float("nan")):
+        with pytest.raises(ValueError, match=r"dropout must be a probability in \[0, 1\), got "):
+            Estimator(dropout=bad).fit(X, y)
+    with pytest.raises(ValueError, match=r"dropout=0\.5 drops hidden units in each mini-batch step: it needs a"):
+        Estimator(solver="lbfgs", dropout=0.5).fit(X, y)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_dropout_changes_training_but_not_prediction_and_an_older_pickle_loads_without_it(digits, backend):
+    X, y = digits
+    common = dict(max_iter=3, random_state=0, solver="sgd", learning_rate_init=0.1, backend=backend)
+    plain = MLPClassifier((16, 8), **common).fit(X, y)
+    dropped = MLPClassifier((16, 8), **common, dropout=0.4).fit(X, y)
+    assert max_difference(plain, dropped) > 1e-3
+    again = MLPClassifier((16, 8), **common, dropout=0.4).fit(X, y)
+    assert max_difference(dropped, again) == 0.0  # the masks are keyed, not drawn from a state
+    # off when predicting: a network built from the fitted weights gives the same probabilities
+    net = fastnn.Network(dropped.coefs_, dropped.intercepts_, "relu", "softmax")
+    np.testing.assert_allclose(dropped.predict_proba(X), net.predict_proba(X, backend), rtol=1e-12)
+    np.testing.assert_array_equal(dropped.predict_proba(X), dropped.predict_proba(X))
+    state = plain.__getstate__()
+    del state["dropout"]  # as pickled before dropout existed
+    old = MLPClassifier.__new__(MLPClassifier)
+    old.__setstate__(state)
+    assert old.dropout == 0.0
+    np.testing.assert_array_equal(old.predict(X), plain.predict(X))
+    assert pickle.loads(pickle.dumps(dropped)).get_params() == dropped.get_params()
+
+
 def test_bad_parameters_raise_the_same_errors_as_scikit_learn(digits):
     X, y = digits
     for bad in (

@@ -56,6 +56,7 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
+from fastnn import _keys, dropout
 from fastnn.activations import ACTIVATIONS, Targets
 from fastnn.network import Network
 from fastnn.optimizers import OPTIMIZERS, make_optimizer
@@ -433,19 +434,22 @@ def _train_problem(case, dtype=F32):
     return net, X, targets, perm, start, stop, bs, lrs, kind, wd, l2
 
 
-def _run_train_steps(backend, problem, ws=None):
+def _run_train_steps(backend, problem, ws=None, drop=None):
     net, X, targets, perm, start, stop, bs, lrs, kind, wd, l2 = problem
     net = net.copy()
     opt = make_optimizer(kind, net.layout, momentum=0.9, beta2=0.999, weight_decay=wd, l2=l2)
     if ws is None:
         ws = backend.make_workspace(net, min(bs, len(X)))
-    loss, right = backend.train_steps(net, X, targets, perm, start, stop, bs, lrs, opt, ws)
+    if drop is None:
+        loss, right = backend.train_steps(net, X, targets, perm, start, stop, bs, lrs, opt, ws)
+    else:
+        loss, right = backend.train_steps(net, X, targets, perm, start, stop, bs, lrs, opt, ws, drop)
     assert type(loss) is float and type(right) is int
     assert opt.t == len(lrs)
     return net, loss, right
 
 
-def _check_against_naive_training(net, loss, right, problem, u=U32, what=""):
+def _check_against_naive_training(net, loss, right, problem, u=U32, what="", keep=None, p=0.0):
     before, X, targets, perm, start, stop, bs, lrs, kind, wd, l2 = problem
     coefs, intercepts = _naive_net(before)
     ref_W, ref_b, ref_loss, ref_right = naive.train_steps(
@@ -466,6 +470,8 @@ def _check_against_naive_training(net, loss, right, problem, u=U32, what=""):
         {"momentum": 0.9, "beta2": 0.999, "eps": 1e-8},
         wd,
         l2,
+        keep=keep,
+        p=p,
     )
     naive.assert_train_close(net.coefs, net.intercepts, ref_W, ref_b, coefs, intercepts, len(lrs), u, what)
     assert loss == pytest.approx(ref_loss, rel=1e-5 if u == U32 else 1e-12)
@@ -679,6 +685,266 @@ def test_reference_gradient_matches_central_differences(np_backend, activation, 
         # The reference's gradient is of the mean loss times m / m: the kernels' loss is
         # a sum over the batch, their gradient the gradient of the mean.
         np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-8)
+
+
+# --- dropout ---------------------------------------------------------------------------
+
+DROP_P, DROP_SEED, DROP_EPOCH = 0.3, 11, 2
+# Depths 1 to 3, every activation (relu, logistic, tanh, identity), batches of one row,
+# a weighted L2 run and a multi-label head; the backend fixture adds numba's two paths.
+DROPOUT_CASES = [
+    "h128-sgd-partial-last",
+    "13-37-logistic-momentum",
+    "deep4-tanh-adam-weighted",
+    "batch1-h1",
+    "multilabel",
+]
+
+
+@functools.cache
+def _naive_keep(n, n_units, p=DROP_P, seed=DROP_SEED, epoch=DROP_EPOCH):
+    """Every training row's keep mask, from the definition (tests/naive.py)."""
+    return naive.dropout_keep(seed, epoch, range(n), n_units, p)
+
+
+def _hidden(net) -> tuple:
+    return net.layout.sizes[1:-1]
+
+
+@pytest.mark.parametrize(
+    "seed, epoch", [(0, 0), (DROP_SEED, DROP_EPOCH), (2**63 - 1, 10**6)], ids=["zero", "run", "largest"]
+)
+def test_dropout_masks_follow_their_definition(seed, epoch):
+    rows = np.array([0, 1, 7, 59999, 2**40])
+    hidden = (13, 1, 37)
+    assert dropout.DROPOUT_SALT == naive.DROPOUT_SALT
+    for p in (0.05, 0.5, 0.95):
+        drop = dropout.for_epoch(p, seed, epoch)
+        got = np.concatenate(dropout.keep_masks(drop, rows, hidden), axis=1)
+        np.testing.assert_array_equal(got, naive.dropout_keep(seed, epoch, rows, sum(hidden), p))
+    assert dropout.for_epoch(0.0, seed, epoch) is None  # no dropout: nothing drawn
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_dropout_keeps_about_1_minus_p_of_the_units_of_every_unit_and_row(p):
+    n, hidden = 4000, (100, 50)
+    keep = np.concatenate(dropout.keep_masks(dropout.for_epoch(p, 3, 1), np.arange(n), hidden), axis=1)
+    sd = math.sqrt(p * (1 - p))
+    assert abs(keep.mean() - (1 - p)) < 5 * sd / math.sqrt(keep.size)
+    assert np.abs(keep.mean(axis=0) - (1 - p)).max() < 5 * sd / math.sqrt(n)  # each unit over the rows
+    assert np.abs(keep.mean(axis=1) - (1 - p)).max() < 5 * sd / math.sqrt(sum(hidden))  # each row over the units
+    # another epoch draws afresh: two masks agree on p**2 + (1 - p)**2 of the units
+    other = np.concatenate(dropout.keep_masks(dropout.for_epoch(p, 3, 2), np.arange(n), hidden), axis=1)
+    agree = p * p + (1 - p) ** 2
+    assert abs((keep == other).mean() - agree) < 5 * math.sqrt(agree * (1 - agree) / keep.size)
+
+
+def test_dropout_draws_are_independent_of_the_augmentation_draws():
+    """The same (seed, epoch, row, draw index) under the two salts: uncorrelated streams."""
+    rows, j = np.arange(3000, dtype=np.uint64), np.arange(200, dtype=np.uint64)
+    streams = []
+    for salt in (_keys._AUGMENT_SALT, dropout.DROPOUT_SALT):
+        keys = _keys.sample_key(np.uint64(_keys.epoch_key(4, 1, salt)), rows)
+        streams.append(_keys.uniform(keys[:, None], j[None, :]).ravel())
+    assert abs(np.corrcoef(*streams)[0, 1]) < 5 / math.sqrt(streams[0].size)
+    assert _keys.epoch_key(4, 1) == _keys.epoch_key(4, 1, _keys._AUGMENT_SALT)  # the augmentation's key unchanged
+
+
+@pytest.mark.parametrize("dtype", [F32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("case", DROPOUT_CASES)
+def test_train_steps_with_dropout_matches_float64_training(backend, case, dtype):
+    problem = _train_problem(case, dtype)
+    net, X = problem[0], problem[1]
+    drop = dropout.for_epoch(DROP_P, DROP_SEED, DROP_EPOCH)
+    trained, loss, right = _run_train_steps(backend, problem, drop=drop)
+    keep = _naive_keep(len(X), sum(_hidden(net)))
+    assert 0.5 < keep.mean() < 0.9  # the masks drop units
+    _check_against_naive_training(trained, loss, right, problem, naive.unit(dtype), keep=keep, p=DROP_P)
+
+
+@pytest.mark.parametrize("dtype", [F32, np.float64], ids=["float32", "float64"])
+def test_numba_matches_numpy_over_training_steps_with_dropout(nb, np_backend, dtype):
+    drop = dropout.for_epoch(0.5, 1, 0)
+    u = naive.unit(dtype)
+    for case in ("h800-nesterov-mid-chunk", "13-37-logistic-momentum", "deep4-tanh-adam-weighted"):
+        problem = _train_problem(case, dtype)
+        a, loss_a, right_a = _run_train_steps(nb, problem, drop=drop)
+        b, loss_b, right_b = _run_train_steps(np_backend, problem, drop=drop)
+        before = problem[0]
+        steps = len(problem[7])
+        naive.assert_train_close(
+            a.coefs, a.intercepts, b.coefs, b.intercepts, before.coefs, before.intercepts, steps, u, f"{case} "
+        )
+        assert loss_a == pytest.approx(loss_b, rel=1e-5 if dtype == F32 else 1e-12) and abs(right_a - right_b) <= 1
+
+
+def test_dropout_tolerances_reject_a_missing_or_misplaced_mask(np_backend):
+    """The checks above fail for training without the masks, with the masks of the rows'
+    places in the batch instead of their rows, and without the 1 / (1 - p) scale."""
+    problem = _train_problem("13-37-logistic-momentum")
+    net, X, perm = problem[0], problem[1], problem[3]
+    trained, loss, right = _run_train_steps(np_backend, problem, drop=dropout.for_epoch(DROP_P, DROP_SEED, DROP_EPOCH))
+    keep = _naive_keep(len(X), sum(_hidden(net)))
+    _check_against_naive_training(trained, loss, right, problem, keep=keep, p=DROP_P)
+    by_place = np.empty_like(keep)
+    by_place[perm] = keep[np.arange(len(X)) % problem[6]]  # row perm[lo + i] given row i's mask
+    mistakes = {
+        "no mask": dict(keep=None, p=0.0),
+        "masks by place in the batch": dict(keep=by_place, p=DROP_P),
+        "kept outputs not scaled": dict(keep=keep, p=0.0),
+    }
+    for name, change in mistakes.items():
+        assert _rejects(_check_against_naive_training, trained, loss, right, problem, U32, "", *change.values()), name
+
+
+def _masks_in(ws, m, hidden) -> np.ndarray:
+    """Which hidden units numba kept in the last batch (``m`` rows): those whose output it did
+    not zero (a tanh or logistic output is never exactly 0 otherwise)."""
+    b = ws.buffers
+    return np.concatenate([b.A[o : o + m * h].reshape(m, h) != 0 for o, h in zip(b.offs, hidden)], axis=1)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "identity"])
+def test_numba_dropout_mask_of_a_row_does_not_depend_on_its_batch(nb, activation):
+    """Batch by batch (learning rate 0), the units numba drops are the definition's for the
+    batch's rows, whatever the batch size and the order: keyed on rows, not places.  What the
+    derivative reads in their place is 0 where it must be (tanh: 1, whose 1 - a**2 is 0;
+    identity: the mask itself)."""
+    rng = _rng("dropout-batches")
+    sizes, n = (30, 9, 5, 4), 40
+    net = _network(rng, sizes, activation)
+    X = _inputs(rng, n, sizes[0])
+    targets = _targets(rng, "softmax", n, sizes[-1])
+    hidden = sizes[1:-1]
+    drop = dropout.for_epoch(0.4, 5, 3)
+    expected = _naive_keep(n, sum(hidden), 0.4, 5, 3)
+    for bs, perm in ((40, np.arange(n)), (7, np.arange(n)[::-1].copy()), (1, _naive_permutation(n, 1, 1))):
+        ws = nb.make_workspace(net, bs)
+        opt = make_optimizer("sgd", net.layout)
+        for lo in range(0, n, bs):
+            hi = min(lo + bs, n)
+            nb.train_steps(net, X, targets, perm, lo, hi, bs, np.zeros(1), opt, ws, drop)
+            keep = expected[perm[lo:hi]]
+            np.testing.assert_array_equal(_masks_in(ws, hi - lo, hidden), keep, f"batch {bs}")
+            b, m = ws.buffers, hi - lo
+            source = np.concatenate([b.K[o : o + m * h].reshape(m, h) for o, h in zip(b.offs, hidden)], axis=1)
+            dead = 1.0 if activation == "tanh" else 0.0
+            assert (source[~keep] == dead).all() and (activation == "tanh" or (source[keep] == 1.0).all())
+
+
+_DROPOUT_THREADS = """
+import numpy as np, numba, json, sys
+sys.path.insert(0, {tests!r})
+import test_kernels as tk
+from fastnn import dropout
+from fastnn.backends import get_backend
+nb = get_backend("numba")
+drop = dropout.for_epoch(tk.DROP_P, tk.DROP_SEED, tk.DROP_EPOCH)
+out = {{}}
+for case in ("13-37-logistic-momentum", "deep4-tanh-adam-weighted"):
+    problem = tk._train_problem(case)
+    net, X, perm, stop, bs = problem[0], problem[1], problem[3], problem[5], problem[6]
+    keep = tk._naive_keep(len(X), sum(tk._hidden(net)))
+    last = perm[(stop - 1) // bs * bs : stop]  # the last batch's rows
+    res = []
+    for t in (1, 3, 8):
+        numba.set_num_threads(t)
+        ws = nb.make_workspace(net, bs)
+        trained, loss, right = tk._run_train_steps(nb, problem, ws, drop)
+        tk._check_against_naive_training(trained, loss, right, problem, what=f"{{t}} threads: ", keep=keep, p=tk.DROP_P)
+        assert (tk._masks_in(ws, len(last), tk._hidden(net)) == keep[last]).all(), t
+        res.append(trained.params.flat.copy())
+    out[case] = [float(np.abs(r - res[0]).max()) for r in res]
+print(json.dumps(out))
+"""
+
+
+def test_numba_dropout_does_not_depend_on_the_thread_count():
+    """1, 3 and 8 threads on two cores (more threads than cores, and than some layers'
+    units): the same masks (those of the definition) and the same network within rounding."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_NUM")}
+    env["NUMBA_NUM_THREADS"] = "8"
+    proc = subprocess.run(
+        [sys.executable, "-c", _DROPOUT_THREADS.format(tests=os.path.dirname(__file__))],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import json
+
+    diffs = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(diffs) == {"13-37-logistic-momentum", "deep4-tanh-adam-weighted"}
+    for case, d in diffs.items():
+        assert d[0] == 0.0 and max(d) < 1e-3, (case, d)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_reference_gradient_with_a_fixed_dropout_mask_matches_central_differences(np_backend, activation):
+    """As the test above, through two hidden layers with dropout: the loss with a fixed mask
+    is a smooth function of the parameters, and the reference's gradient must be its
+    gradient (the derivative taken through the unmasked activations)."""
+    sizes, m, eps, p = (4, 6, 5, 3), 8, 1e-6, 0.4
+    rng = _rng("fd-dropout", activation)
+    net = _network(rng, sizes, activation, "softmax", np.float64)
+    Xb = rng.random((m, sizes[0]))
+    targets = _targets(rng, "softmax", m, sizes[-1], weighted=True, dtype=np.float64)
+    rows = np.arange(100, 100 + m)  # training rows 100..107 of some epoch
+    hidden = sizes[1:-1]
+    K = dropout.multipliers(dropout.for_epoch(p, 1, 0), rows, hidden, np.float64)
+    assert all(0 < np.count_nonzero(k) < k.size for k in K), "the mask must drop some units and keep others"
+    coefs, intercepts = _naive_net(net)
+    mult = naive.dropout_multipliers(naive.dropout_keep(1, 0, rows, sum(hidden), p), hidden, p)
+    if activation == "relu":
+        pre, a = [], Xb
+        for W, b, k in zip(coefs, intercepts, mult + [None]):
+            pre.append(a @ W + b)
+            a = np.maximum(pre[-1], 0) * k if k is not None else None
+        assert min(np.abs(z).min() for z in pre) > 1e3 * eps, "a ReLU kink within eps would spoil the difference"
+    ws = np_backend.make_workspace(net, m)
+    A, D, H = ws.activations(m), ws.deltas(m), ws.unmasked(m)
+    np_backend._forward(net, Xb, A, K, H)
+    np_backend._loss("softmax", A[-1], targets, D[-1])
+    np_backend._backward(net, Xb, A, D, ws.grads, K, H)
+    analytic = list(ws.grads.coefs) + list(ws.grads.intercepts)
+
+    def objective():
+        return naive.mean_loss(
+            Xb, targets.labels, targets.values, targets.weights, coefs, intercepts, activation, "softmax", mult=mult
+        )
+
+    for p_, grad in zip(coefs + intercepts, analytic):
+        numeric = np.empty_like(p_)
+        for i in np.ndindex(p_.shape):
+            keep_ = p_[i]
+            p_[i] = keep_ + eps
+            up = objective()
+            p_[i] = keep_ - eps
+            down = objective()
+            p_[i] = keep_
+            numeric[i] = (up - down) / (2 * eps)
+        np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-8)
+
+
+def test_zero_dropout_computes_no_mask_and_trains_bit_for_bit_as_without_it(backend):
+    """Rate 0 is no dropout at all: no mask is made and every weight is the same bits as a
+    call without the argument (compared with the code before dropout existed, for 48 runs
+    of both backends, when dropout was added)."""
+    assert dropout.for_epoch(0.0, DROP_SEED, DROP_EPOCH) is None  # what the training loop passes
+    rate_zero = dropout.Dropout(0.0, _keys.epoch_key(DROP_SEED, DROP_EPOCH, dropout.DROPOUT_SALT))
+    for case in ("13-37-logistic-momentum", "deep4-tanh-adam-weighted"):
+        problem = _train_problem(case)
+        net, bs = problem[0], problem[6]
+        ws = backend.make_workspace(net, bs)
+        plain, loss, right = _run_train_steps(backend, problem, ws)
+        zero, loss0, right0 = _run_train_steps(backend, problem, ws, rate_zero)
+        np.testing.assert_array_equal(zero.params.flat, plain.params.flat)
+        assert (loss0, right0) == (loss, right)
+        if backend.NAME == "numba":
+            assert ws.buffers.K.shape == (16,)  # the stand-in: no mask was ever made
+        else:
+            assert ws.H is None
 
 
 # --- the tolerances have teeth ---------------------------------------------------------

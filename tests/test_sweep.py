@@ -79,6 +79,8 @@ def no_cluster(monkeypatch):
         ({"seed": [0, 1]}, None, 2, "seed is in the grid"),
         ({"lr": [0.1]}, None, 0, "seeds must be a positive integer"),
         ({"augment": ["none", "affine"]}, {"augment_flip": 0.5}, 1, "augment_flip=0.5 needs augment=affine"),
+        ({"dropout": [0.0, 1.0]}, None, 1, r"dropout must be a probability in \[0, 1\), got 1\.0"),
+        ({"dropout": ["nan"]}, None, 1, r"dropout must be a probability in \[0, 1\), got nan"),
     ],
 )
 def test_a_bad_grid_is_one_error_before_any_cluster(no_cluster, tiny, grid, fixed, seeds, message):
@@ -129,6 +131,12 @@ def test_a_grid_whose_every_point_combines_valid_options_is_accepted():
     assert grid == {"augment": ["affine", "elastic"]} and fixed["augment_flip"] == 0.5
     grid, _ = sweeps.check_grid({"augment": ["affine"], "augment_erase": [0.0, 0.5]}, {})
     assert grid["augment_erase"] == [0.0, 0.5]
+
+
+def test_a_grid_of_dropout_rates_is_typed_and_expanded():
+    grid, fixed = sweeps.check_grid(sweeps.parse_grid(["dropout=0,0.2,0.5", "hidden=32-16"]), {})
+    assert grid == {"dropout": [0.0, 0.2, 0.5], "hidden": [(32, 16)]}
+    assert [t["dropout"] for t in sweeps.make_trials(grid, fixed)] == [0.0, 0.2, 0.5]
 
 
 def test_grid_from_the_command_line_is_typed_and_expanded_in_order():

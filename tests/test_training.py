@@ -97,6 +97,66 @@ def test_same_seed_and_backend_give_bit_identical_runs(backend, prototypes):
     assert all(not np.array_equal(W, V) for W, V in zip(a.coefs, c.coefs))
 
 
+# --- dropout ------------------------------------------------------------------------
+
+DROPOUT_RUN = dict(hidden=(32, 16), activation="tanh", epochs=2, batch_size=50, lr=0.1, seed=2, dropout=0.3)
+
+
+def test_backends_agree_over_a_training_run_with_dropout(prototypes):
+    """The same masks in both backends (the run trains, and differs from the run without)."""
+    X, y, X_dev, y_dev = (a[:600] for a in prototypes)
+    (a, ha), (b, hb) = (train(X, y, TrainConfig(**DROPOUT_RUN, backend=name)) for name in ("numba", "numpy"))
+    for i, (p, q) in enumerate(zip(_params(a), _params(b))):
+        assert np.abs(p - q).max() <= WEIGHT_REL * np.abs(q).max(), i
+    for ra, rb in zip(ha.epochs, hb.epochs):
+        assert abs(ra["train_accuracy"] - rb["train_accuracy"]) * len(X) <= 1
+        assert ra["train_loss"] == pytest.approx(rb["train_loss"], rel=LOSS_REL)
+    plain, _ = train(X, y, TrainConfig(**{**DROPOUT_RUN, "dropout": 0.0}, backend="numpy"))
+    assert all(np.abs(p - q).max() > 100 * WEIGHT_REL * np.abs(q).max() for p, q in zip(_params(a), _params(plain)))
+
+
+def test_dropout_is_off_at_evaluation_and_in_saved_models(backend, prototypes, tmp_path):
+    """A network trained with dropout predicts as any network with its weights does: the
+    same probabilities every call, those of a fresh network and of its model file, and
+    the float64 forward pass without masks."""
+    from fastnn.modelfile import load_network, save_network
+
+    X, y, X_dev, _ = (a[:400] for a in prototypes)
+    net, _ = train(X, y, TrainConfig(**{**DROPOUT_RUN, "dropout": 0.5}, backend=backend.NAME))
+    proba = net.predict_proba(X_dev, backend.NAME)
+    np.testing.assert_array_equal(net.predict_proba(X_dev, backend.NAME), proba)
+    fresh = Network(net.coefs, net.intercepts, net.activation, net.head)
+    np.testing.assert_array_equal(fresh.predict_proba(X_dev, backend.NAME), proba)
+    loaded, _ = load_network(save_network(net, tmp_path / "model.npz"))
+    np.testing.assert_array_equal(loaded.predict_proba(X_dev, backend.NAME), proba)
+    z = naive.predict(X_dev, [np.array(W) for W in net.coefs], [np.array(b) for b in net.intercepts], net.activation)
+    expected = np.exp(z - z.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(proba, expected / expected.sum(axis=1, keepdims=True), atol=1e-5)
+
+
+def test_a_dropout_rate_of_zero_leaves_the_run_unchanged(backend, prototypes, monkeypatch):
+    """The training loop hands no dropout at all to the kernels at rate 0 (so the run is the
+    one before dropout existed), and one Dropout per epoch, keyed on the seed and epoch, above."""
+    from fastnn import dropout
+
+    X, y = prototypes[0][:200], prototypes[1][:200]
+    seen = []
+
+    def train_steps(*args):
+        seen.append(args[10:])
+        return backend.train_steps(*args)
+
+    spy = types.SimpleNamespace(**{k: getattr(backend, k) for k in dir(backend) if not k.startswith("__")})
+    spy.train_steps = train_steps
+    monkeypatch.setattr(training, "get_backend", lambda name: spy)
+    config = dict(hidden=8, epochs=2, batch_size=50, seed=7, backend=backend.NAME)
+    train(X, y, TrainConfig(**config))
+    assert set(seen) == {(None,)}
+    seen.clear()
+    train(X, y, TrainConfig(**config, dropout=0.25))
+    assert seen == [(dropout.for_epoch(0.25, 7, 0),)] + [(dropout.for_epoch(0.25, 7, 1),)]
+
+
 # --- the epoch shuffle and partial batches ------------------------------------------
 
 
@@ -266,6 +326,9 @@ def test_a_diverging_run_raises_and_names_the_loss(backend):
         dict(seed=0.5),
         dict(backend="torch"),
         dict(backend=None),
+        dict(dropout=1.0),
+        dict(dropout=-0.1),
+        dict(dropout=math.nan),
     ],
     ids=repr,
 )

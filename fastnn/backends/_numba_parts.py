@@ -16,7 +16,16 @@ from ._numba_blas import N, T, gemm
 from ._numba_jitable import like
 from ._numba_setup import FASTMATH, kernel
 from ._numba_sparse import TILES, batch_columns, rows_axpy
-from ._numba_steps import IDENTITY, STORE, activation_grad, apply_rule, bias_activate, head_step
+from ._numba_steps import (
+    IDENTITY,
+    RELU,
+    STORE,
+    activation_grad,
+    apply_rule,
+    bias_activate,
+    drop_units,
+    head_step,
+)
 
 
 @kernel()
@@ -53,11 +62,12 @@ def hidden_sparse(rows, perm, lo, m, P, w, n1, A, off):
 
 
 @kernel(nogil=True)
-def forward_rows(X, perm, lo, m, net, b, rows, gathered, weight_sum, head, p, n_parts):
+def forward_rows(X, perm, lo, m, net, b, rows, gathered, weight_sum, head, drop, key, p, n_parts):
     """Part ``p`` of the forward region: its rows of the batch ``perm[lo:lo + m]`` through every
     layer, and with a ``head`` (its code; -1 for none) their loss and output gradient (into
     ``b.loss[p]``, ``b.right[p]`` and ``b.D``); on the sparse path also its range of pixels'
-    columns.
+    columns.  With dropout (``drop > 0``, the epoch's key ``key``) each hidden layer's outputs
+    are masked (:func:`drop_units`) and the next layer's product scaled by ``1 / (1 - drop)``.
 
     Rows need nothing from other rows, so one region covers every layer: no partial
     sums, no wait between layers, and every part works on all of a layer's units
@@ -67,6 +77,8 @@ def forward_rows(X, perm, lo, m, net, b, rows, gathered, weight_sum, head, p, n_
     d, c = net.sizes[0], net.sizes[L]
     i0, i1 = part_range(m, p, n_parts)
     rows_here = i1 - i0
+    scale = 1.0 / (1.0 - drop)  # exactly 1.0 without dropout
+    base = 0  # the first unit of layer u among all hidden units
     if rows is not None:
         q0, q1 = part_range(d, p, n_parts)  # the columns backward needs, a range of pixels per part
         batch_columns(rows.indptr, rows.idx, rows.val, perm, lo, m, q0, q1, b.cend, b.crow, b.cval)
@@ -81,7 +93,7 @@ def forward_rows(X, perm, lo, m, net, b, rows, gathered, weight_sum, head, p, n_
                 rows_here,
                 n_out,
                 n_in,
-                1.0,
+                scale,
                 b.A,
                 b.offs[u - 2] + i0 * n_in,
                 n_in,
@@ -104,6 +116,9 @@ def forward_rows(X, perm, lo, m, net, b, rows, gathered, weight_sum, head, p, n_
         bias_activate(
             b.A, off, n_out, rows_here, net.P, net.table[u - 1, 1], np.int64(0), n_out, net.act if u < L else IDENTITY
         )
+        if drop > 0.0 and u < L:
+            drop_units(b.A, b.K, off, n_out, rows_here, perm, lo + i0, key, drop, base, net.act)
+        base += n_out
     if head >= 0:
         off = b.offs[L - 1] + i0 * c
         loss, right = head_step(head, b.A, off, c, rows_here, b.yb[i0:i1], b.Yb[i0:i1], b.wb[i0:i1], weight_sum, b.D)
@@ -178,27 +193,35 @@ def first_layer_part(net, b, rows, gathered, M, V, rate, decay, rule, fused, m, 
 
 
 @kernel(nogil=True)
-def backward_part(net, b, M, V, rate, decay, rule, fused, m, u, p, n_parts):
+def backward_part(net, b, M, V, rate, decay, rule, fused, m, u, drop, p, n_parts):
     """Part ``p`` of the backward region of hidden layer ``u``'s units ``q``: the gradient they
     pass back, the rows ``q`` of the next layer's weights, and their biases.  Every
-    parameter it updates is read by no other part."""
+    parameter it updates is read by no other part.  With dropout (``drop > 0``) the layer's
+    outputs in ``b.A`` are masked and unscaled: the products reading them take the scale
+    ``1 / (1 - drop)``, and the activation's derivative reads ``b.K``, where it is 0 for
+    the dropped units (:func:`drop_units`)."""
     n_u, n_next = net.sizes[u], net.sizes[u + 1]
     q0, q1 = part_range(n_u, p, n_parts)
     off, nxt = b.offs[u - 1], b.offs[u]
     lo, hi = net.table[u, 0] + q0 * n_next, net.table[u, 0] + q1 * n_next
     if rule.l2 > 0.0:
         b.pen[p] += sum_squares(net.P[lo:hi])
+    scale = 1.0 / (1.0 - drop)  # exactly 1.0 without dropout
     # D_u[:, q] = D_{u+1} W_u[q, :]^T, read before this part updates those rows
-    gemm(N, T, m, q1 - q0, n_next, 1.0, b.D, nxt, n_next, net.P, lo, n_next, 0.0, b.D, off + q0, n_u)
+    gemm(N, T, m, q1 - q0, n_next, scale, b.D, nxt, n_next, net.P, lo, n_next, 0.0, b.D, off + q0, n_u)
     if fused:
         # alpha as float64, as in every other call: gemm compiles once per argument types
-        gemm(T, N, q1 - q0, n_next, m, -np.float64(rate), b.A, off + q0, n_u, b.D, nxt, n_next, 1.0, net.P, lo, n_next)
+        alpha = -np.float64(rate) * scale
+        gemm(T, N, q1 - q0, n_next, m, alpha, b.A, off + q0, n_u, b.D, nxt, n_next, 1.0, net.P, lo, n_next)
     else:
-        gemm(T, N, q1 - q0, n_next, m, 1.0, b.A, off + q0, n_u, b.D, nxt, n_next, 0.0, b.G, lo, n_next)
+        gemm(T, N, q1 - q0, n_next, m, scale, b.A, off + q0, n_u, b.D, nxt, n_next, 0.0, b.G, lo, n_next)
         if rule.kind != STORE:
             apply_rule(net.P[lo:hi], b.G[lo:hi], M[lo:hi], V[lo:hi], rate, decay, rule)
     bo = net.table[u - 1, 1]
-    activation_grad(b.A, b.D, off, n_u, m, q0, q1, net.act, b.G[bo + q0 : bo + q1])
+    # with dropout the derivative reads b.K (0 for the dropped units; identity: the mask, by relu's rule)
+    src = b.K if drop > 0.0 else b.A
+    act = RELU if drop > 0.0 and net.act == IDENTITY else net.act
+    activation_grad(src, b.D, off, n_u, m, q0, q1, act, b.G[bo + q0 : bo + q1])
     if rule.kind != STORE:
         apply_rule(
             net.P[bo + q0 : bo + q1],

@@ -43,7 +43,9 @@ def gather(X, idx, out):
 
 
 @kernel(parallel=True, inline="always")
-def passes(X, perm, lo, m, net, b, rows, gathered, weight_sum, head, M, V, rate, decay, rule, fused, first, stop):
+def passes(
+    X, perm, lo, m, net, b, rows, gathered, weight_sum, head, M, V, rate, decay, rule, fused, first, stop, drop, key
+):
     """Phases ``first:stop`` of a step over the batch ``perm[lo:lo + m]``, a parallel region each:
 
     * phase 0, the forward pass split by rows: every layer's outputs in ``b.A`` (the last
@@ -57,7 +59,8 @@ def passes(X, perm, lo, m, net, b, rows, gathered, weight_sum, head, M, V, rate,
     again, all the code it calls) once per ``prange`` in the source, so one region for
     every phase of every depth is the cheapest to compile.  The sparse path reads
     ``rows`` (and ``gathered`` is None); the dense path (``rows`` None) gathers the batch
-    into ``gathered``.
+    into ``gathered``.  ``drop`` and ``key`` are the dropout rate (0.0: none) and the epoch's
+    dropout key (``uint64``), plain runtime arguments: one compile serves every rate.
     """
     L = net.sizes.shape[0] - 1
     for phase in range(first, stop):
@@ -65,9 +68,9 @@ def passes(X, perm, lo, m, net, b, rows, gathered, weight_sum, head, M, V, rate,
         parts = part_count(b, m if phase == 0 else net.sizes[u])
         for p in prange(parts):
             if phase == 0:
-                forward_rows(X, perm, lo, m, net, b, rows, gathered, weight_sum, head, np.int64(p), parts)
+                forward_rows(X, perm, lo, m, net, b, rows, gathered, weight_sum, head, drop, key, np.int64(p), parts)
             elif u > 0:
-                backward_part(net, b, M, V, rate, decay, rule, fused, m, u, np.int64(p), parts)
+                backward_part(net, b, M, V, rate, decay, rule, fused, m, u, drop, np.int64(p), parts)
             else:
                 first_layer_part(net, b, rows, gathered, M, V, rate, decay, rule, fused, m, np.int64(p), parts)
 
@@ -105,7 +108,10 @@ def output_biases(net, b, M, V, rate, rule, m):
 def forward_all(X, perm, lo, m, net, b, rows, gathered, weight_sum, head):
     """The forward pass alone (phase 0 of :func:`passes`); returns (weighted loss sum, rows right)."""
     no_rule = Rule(STORE, 0.0, 0.0, 0.0, 0.0, 0.0)  # the forward phase reads none
-    passes(X, perm, lo, m, net, b, rows, gathered, weight_sum, head, net.P, net.P, 0.0, 0.0, no_rule, False, 0, 1)
+    off = np.uint64(0)
+    passes(
+        X, perm, lo, m, net, b, rows, gathered, weight_sum, head, net.P, net.P, 0.0, 0.0, no_rule, False, 0, 1, 0.0, off
+    )
     return parts_total(b, m)
 
 
@@ -114,12 +120,12 @@ def backward_all(X, perm, m, net, b, rows, gathered, M, V, rate, decay, rule, fu
     """The backward pass alone from ``b.D``'s output gradient (the other phases of :func:`passes`),
     then the output biases; ``X[perm[:m]]`` is the batch of the forward pass it follows."""
     L = net.sizes.shape[0] - 1
-    passes(X, perm, 0, m, net, b, rows, gathered, 1.0, -1, M, V, rate, decay, rule, fused, 1, L + 1)
+    passes(X, perm, 0, m, net, b, rows, gathered, 1.0, -1, M, V, rate, decay, rule, fused, 1, L + 1, 0.0, np.uint64(0))
     output_biases(net, b, M, V, rate, rule, m)
 
 
 @kernel(parallel=True)
-def train_steps(X, y, Y, sw, perm, start, stop, batch_size, rates, net, b, rows, gathered, rule, M, V):
+def train_steps(X, y, Y, sw, perm, start, stop, batch_size, rates, net, b, rows, gathered, rule, M, V, drop, key):
     """Mini-batch steps over ``perm[start:stop]``; returns (loss sum, rows right).
 
     The sparse path passes ``X``'s compressed ``rows`` and None for ``gathered``; the dense
@@ -130,7 +136,9 @@ def train_steps(X, y, Y, sw, perm, start, stop, batch_size, rates, net, b, rows,
     Per step: the batch's targets and weights (serial, ``m`` rows), then every phase of
     :func:`passes` (forward by rows: every layer and the head; backward by each hidden
     layer's units, then the first layer's pixels, applying the rule as it goes), then the
-    output biases.
+    output biases.  With dropout (``drop > 0``; ``key`` the epoch's dropout key) the
+    forward pass masks every hidden layer's outputs and the backward pass their gradients
+    (:mod:`fastnn.dropout`).
     """
     L = net.sizes.shape[0] - 1
     c = net.sizes[L]
@@ -171,6 +179,8 @@ def train_steps(X, y, Y, sw, perm, start, stop, batch_size, rates, net, b, rows,
             fused,
             0,
             L + 1,
+            drop,
+            key,
         )
         loss, right = parts_total(b, m)
         output_biases(net, b, M, V, rates[step], rule, m)

@@ -11,7 +11,8 @@ and :data:`fastnn.optimizers.OPTIMIZERS`; each function branches on its code
 A network of ``L`` weight layers is a :class:`Net`: the flat parameters ``P``,
 ``sizes`` (``L + 1`` layer widths) and ``table`` (each layer's weight and bias
 offsets in ``P``).  Layer ``u``'s outputs (``1 <= u <= L``) are the ``(m, sizes[u])``
-matrix at ``A[offs[u - 1]:]`` and their gradients the same place in ``D``.
+matrix at ``A[offs[u - 1]:]`` and their gradients the same place in ``D``; with
+dropout, what a hidden layer's derivative reads (:func:`drop_units`) is at the same place in ``K``.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .. import _keys
 from ..activations import ACTIVATIONS, HEADS
 from ..optimizers import OPTIMIZERS
-from ._numba_jitable import like
+from ._numba_jitable import like  # (also registers the random keys for compiled code)
 from ._numba_setup import FASTMATH, kernel
 
 IDENTITY, LOGISTIC, TANH, RELU = (ACTIVATIONS.index(a) for a in ("identity", "logistic", "tanh", "relu"))
@@ -79,6 +81,7 @@ class Buffers(NamedTuple):
     cval: np.ndarray  # (m * d,) and values
     pen: np.ndarray  # (threads,) float64 partial sums of the squared weights (L2 penalty)
     loss: np.ndarray  # (threads,) float64 weighted loss sums, per thread
+    K: np.ndarray  # dropout: what the derivatives read, laid out as A (a stand-in of 16 until used)
 
 
 # --- activations ----------------------------------------------------------------------
@@ -138,6 +141,36 @@ def activation_grad(A, D, off, n, m, q0, q1, act, db):
         else:
             for j in range(w):
                 db[j] += grad[j]
+
+
+# --- dropout (the definition is fastnn.dropout's) ---------------------------------------------
+
+
+@kernel()
+def drop_units(A, K, off, n, m, perm, lo, key, drop, base, act):
+    """Dropout on the rows ``i < m`` of the hidden layer's ``(m, n)`` outputs ``a`` at ``A[off:]``
+    (activation ``act``): unit ``j`` of training row ``perm[lo + i]`` is kept when its draw
+    ``base + j`` is ``>= drop`` (``base``: the layer's first unit among all hidden units),
+    else ``A[i, j] = 0``.  The scale ``1 / (1 - drop)`` is left to the products that read
+    ``A`` (see :mod:`fastnn.dropout`).
+
+    ``K`` receives what the backward pass's :func:`activation_grad` then reads in place of
+    ``A``, so that masking the gradient costs no pass of its own: a kept unit's unmasked
+    ``a``, and for a dropped unit a value where the derivative is 0 (0 for relu and
+    logistic, 1 for tanh: ``1 - 1**2``).  The identity's derivative is never 0, so for it
+    ``K`` is the mask itself, 1 or 0, read with relu's rule.
+    """
+    zero, one = like(A, 0.0), like(A, 1.0)
+    dead = one if act == TANH else zero
+    for i in range(m):
+        row_key = _keys.sample_key(key, np.uint64(perm[lo + i]))
+        at = off + i * n
+        for j in range(n):
+            if _keys.uniform(row_key, np.uint64(base + j)) >= drop:
+                K[at + j] = one if act == IDENTITY else A[at + j]
+            else:
+                K[at + j] = dead
+                A[at + j] = zero
 
 
 @kernel()

@@ -157,6 +157,7 @@ class Workspace:
             cval=empty(n_cols, f),
             pen=np.zeros(threads, np.float64),
             loss=np.zeros(threads, np.float64),
+            K=empty(16, f),  # dropout's masks: made by masks() when a run asks for dropout
         )
         self.sparse = sparse
 
@@ -189,6 +190,12 @@ class Workspace:
         if self.buffers is None or sparse != self.sparse or self.buffers.pen.shape[0] != numba.get_num_threads():
             self._allocate(sparse)
         self.source = X
+
+    def masks(self) -> None:
+        """Give the buffers room for dropout's keep masks (laid out as the layers' outputs)."""
+        b = self._made()
+        if b.K.shape[0] < b.A.shape[0]:
+            self.buffers = b._replace(K=_aligned.empty(b.A.shape[0], self.dtype))
 
     @property
     def gathered(self):
@@ -330,11 +337,11 @@ def _moments(opt, params: Params):
 
 
 def train_steps(
-    net, X, targets, perm, start: int, stop: int, batch_size: int, lrs, opt, ws: Workspace
+    net, X, targets, perm, start: int, stop: int, batch_size: int, lrs, opt, ws: Workspace, dropout=None
 ) -> tuple[float, int]:
     """Mini-batch steps over ``perm[start:stop]``; returns (loss sum, rows right).
 
-    As the reference's.  ``ws`` keeps ``X``'s compressed rows between calls with
+    As the reference's (``dropout`` too: the same masks, :mod:`fastnn.dropout`).  ``ws`` keeps ``X``'s compressed rows between calls with
     the same array: see :class:`Workspace` before changing ``X`` in place between calls.
     """
     n_steps = check_network_call(
@@ -342,6 +349,9 @@ def train_steps(
     )
     X = np.ascontiguousarray(X)
     ws.prepare(X)
+    drop, key = (float(dropout.rate), np.uint64(dropout.key)) if dropout is not None else (0.0, np.uint64(0))
+    if drop > 0.0:
+        ws.masks()
     rates = np.ascontiguousarray(opt.rates(lrs), dtype=net.params.dtype)
     M, V = _moments(opt, net.params)
     labels, values, weights = (np.ascontiguousarray(a) for a in targets)
@@ -363,6 +373,8 @@ def train_steps(
             _rule(opt),
             M,
             V,
+            drop,
+            key,
         )
     opt.advance(n_steps)
     return float(total), int(correct)

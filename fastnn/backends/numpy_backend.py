@@ -15,7 +15,9 @@ Conventions shared with every other backend (same names, same arguments):
 * losses and correct counts come back as sums over the batch (not means), so
   that sums over batches of different lengths stay exact;
 * an optimizer is a :class:`fastnn.optimizers.Optimizer`; the learning rates
-  of a chunk of steps come as an array, one per step.
+  of a chunk of steps come as an array, one per step;
+* dropout, when on, is one epoch's :class:`fastnn.dropout.Dropout` given to
+  ``train_steps`` (its exact definition is in :mod:`fastnn.dropout`).
 
 This module is written to be read: one step of the math per function, one
 loop over the layers, the activations and heads from the lookup tables of
@@ -28,6 +30,7 @@ import numpy as np
 
 from .. import _keys
 from .. import augment as _aug
+from .. import dropout as _dropout
 from ..activations import ACTIVATE, DERIVATIVE, OUTPUT, Targets, head_correct, head_losses
 from ..layers import Params
 from ._checks import check_network_call, check_targets
@@ -148,6 +151,8 @@ class Workspace:
     ``A[i]`` holds layer ``i``'s output (the last one raw, before the head) and
     ``D[i]`` the loss's gradient with respect to layer ``i``'s pre-activation;
     ``grads`` the parameters' gradients; ``Xb`` and ``targets`` the gathered batch.
+    With dropout, ``H[i]`` holds hidden layer ``i``'s activations before their mask
+    (allocated on first use: :meth:`unmasked`).
     """
 
     def __init__(self, net, batch_size: int):
@@ -155,6 +160,7 @@ class Workspace:
         self.shape = (batch_size, layout)
         self.A = [np.empty((batch_size, size), dtype) for size in layout.sizes[1:]]
         self.D = [np.empty((batch_size, size), dtype) for size in layout.sizes[1:]]
+        self.H: list | None = None
         self.grads = Params(layout)
         self.Xb = np.empty((batch_size, layout.sizes[0]), dtype)
 
@@ -165,6 +171,12 @@ class Workspace:
     def deltas(self, m: int) -> list:
         """Each layer's gradient for the first ``m`` rows (views)."""
         return [d[:m] for d in self.D]
+
+    def unmasked(self, m: int) -> list:
+        """Each hidden layer's activations before dropout, for the first ``m`` rows (views)."""
+        if self.H is None:
+            self.H = [np.empty_like(a) for a in self.A[:-1]]
+        return [h[:m] for h in self.H]
 
 
 def make_workspace(net, batch_size: int) -> Workspace:
@@ -181,7 +193,9 @@ def forward(net, Xb, ws: Workspace) -> None:
     _forward(net, Xb, ws.activations(len(Xb)))
 
 
-def _forward(net, Xb, A) -> None:
+def _forward(net, Xb, A, K=None, H=None) -> None:
+    """With dropout, ``K[i]`` is hidden layer ``i``'s multipliers ``k / (1 - p)`` (0 where
+    dropped): ``H[i]`` receives its activations and ``A[i]`` the masked ones the next layer reads."""
     inputs = Xb
     last = len(A) - 1
     for i, (W, b) in enumerate(net.params.blocks()):
@@ -189,6 +203,9 @@ def _forward(net, Xb, A) -> None:
         A[i] += b
         if i < last:
             ACTIVATE[net.activation](A[i])
+            if K is not None:
+                H[i][...] = A[i]
+                A[i] *= K[i]
         inputs = A[i]
 
 
@@ -230,14 +247,20 @@ def backward(net, Xb, ws: Workspace) -> None:
     _backward(net, Xb, ws.activations(m), ws.deltas(m), ws.grads)
 
 
-def _backward(net, Xb, A, D, grads) -> None:
+def _backward(net, Xb, A, D, grads, K=None, H=None) -> None:
+    """With dropout (``K``, ``H`` as :func:`_forward`'s): the gradient arriving at a hidden
+    layer's masked output times ``K``, then the derivative through the unmasked ``H``."""
     inputs = [Xb] + A[:-1]
     for i in reversed(range(len(D))):
         np.matmul(inputs[i].T, D[i], out=grads.coefs[i])
         np.sum(D[i], axis=0, out=grads.intercepts[i])
         if i > 0:
             np.matmul(D[i], net.coefs[i].T, out=D[i - 1])
-            DERIVATIVE[net.activation](A[i - 1], D[i - 1])
+            if K is None:
+                DERIVATIVE[net.activation](A[i - 1], D[i - 1])
+            else:
+                D[i - 1] *= K[i - 1]
+                DERIVATIVE[net.activation](H[i - 1], D[i - 1])
 
 
 def update(params: Params, grads: Params, opt, rate: float, decay: float = 0.0) -> None:
@@ -249,7 +272,7 @@ def update(params: Params, grads: Params, opt, rate: float, decay: float = 0.0) 
 
 
 def train_steps(
-    net, X, targets: Targets, perm, start: int, stop: int, batch_size: int, lrs, opt, ws: Workspace
+    net, X, targets: Targets, perm, start: int, stop: int, batch_size: int, lrs, opt, ws: Workspace, dropout=None
 ) -> tuple[float, int]:
     """Mini-batch steps over the samples ``perm[start:stop]`` in batches of ``batch_size``.
 
@@ -259,11 +282,15 @@ def train_steps(
     last batch may be shorter.  Returns the sum of the batches' losses (each
     :func:`loss` plus, with ``opt.l2``, the penalty ``l2 ||W||**2 / 2`` scaled
     as the loss) and the number of rows right, measured before each update.
+    ``dropout`` (a :class:`fastnn.dropout.Dropout`, or None for none) drops hidden
+    units as :mod:`fastnn.dropout` defines, keyed on the rows' indices in ``X``.
     """
     n_steps = check_network_call(
         net, X=X, ws=ws, targets=targets, perm=perm, start=start, stop=stop, batch_size=batch_size, lrs=lrs
     )
     rates = opt.rates(lrs)
+    hidden = net.params.layout.sizes[1:-1]
+    K = H = None
     total, correct = 0.0, 0
     # A diverging run overflows; the caller sees it as a non-finite loss and stops with a
     # clear message, so NumPy's RuntimeWarnings would only be noise before it.
@@ -274,12 +301,14 @@ def train_steps(
             Xb, A, D = ws.Xb[:m], ws.activations(m), ws.deltas(m)
             batch = targets.take(idx)
             gather(X, idx, Xb)
-            _forward(net, Xb, A)
+            if dropout is not None and dropout.rate > 0:  # the masks of the batch's rows, by their index in X
+                K, H = _dropout.multipliers(dropout, idx, hidden, Xb.dtype), ws.unmasked(m)
+            _forward(net, Xb, A, K, H)
             batch_loss, batch_correct = _loss(net.head, A[-1], batch, D[-1])
             weight_sum = float(batch.weights.sum(dtype=np.float64))
             if opt.l2:
                 batch_loss += 0.5 * opt.l2 * net.params.squared_norm() * m / weight_sum
-            _backward(net, Xb, A, D, ws.grads)
+            _backward(net, Xb, A, D, ws.grads, K, H)
             opt.update(net.params, ws.grads, rates[k], opt.decay(weight_sum))
             total += batch_loss
             correct += batch_correct

@@ -128,6 +128,12 @@ augment_flip, augment_erase, augment_erase_area : float, default=0.0, 0.0, 0.25
     mirroring an image left-right, that of random erasing (a random rectangle
     set to 0), and the erased rectangle's largest area, a fraction of the image
     (for clothing rather than digits).""",
+    "dropout": """\
+dropout : float, default=0.0
+    fastnn's: the probability, in [0, 1), of dropping each hidden unit's output
+    for a training row in an epoch (inverted dropout: kept outputs are scaled by
+    ``1 / (1 - dropout)``; stochastic solvers). Off in ``predict``, ``score``
+    and exported models. See :mod:`fastnn.dropout`.""",
 }
 
 ATTRIBUTES = {

@@ -155,7 +155,7 @@ class BaseMLP(BaseEstimator):
         return state
 
     def __setstate__(self, state):
-        # An estimator pickled before one of fastnn's parameters existed (augment_flip, ...)
+        # An estimator pickled before one of fastnn's parameters existed (augment_flip, dropout, ...)
         # gets that parameter's default.
         state = {**FASTNN_DEFAULTS, **state}
         super().__setstate__(state)

@@ -62,6 +62,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         augment_flip=F["augment_flip"],
         augment_erase=F["augment_erase"],
         augment_erase_area=F["augment_erase_area"],
+        dropout=F["dropout"],
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -99,6 +100,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         self.augment_flip = augment_flip
         self.augment_erase = augment_erase
         self.augment_erase_area = augment_erase_area
+        self.dropout = dropout
 
     # --- the scikit-learn API -------------------------------------------------------------------
 
@@ -317,6 +319,7 @@ MLPClassifier.__doc__ = _docs.docstring(
         "augment_rotation",
         "augment_alpha",
         "augment_flip",
+        "dropout",
     ],
     [
         "classes_",

@@ -3,7 +3,7 @@
 scikit-learn's parameters keep scikit-learn's defaults and constraints (the
 same ``InvalidParameterError`` for the same bad value, raised by
 ``BaseEstimator._validate_params``); fastnn's own come after them as extra
-keywords.  The augmentation parameters are :class:`~fastnn.config.TrainConfig`'s
+keywords.  The augmentation parameters and ``dropout`` are :class:`~fastnn.config.TrainConfig`'s
 fields under their own names: their defaults and rules are the config's.
 """
 
@@ -62,10 +62,12 @@ AUGMENT_PARAMS = (
     "augment_erase",
     "augment_erase_area",
 )
+#: Every parameter that is a TrainConfig field: the augmentation's, then dropout.
+CONFIG_PARAMS = (*AUGMENT_PARAMS, "dropout")
 _CONFIG = TrainConfig()
 
 #: fastnn's extra keywords and their defaults (``class_weight`` is the classifier's only).
-FASTNN_DEFAULTS = dict(backend="auto", dtype=None, **{name: getattr(_CONFIG, name) for name in AUGMENT_PARAMS})
+FASTNN_DEFAULTS = dict(backend="auto", dtype=None, **{name: getattr(_CONFIG, name) for name in CONFIG_PARAMS})
 
 #: scikit-learn's ``_parameter_constraints``, as its MLP estimators declare them, plus fastnn's.
 CONSTRAINTS: dict = {
@@ -96,7 +98,7 @@ CONSTRAINTS: dict = {
     "backend": [StrOptions({"auto", "numpy", "numba"})],
     "dtype": [None, StrOptions({"float32", "float64"}), Options(type, {np.float32, np.float64})],
     # checked by fastnn.config's rules (check_fastnn_params), which hold their ranges
-    **dict.fromkeys(AUGMENT_PARAMS, "no_validation"),
+    **dict.fromkeys(CONFIG_PARAMS, "no_validation"),
 }
 
 CLASSIFIER_CONSTRAINTS = {**CONSTRAINTS, "class_weight": [dict, StrOptions({"balanced"}), None]}
@@ -104,14 +106,19 @@ REGRESSOR_CONSTRAINTS = {**CONSTRAINTS, "loss": [StrOptions({"squared_error", "p
 
 
 def check_fastnn_params(est) -> None:
-    """The checks scikit-learn's constraints cannot express: augmentation's ranges (the
-    config's rules) and which solver a fastnn option works with."""
-    for name in AUGMENT_PARAMS:
+    """The checks scikit-learn's constraints cannot express: augmentation's and dropout's
+    ranges (the config's rules) and which solver a fastnn option works with."""
+    for name in CONFIG_PARAMS:
         RULES[name].validate(getattr(est, name))
     check_augment_combination(est.augment, est.augment_flip, est.augment_erase)
     if est.solver == "lbfgs" and est.augment != "none":
         raise ValueError(
             f"augment={est.augment!r} distorts each epoch's mini-batches: it needs a "
+            f"stochastic solver ('sgd' or 'adam'), not solver='lbfgs'"
+        )
+    if est.solver == "lbfgs" and est.dropout > 0:
+        raise ValueError(
+            f"dropout={est.dropout!r} drops hidden units in each mini-batch step: it needs a "
             f"stochastic solver ('sgd' or 'adam'), not solver='lbfgs'"
         )
 

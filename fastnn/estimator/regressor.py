@@ -58,6 +58,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         augment_flip=F["augment_flip"],
         augment_erase=F["augment_erase"],
         augment_erase_area=F["augment_erase_area"],
+        dropout=F["dropout"],
     ):
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -95,6 +96,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         self.augment_flip = augment_flip
         self.augment_erase = augment_erase
         self.augment_erase_area = augment_erase_area
+        self.dropout = dropout
 
     # --- the scikit-learn API -------------------------------------------------------------------
 
@@ -220,6 +222,7 @@ MLPRegressor.__doc__ = _docs.docstring(
         "augment_rotation",
         "augment_alpha",
         "augment_flip",
+        "dropout",
     ],
     [
         "loss_",

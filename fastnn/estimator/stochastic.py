@@ -211,6 +211,7 @@ def fit_stochastic(est, net, X, Y, sw, *, incremental: bool, rng, backend: str) 
         seed=est._shuffle_seed,
         shuffle=est.shuffle,
         augment=augment,
+        dropout=est.dropout,
     )
     trainer.epoch = getattr(est, "_epochs_done", 0)
     weight_sum = float(targets.weights.sum(dtype=np.float64))
