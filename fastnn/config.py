@@ -351,7 +351,7 @@ PRESETS = {
     # A deeper network on elastically distorted digits (Simard et al.'s field, made smoother
     # than the default as Ciresan et al. 2010 did: sigma 6) for as many epochs as fit in
     # about 7 minutes of training on 2 cores: 99.5% MNIST test accuracy.  Chosen on a
-    # 5000-image dev split; see docs/guide/training.md for what was tried.
+    # 5000-image dev split; docs/guide/records.md has what was tried.
     "record": dict(
         hidden=(1000, 500),
         epochs=150,
@@ -365,24 +365,25 @@ PRESETS = {
         augment_alpha=36.0,
         augment_sigma=6.0,
     ),
-    # record's network and optimizer for clothing (Fashion-MNIST): no rotation, zoom or
-    # shear, but mirror images, small shifts and random erasing.
+    # record's network and optimizer for clothing (Fashion-MNIST): no rotation, zoom, shear
+    # or shift, but mirror images and dropout, which together let it train longer than
+    # plain training can before it overfits.  Chosen on a 5000-image dev split.
     "record-fashion": dict(
         hidden=(1000, 500),
-        epochs=60,
+        epochs=80,
         lr=0.1,
         optimizer="nesterov",
         momentum=0.9,
         weight_decay=5e-5,
         schedule="onecycle",
         dev_size=1000,
+        dropout=0.2,
         augment="affine",
         augment_rotation=0.0,
         augment_scale=0.0,
         augment_shear=0.0,
-        augment_shift=2.0,
+        augment_shift=0.0,
         augment_flip=0.5,
-        augment_erase=0.5,
     ),
 }
 
@@ -391,6 +392,6 @@ PRESET_HELP = {
     "default": "784-256-10, plain SGD, 15 epochs (fast)",
     "best": "784-800-10, Nesterov, one-cycle, 30 epochs: 98.5% on MNIST",
     "max": "best's recipe on affine-distorted digits, 12 epochs: 99.1% on MNIST (28x28 images only)",
-    "record": "784-1000-500-10 on elastically distorted digits, EPOCHS_RECORD epochs: 99.5% on MNIST (28x28 images only)",
-    "record-fashion": "record's network on mirrored, shifted, partly erased clothes: FASHIONACC on Fashion-MNIST",
+    "record": "784-1000-500-10 on elastically distorted digits, 150 epochs (about 7 minutes): 99.5% on MNIST",
+    "record-fashion": "record's network with dropout on mirrored clothes, 80 epochs: 90.7% on Fashion-MNIST",
 }
