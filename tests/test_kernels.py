@@ -618,23 +618,29 @@ print(json.dumps(out))
 """
 
 
-def test_numba_with_more_threads_than_cores_trains_the_same_network():
-    """Users have 8-64 cores; this machine has 2.  Eight threads on two cores split every
-    layer into more slices than there are units in some (13, 9, 5 units): each must
-    still train correctly, and within rounding of one thread."""
+def _with_eight_threads(script: str) -> dict:
+    """Run ``script`` (formatted with this folder as ``tests``) in a fresh process with numba
+    set to 8 threads on this 2-core machine; return the JSON its last line prints."""
+    import json
+
     env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_NUM")}
     env["NUMBA_NUM_THREADS"] = "8"
     proc = subprocess.run(
-        [sys.executable, "-c", _MANY_THREADS.format(tests=os.path.dirname(__file__))],
+        [sys.executable, "-c", script.format(tests=os.path.dirname(__file__))],
         capture_output=True,
         text=True,
         env=env,
         timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    import json
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
-    diffs = json.loads(proc.stdout.strip().splitlines()[-1])
+
+def test_numba_with_more_threads_than_cores_trains_the_same_network():
+    """Users have 8-64 cores; this machine has 2.  Eight threads on two cores split every
+    layer into more slices than there are units in some (13, 9, 5 units): each must
+    still train correctly, and within rounding of one thread."""
+    diffs = _with_eight_threads(_MANY_THREADS)
     assert set(diffs) == {"13-37-logistic-momentum", "h128-sgd-partial-last", "deep4-tanh-adam-weighted"}
     for case, d in diffs.items():
         assert d[0] == 0.0 and max(d) < 1e-3, (case, d)
@@ -862,19 +868,7 @@ print(json.dumps(out))
 def test_numba_dropout_does_not_depend_on_the_thread_count():
     """1, 3 and 8 threads on two cores (more threads than cores, and than some layers'
     units): the same masks (those of the definition) and the same network within rounding."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_NUM")}
-    env["NUMBA_NUM_THREADS"] = "8"
-    proc = subprocess.run(
-        [sys.executable, "-c", _DROPOUT_THREADS.format(tests=os.path.dirname(__file__))],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    import json
-
-    diffs = json.loads(proc.stdout.strip().splitlines()[-1])
+    diffs = _with_eight_threads(_DROPOUT_THREADS)
     assert set(diffs) == {"13-37-logistic-momentum", "deep4-tanh-adam-weighted"}
     for case, d in diffs.items():
         assert d[0] == 0.0 and max(d) < 1e-3, (case, d)
