@@ -649,6 +649,20 @@ def test_numba_with_more_threads_than_cores_trains_the_same_network():
 # --- finite differences ------------------------------------------------------------
 
 
+def _central_differences(p, objective, eps):
+    """d objective / d p by central differences, perturbing ``p`` in place one entry at a time."""
+    numeric = np.empty_like(p)
+    for i in np.ndindex(p.shape):
+        keep = p[i]
+        p[i] = keep + eps
+        up = objective()
+        p[i] = keep - eps
+        down = objective()
+        p[i] = keep
+        numeric[i] = (up - down) / (2 * eps)
+    return numeric
+
+
 @pytest.mark.parametrize("head, c", [("softmax", 3), ("logistic", 1), ("logistic", 3), ("identity", 2), ("exp", 2)])
 @pytest.mark.parametrize("activation", ["logistic", "tanh", "relu", "identity"])
 def test_reference_gradient_matches_central_differences(np_backend, activation, head, c):
@@ -679,15 +693,7 @@ def test_reference_gradient_matches_central_differences(np_backend, activation, 
         )
 
     for p, grad in zip(coefs + intercepts, analytic):
-        numeric = np.empty_like(p)
-        for i in np.ndindex(p.shape):
-            keep = p[i]
-            p[i] = keep + eps
-            up = objective()
-            p[i] = keep - eps
-            down = objective()
-            p[i] = keep
-            numeric[i] = (up - down) / (2 * eps)
+        numeric = _central_differences(p, objective, eps)
         # The reference's gradient is of the mean loss times m / m: the kernels' loss is
         # a sum over the batch, their gradient the gradient of the mean.
         np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-8)
@@ -909,15 +915,7 @@ def test_reference_gradient_with_a_fixed_dropout_mask_matches_central_difference
         )
 
     for p_, grad in zip(coefs + intercepts, analytic):
-        numeric = np.empty_like(p_)
-        for i in np.ndindex(p_.shape):
-            keep_ = p_[i]
-            p_[i] = keep_ + eps
-            up = objective()
-            p_[i] = keep_ - eps
-            down = objective()
-            p_[i] = keep_
-            numeric[i] = (up - down) / (2 * eps)
+        numeric = _central_differences(p_, objective, eps)
         np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-8)
 
 
